@@ -1,0 +1,54 @@
+"""Data for ``list`` and ``show``: recipes with their resolved paths, as plain dicts."""
+
+from __future__ import annotations
+
+from llmsetup.recipes.loader import Catalog
+from llmsetup.settings import Settings
+from llmsetup.targets import Target, model_dir_for
+
+
+def is_installed(model_dir) -> bool:
+    """A model counts as installed when its folder holds a config.json."""
+    return (model_dir / "config.json").is_file()
+
+
+def recipe_rows(catalog: Catalog, settings: Settings) -> list[dict]:
+    rows = []
+    for recipe in catalog.all():
+        model_dir = model_dir_for(recipe, settings)
+        rows.append({
+            "name": recipe.name,
+            "kind": recipe.kind,
+            "repo_id": recipe.repo_id,
+            "description": recipe.description,
+            "params": recipe.params,
+            "memory_gb": recipe.memory_gb(),
+            "gated": recipe.gated,
+            "installed": is_installed(model_dir),
+            "model_dir": str(model_dir),
+            "source": str(recipe.origin) if recipe.origin else None,
+        })
+    return rows
+
+
+def describe_target(target: Target, settings: Settings) -> dict:
+    recipe = target.recipe
+    doc: dict = {
+        "recipe": recipe.model_dump(mode="json", exclude_none=True),
+        "paths": {
+            "recipe_file": str(recipe.origin) if recipe.origin else None,
+            "model_dir": str(target.model_dir),
+            "state_dir": str(settings.state_dir / recipe.name),
+            "locks": {p: (str(recipe.lock_path(p)) if recipe.lock_path(p) else None)
+                      for p in recipe.profiles},
+        },
+        "memory_gb": recipe.memory_gb(),
+        "installed": is_installed(target.model_dir),
+    }
+    try:
+        from llmsetup.plan import InstallOptions, build_plan
+    except ImportError:  # the install plan arrives with the install command
+        return doc
+    plan = build_plan(target, settings, InstallOptions())
+    doc["plan"] = plan.describe()
+    return doc

@@ -1,0 +1,103 @@
+"""One table that maps known exceptions to a message, a hint and an exit code.
+
+Commands raise; :class:`LLMSetupGroup` catches here, prints one or two lines on stderr and
+exits. ``LLMSETUP_DEBUG=1`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from llmsetup.errors import LLMSetupError, ProcessError, RecipeError
+from llmsetup.secret import redact
+
+DEBUG_HINT = "Set LLMSETUP_DEBUG=1 to see the traceback."
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _llmsetup(exc: LLMSetupError) -> tuple[str, str | None, int]:
+    message = exc.message
+    if isinstance(exc, RecipeError) and len(exc.problems) > 1:
+        message = "\n".join([exc.message, *("  " + p for p in exc.problems)])
+    if isinstance(exc, ProcessError) and exc.tail:
+        tail = "\n".join("  | " + line for line in exc.tail.splitlines()[-12:])
+        message = f"{message}\n{tail}"
+        if exc.log and (not exc.hint or exc.log not in exc.hint):
+            return message, ((exc.hint + "\n") if exc.hint else "") + f"Full log: {exc.log}", \
+                exc.exit_code
+    return message, exc.hint, exc.exit_code
+
+
+def _oserror(exc: OSError) -> tuple[str, str | None, int]:
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on device{where}", "Free some disk space, then rerun the " \
+            "same command: it resumes where it stopped.", 1
+    if isinstance(exc, PermissionError):
+        return f"permission denied{where}", "Check the folder's owner and mode, or choose " \
+            "another folder (LLMSETUP_HOME, LLMSETUP_MODELS_DIR).", 1
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file or folder{where}", "Check the path.", 2
+    return f"{exc.strerror or exc}{where}", None, 1
+
+
+def _network(exc: Exception) -> tuple[str, str | None, int]:
+    return (f"network error: {exc}", "Check the connection or try another source or mirror "
+            "(--source, --endpoint, --pip-mirror).", 1)
+
+
+# Ordered: the first matching row wins. Third-party errors are matched by class name so
+# that their modules need not be imported here.
+TABLE: list[tuple[Callable[[BaseException], bool], Callable[[Any], tuple[str, str | None, int]]]] = [
+    (lambda e: isinstance(e, LLMSetupError), _llmsetup),
+    (lambda e: isinstance(e, KeyboardInterrupt),
+     lambda e: ("interrupted", "Rerun the same command to pick up where it stopped.", 130)),
+    (lambda e: any(c.__name__ in {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout",
+                                  "SSLError"} for c in type(e).__mro__), _network),
+    (lambda e: isinstance(e, OSError), _oserror),
+]
+
+
+def describe(exc: BaseException) -> tuple[str, str | None, int]:
+    """Message, hint and exit code for ``exc``."""
+    for matches, render in TABLE:
+        if matches(exc):
+            return render(exc)
+    return (f"unexpected error: {type(exc).__name__}: {exc}",
+            f"This is a bug in llmsetup; please report it. {DEBUG_HINT}", 1)
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` for the user on stderr and return the exit code."""
+    message, hint, code = describe(exc)
+    debug = os.environ.get("LLMSETUP_DEBUG") not in (None, "", "0")
+    if debug:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    out = sys.stderr
+    out.write(redact(f"Error: {message}\n"))
+    if hint:
+        out.write(redact(f"Hint: {hint}\n"))
+    if code not in (2, 130) and not debug and not isinstance(exc, LLMSetupError):
+        out.write(f"{DEBUG_HINT}\n")
+    out.flush()
+    return code
+
+
+class LLMSetupGroup(TyperGroup):
+    """The root command group: runs a command and maps whatever it raises through TABLE."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - this is the boundary
+            raise typer.Exit(report(exc)) from None

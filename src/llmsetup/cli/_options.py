@@ -1,0 +1,30 @@
+"""Reusable typed options, so that command signatures read like documentation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
+]
+TargetArg = Annotated[
+    str,
+    typer.Argument(metavar="NAME|DIR",
+                   help="A recipe name (see `llmsetup list`) or a local model folder."),
+]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="A recipe name (see `llmsetup list`).")]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", help="Requirement profile: book (the book's pins) or modern.",
+                 show_default="the recipe's default, usually book"),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would be done; change nothing on disk.")
+]
+Bits4Opt = Annotated[bool, typer.Option("--4bit", help="Load in 4-bit (NF4) with bitsandbytes.")]
+Bits8Opt = Annotated[bool, typer.Option("--8bit", help="Load in 8-bit (LLM.int8) with bitsandbytes.")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto, cuda or cpu.", case_sensitive=False)
+]

@@ -1,0 +1,65 @@
+"""One output object for every command: human (rich), JSON, or quiet.
+
+- ``--json``: exactly one JSON document on stdout, nothing else there; messages go to
+  stderr.
+- human: results on stdout, progress and messages on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from llmsetup.secret import redact
+
+
+class Output:
+    def __init__(self, json_mode: bool = False, quiet: bool = False) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self._out = None
+        self._err = None
+
+    @property
+    def out(self):
+        """A rich console on stdout."""
+        if self._out is None:
+            from rich.console import Console
+
+            # A pipe gets a wide console so that tables are never cut to 80 columns.
+            width = None if sys.stdout.isatty() else 160
+            self._out = Console(file=sys.stdout, highlight=False, width=width)
+        return self._out
+
+    @property
+    def err(self):
+        """A rich console on stderr (progress, messages)."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(file=sys.stderr, highlight=False)
+        return self._err
+
+    def result(self, doc: Any, render: Callable[[Any], None] | None = None) -> None:
+        """The command's result: JSON on stdout, or ``render(console)`` for humans."""
+        if self.json_mode:
+            sys.stdout.write(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str)))
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        elif render is not None:
+            render(self.out)
+        else:
+            self.out.print_json(redact(json.dumps(doc, ensure_ascii=False, default=str)))
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(redact(message))
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]Warning:[/] {redact(message)}")
+
+    def success(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(f"[green]✓[/] {redact(message)}")

@@ -1,0 +1,55 @@
+"""The root of the command line: registers the command modules and runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmsetup import __version__
+from llmsetup.cli import catalog, doctor, recipes
+from llmsetup.cli._context import state
+from llmsetup.cli._errors import LLMSetupGroup
+
+app = typer.Typer(
+    name="llmsetup",
+    cls=LLMSetupGroup,
+    help="Install local LLMs and speech models in one command, prove they work, and tell "
+    "the truth about their speed and memory.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmsetup {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    recipes_dir: Annotated[list[Path] | None, typer.Option(
+        "--recipes-dir", metavar="DIR", help="An extra folder of recipes (repeatable); overrides bundled ones.",
+        envvar=None)] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    """Install local LLMs and speech models in one command, prove they work, and tell the
+    truth about their speed and memory."""
+    state(ctx).recipes_dirs = [p.expanduser().absolute() for p in recipes_dir or []]
+
+
+app.command("list")(catalog.list_cmd)
+app.command("show")(catalog.show_cmd)
+app.command("doctor")(doctor.doctor_cmd)
+app.add_typer(recipes.app, name="recipes")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="llmsetup")

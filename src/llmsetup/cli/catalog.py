@@ -1,0 +1,74 @@
+"""``llmsetup list`` and ``llmsetup show``: the recipes and what they hold."""
+
+from __future__ import annotations
+
+import typer
+
+from llmsetup.cli._context import state
+from llmsetup.cli._options import JsonOpt, TargetArg
+from llmsetup.cli._output import Output
+
+
+def _gb(value: float | None) -> str:
+    return "?" if value is None else (f"{value:.0f}" if value >= 10 else f"{value:.1f}")
+
+
+def _params(value: float | None) -> str:
+    if not value:
+        return "?"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.0f}"
+
+
+def list_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List every recipe: kind, repository, size, GPU memory per precision, installed or not."""
+    from llmsetup.catalog_view import recipe_rows
+
+    app = state(ctx)
+    out = Output(json_)
+    rows = recipe_rows(app.catalog, app.settings)
+    for problem in app.catalog.problems:
+        out.warn(f"skipped a broken recipe: {problem.message}")
+
+    def render(console) -> None:
+        from rich.table import Table
+
+        table = Table(header_style="bold", box=None, pad_edge=False)
+        for col, justify in (("name", "left"), ("kind", "left"), ("repository", "left"),
+                             ("params", "right"), ("GPU GB fp16/8-bit/4-bit", "right"),
+                             ("installed", "left")):
+            table.add_column(col, justify=justify, no_wrap=True)
+        for row in rows:
+            mem = row["memory_gb"]
+            table.add_row(row["name"], row["kind"], row["repo_id"], _params(row["params"]),
+                          f"{_gb(mem['fp16'])} / {_gb(mem['int8'])} / {_gb(mem['int4'])}",
+                          "[green]yes[/]" if row["installed"] else "no")
+        console.print(table)
+
+    out.result({"recipes": rows}, render)
+
+
+def show_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> None:
+    """Everything in a recipe, its resolved paths and its install plan."""
+    from llmsetup.catalog_view import describe_target
+
+    app = state(ctx)
+    doc = describe_target(app.target(target), app.settings)
+
+    def render(console) -> None:
+        import yaml
+        from rich.syntax import Syntax
+
+        console.print(f"[bold]{doc['recipe']['name']}[/]: {doc['recipe']['description']}")
+        for key, value in doc["paths"].items():
+            console.print(f"  {key}: {value}")
+        console.print(Syntax(yaml.safe_dump(doc["recipe"], sort_keys=False, allow_unicode=True,
+                                            width=100), "yaml", background_color="default"))
+        if doc.get("plan"):
+            console.print("[bold]Install plan[/] (llmsetup install " + doc["recipe"]["name"] + "):")
+            for i, step in enumerate(doc["plan"], 1):
+                console.print(f"  {i}. {step['title']}")
+
+    Output(json_).result(doc, render)

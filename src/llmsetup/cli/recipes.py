@@ -1,0 +1,48 @@
+"""``llmsetup recipes ...``: work with recipe files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmsetup.cli._options import JsonOpt
+from llmsetup.cli._output import Output
+
+app = typer.Typer(help="Work with recipe files.", no_args_is_help=True)
+
+
+@app.command("validate")
+def recipes_validate(
+    files: Annotated[list[Path], typer.Argument(help="Recipe files to check.", metavar="FILE...")],
+    json_: JsonOpt = False,
+) -> None:
+    """Check recipe files; a bad one exits 2 with file:line, the field and what was expected."""
+    from llmsetup.errors import LLMSetupError, RecipeError
+    from llmsetup.recipes.loader import load_file
+
+    out = Output(json_)
+    results = []
+    for path in files:
+        try:
+            recipe = load_file(path)
+            results.append({"file": str(path), "ok": True, "name": recipe.name, "problems": []})
+        except RecipeError as exc:
+            results.append({"file": str(path), "ok": False, "problems": exc.problems
+                            or [exc.message]})
+        except LLMSetupError as exc:
+            results.append({"file": str(path), "ok": False, "problems": [exc.message]})
+    bad = [r for r in results if not r["ok"]]
+
+    def render(console) -> None:
+        for r in results:
+            if r["ok"]:
+                console.print(f"[green]ok[/]   {r['file']} ({r['name']})")
+        for r in bad:
+            for problem in r["problems"]:
+                typer.echo(f"Error: {problem}", err=True)
+
+    out.result({"valid": not bad, "files": results}, render)
+    if bad:
+        raise typer.Exit(2)

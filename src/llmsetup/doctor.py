@@ -1,0 +1,93 @@
+"""``llmsetup doctor``: what this machine has for installing and running models."""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from llmsetup import __version__
+from llmsetup.hardware import fit, probe_gpus, profile_advice
+from llmsetup.proc import clean_env
+from llmsetup.settings import Settings, config_path
+
+# Each tool: how to ask its version.
+TOOLS = {
+    "conda": ["conda", "--version"],
+    "mamba": ["mamba", "--version"],
+    "micromamba": ["micromamba", "--version"],
+    "uv": ["uv", "--version"],
+    "git": ["git", "--version"],
+    "ffmpeg": ["ffmpeg", "-version"],
+    "espeak-ng": ["espeak-ng", "--version"],
+}
+
+
+def tool_version(argv: list[str]) -> dict:
+    path = shutil.which(argv[0])
+    if not path:
+        return {"found": False, "path": None, "version": None}
+    try:
+        proc = subprocess.run([path, *argv[1:]], capture_output=True, text=True, timeout=15,
+                              env=clean_env(), check=False)
+        first = (proc.stdout or proc.stderr).strip().splitlines()
+        version = first[0] if first else None
+    except (OSError, subprocess.TimeoutExpired):
+        version = None
+    return {"found": True, "path": path, "version": version}
+
+
+def venv_available() -> dict:
+    """The running Python can make venvs when both venv and ensurepip are present."""
+    ok = all(importlib.util.find_spec(m) is not None for m in ("venv", "ensurepip"))
+    return {"found": ok, "path": sys.executable if ok else None,
+            "version": platform.python_version() if ok else None}
+
+
+def free_disk(path: Path) -> dict:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    return {"path": str(path), "measured_at": str(probe),
+            "free_gb": round(usage.free / 1e9, 1), "total_gb": round(usage.total / 1e9, 1)}
+
+
+def run(settings: Settings, target=None) -> dict:
+    """Everything doctor reports, as one JSON-ready document."""
+    tools = {name: tool_version(argv) for name, argv in TOOLS.items()}
+    tools["venv"] = venv_available()
+    gpu = probe_gpus()
+    report: dict = {
+        "llmsetup": __version__,
+        "os": {"system": platform.system(), "release": platform.release(),
+               "platform": platform.platform(), "machine": platform.machine()},
+        "python": {"version": platform.python_version(), "executable": sys.executable},
+        "tools": tools,
+        "gpu": gpu.as_dict(),
+        "paths": {"home": str(settings.home), "models_dir": str(settings.models_dir),
+                  "config": str(config_path()), "config_exists": config_path().is_file()},
+        "disk": free_disk(settings.models_dir),
+        "advice": [],
+    }
+    if not any(tools[t]["found"] for t in ("conda", "mamba", "micromamba", "uv")) and \
+            not tools["venv"]["found"]:
+        report["advice"].append("No environment tool found: install uv (`pip install uv`) "
+                                "or conda, or use --env-backend current.")
+    if not tools["ffmpeg"]["found"]:
+        report["advice"].append("ffmpeg is missing (needed for Whisper audio): "
+                                "`apt install ffmpeg` or `yum install ffmpeg ffmpeg-devel`.")
+    newer = profile_advice(gpu.gpus)
+    if newer:
+        report["advice"].append(newer)
+    if target is not None:
+        recipe = target.recipe
+        need = recipe.memory_gb()
+        verdict = fit(need, gpu.gpus)
+        report["model"] = {"name": recipe.name, "kind": recipe.kind,
+                           "model_dir": str(target.model_dir), **verdict}
+        report["advice"].append(f"{recipe.name}: {verdict['advice']}")
+    return report

@@ -1,0 +1,329 @@
+"""The one subprocess wrapper of llmsetup.
+
+Every external command (conda, uv, pip, git, the model's own Python) goes through here, so
+that all of them get the same treatment:
+
+- argv is a list, never a shell string; it must not hold a registered secret;
+- the environment is a cleaned copy of ours (no PYTHONPATH or PYTHONHOME leaking into a
+  model's environment, UTF-8 I/O, no pip version check, unbuffered Python);
+- the command line, its whole output and its exit status go to a log file, redacted;
+- a timeout kills the whole process group;
+- Ctrl-C is passed on to the child, which gets a few seconds to stop before it is killed,
+  and then ``KeyboardInterrupt`` continues in the caller so that nothing is half-recorded.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from llmsetup.errors import ProcessError
+from llmsetup.secret import contains_secret, redact
+
+TAIL_LINES = 25
+_DROP = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONNOUSERSITE", "VIRTUAL_ENV",
+         "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PIP_REQUIRE_VIRTUALENV", "__PYVENV_LAUNCHER__")
+_SET = {
+    "PYTHONUTF8": "1",
+    "PYTHONIOENCODING": "utf-8",
+    "PYTHONUNBUFFERED": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+}
+INTERRUPT_GRACE_S = 10.0
+
+
+@dataclass
+class Result:
+    """What a finished command left behind."""
+
+    argv: list[str]
+    returncode: int
+    output: str
+    log: Path | None
+    seconds: float
+
+    @property
+    def tail(self) -> str:
+        return "\n".join(self.output.splitlines()[-TAIL_LINES:])
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of our environment fit for a child process."""
+    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    env.update(_SET)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def quote(argv: Sequence[str | os.PathLike[str]]) -> str:
+    """The command as one shell-quoted, redacted line (for logs and --dry-run)."""
+    return redact(shlex.join(str(a) for a in argv))
+
+
+def _check_argv(argv: Sequence[str | os.PathLike[str]]) -> list[str]:
+    args = [os.fspath(a) for a in argv]
+    if any(contains_secret(a) for a in args):
+        # A programming error, not a user's: secrets travel in the environment or stdin.
+        raise RuntimeError("refusing to start a command with a secret in its argv")
+    return args
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(proc: subprocess.Popen, grace: float = INTERRUPT_GRACE_S) -> None:
+    """Pass Ctrl-C on, then escalate if the child does not stop."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        if proc.poll() is not None:
+            return
+        _kill_group(proc, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class _Log:
+    """A log file that gets every line redacted; a no-op when no path is given."""
+
+    def __init__(self, path: Path | None, argv: list[str], cwd: Path | None) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = path.open("a", encoding="utf-8")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self._fh.write(f"\n=== {stamp} $ {quote(argv)}\n")
+            if cwd:
+                self._fh.write(f"=== cwd: {cwd}\n")
+
+    def write(self, line: str) -> None:
+        if self._fh:
+            self._fh.write(redact(line))
+            self._fh.flush()
+
+    def close(self, returncode: int, seconds: float) -> None:
+        if self._fh:
+            self._fh.write(f"=== exit status {returncode} after {seconds:.1f}s\n")
+            self._fh.close()
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+    on_line: Callable[[str], None] | None = None,
+    what: str | None = None,
+    hints: Sequence[tuple[str, str]] = (),
+    stdin_text: str | None = None,
+) -> Result:
+    """Run a command to completion and return its :class:`Result`.
+
+    ``env`` is added on top of :func:`clean_env`. With ``check`` a non-zero exit raises
+    :class:`ProcessError` carrying the last lines, the log path and the first hint whose
+    pattern (a lowercase substring) occurs in the output.
+    """
+    args = _check_argv(argv)
+    what = what or Path(args[0]).name
+    started = time.monotonic()
+    logf = _Log(log, args, cwd)
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=clean_env(env),
+            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        logf.close(127, 0.0)
+        raise ProcessError(
+            f"{what}: cannot run {args[0]!r}: no such program",
+            hint="Install it or check your PATH; `llmsetup doctor` lists what it finds.",
+            returncode=127,
+            log=str(log) if log else None,
+        ) from None
+    timed_out = threading.Event()
+    timer = None
+    if timeout:
+        def _on_timeout() -> None:
+            timed_out.set()
+            _kill_group(proc, signal.SIGTERM)
+            time.sleep(3)
+            _kill_group(proc, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, _on_timeout)
+        timer.daemon = True
+        timer.start()
+    try:
+        if stdin_text is not None and proc.stdin:
+            proc.stdin.write(stdin_text)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            logf.write(line)
+            if on_line:
+                on_line(redact(line.rstrip("\n")))
+        returncode = proc.wait()
+    except KeyboardInterrupt:
+        _stop(proc)
+        logf.close(proc.returncode if proc.returncode is not None else -2,
+                   time.monotonic() - started)
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+    seconds = time.monotonic() - started
+    logf.close(returncode, seconds)
+    result = Result(args, returncode, redact("".join(lines)), log, seconds)
+    if timed_out.is_set():
+        raise ProcessError(
+            f"{what} took longer than {timeout:.0f}s and was stopped",
+            hint="Check the network or mirror, or raise the timeout." if not log
+            else f"Check the network or mirror; full output in {log}",
+            returncode=returncode, tail=result.tail, log=str(log) if log else None,
+        )
+    if check and returncode != 0:
+        raise ProcessError(
+            f"{what} failed (exit status {returncode})",
+            hint=_hint_for(result.output, hints) or (f"Full output in {log}" if log else None),
+            returncode=returncode, tail=result.tail, log=str(log) if log else None,
+        )
+    return result
+
+
+def _hint_for(output: str, hints: Sequence[tuple[str, str]]) -> str | None:
+    low = output.lower()
+    for pattern, hint in hints:
+        if pattern in low:
+            return hint
+    return None
+
+
+def run_interactive(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run a command that owns the terminal (a REPL, a server) and return its exit status.
+
+    The child stays in our process group so that the terminal's Ctrl-C reaches it
+    directly; we ignore SIGINT meanwhile and let the child decide what Ctrl-C means.
+    """
+    args = _check_argv(argv)
+    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class JsonLinesProcess:
+    """A child that writes JSON lines on stdout (events and results) and logs on stderr.
+
+    Used to talk to the runtime modules inside a model's environment. Iterate over
+    :meth:`events` to get each decoded object; non-JSON stdout lines and all of stderr go
+    to the log and to :attr:`tail`.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+        stdin: int | None = subprocess.DEVNULL,
+    ) -> None:
+        self.argv = _check_argv(argv)
+        self.log = log
+        self._log = _Log(log, self.argv, cwd)
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=cwd, env=clean_env(env), stdin=stdin,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                encoding="utf-8", errors="replace", start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise ProcessError(
+                f"cannot run {self.argv[0]!r}: no such program",
+                hint="The model's environment is missing or broken; rerun `llmsetup install`.",
+                returncode=127,
+            ) from None
+        self._stderr = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr.start()
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._log.write(line)
+            self._tail.append(redact(line.rstrip("\n")))
+
+    @property
+    def tail(self) -> str:
+        return "\n".join(self._tail)
+
+    def events(self) -> Iterator[dict]:
+        """Decoded JSON objects from stdout until the child closes it."""
+        import json
+
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                self._log.write(line)
+                text = line.strip()
+                if text.startswith("{"):
+                    try:
+                        yield json.loads(text)
+                        continue
+                    except json.JSONDecodeError:
+                        pass
+                if text:
+                    self._tail.append(redact(text))
+        except KeyboardInterrupt:
+            _stop(self.proc)
+            self._finish()
+            raise
+
+    def wait(self) -> int:
+        returncode = self.proc.wait()
+        self._finish()
+        return returncode
+
+    def _finish(self) -> None:
+        self._stderr.join(timeout=5)
+        if self._log.path and not getattr(self, "_closed", False):
+            self._closed = True
+            rc = self.proc.returncode if self.proc.returncode is not None else -2
+            self._log.close(rc, time.monotonic() - self._started)

@@ -1,0 +1,222 @@
+"""The recipe schema. Pure data: no I/O beyond what a validator needs.
+
+A recipe describes one model: where its weights live, which environment and pinned
+requirements it needs, how to prove it works, and what it costs in memory. Unknown keys are
+errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+
+Kind = Literal["causal-lm", "asr"]
+SourceName = Literal["hf", "hf-mirror", "aliendao", "modelscope", "generate"]
+Backend = Literal["auto", "conda", "uv", "venv", "current"]
+ChatTemplate = Literal["llama-2", "gemma", "chatml", "plain"]
+
+ALL_SOURCES: tuple[str, ...] = ("hf", "hf-mirror", "aliendao", "modelscope", "generate")
+DEFAULT_SOURCES = ["hf-mirror", "aliendao", "modelscope", "hf"]
+NAME_RE = r"^[a-z0-9][a-z0-9._-]*$"
+REPO_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def _check_pin(value: str) -> str:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(value)
+    except InvalidRequirement:
+        raise ValueError(
+            f"{value!r} is not a valid requirement (expected e.g. 'torch==2.0.1')"
+        ) from None
+    if req.url:
+        raise ValueError(f"{value!r}: direct URLs are not allowed in a profile; pin a version")
+    return value
+
+
+Pin = Annotated[str, AfterValidator(_check_pin)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=True)
+
+
+class EnvSpec(_Strict):
+    """The model's environment: its name (conda env or folder) and Python version."""
+
+    name: str = Field(pattern=NAME_RE)
+    python: str = Field(pattern=r"^3\.\d{1,2}$", description="Python version, e.g. '3.10'")
+    backend: Backend | None = Field(
+        default=None, description="preferred backend when --env-backend is auto"
+    )
+
+
+class Memory(_Strict):
+    """GPU memory the model needs, in GB, per precision."""
+
+    fp16_gb: float = Field(gt=0)
+    int8_gb: float = Field(gt=0)
+    int4_gb: float = Field(gt=0)
+
+
+class AudioSpec(_Strict):
+    """Pipeline settings for speech recognition (the book's by default)."""
+
+    chunk_length_s: float = Field(default=30, gt=0, le=30)
+    batch_size: int = Field(default=16, ge=1, le=512)
+    max_new_tokens: int = Field(default=128, ge=1, le=444)
+    return_timestamps: bool = True
+    language: str | None = None
+    task: Literal["transcribe", "translate"] = "transcribe"
+
+
+class SmokeSpec(_Strict):
+    """What `llmsetup verify` runs by default."""
+
+    prompts: list[str] = Field(default_factory=list)
+    max_new_tokens: int = Field(default=64, ge=1, le=4096)
+    audio: AudioSpec | None = None
+
+
+class WebUISpec(_Strict):
+    """How the book serves this model through text-generation-webui."""
+
+    repo_url: str
+    commit: str = Field(pattern=r"^[0-9a-f]{7,40}$")
+    env: EnvSpec
+    requirements_cutoff: str = Field(
+        min_length=1, description="keep requirements.txt up to and including this package"
+    )
+    model_dir_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    profiles: dict[str, list[Pin]] = Field(default_factory=dict)
+    constraints: list[Pin] = Field(
+        default_factory=list, description="extra constraints on top of the trimmed file"
+    )
+    port: int = Field(default=7860, ge=1, le=65535)
+
+
+class UpstreamSpec(_Strict):
+    """The original repository when ``repo_id`` is a public copy of it."""
+
+    repo_id: str = Field(pattern=REPO_RE)
+    gated: bool = False
+
+
+class DownloadSpec(_Strict):
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class Recipe(_Strict):
+    """One model: weights, environment, pins, smoke test, memory needs."""
+
+    name: str = Field(pattern=NAME_RE)
+    kind: Kind
+    description: str = Field(min_length=1)
+    repo_id: str = Field(pattern=REPO_RE)
+    revision: str = "main"
+    sources: list[SourceName] = Field(default_factory=lambda: list(DEFAULT_SOURCES), min_length=1)
+    source_ids: dict[SourceName, str] = Field(default_factory=dict)
+    target_dir: str | None = Field(
+        default=None, description="folder under the models dir (default: repo_id)"
+    )
+    gated: bool = False
+    upstream: UpstreamSpec | None = None
+    license: str | None = None
+    env: EnvSpec
+    default_profile: str = "book"
+    profiles: dict[str, list[Pin]] = Field(min_length=1)
+    locks: dict[str, str] = Field(default_factory=dict)
+    params: float | None = Field(default=None, gt=0, description="parameter count")
+    memory: Memory | None = None
+    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+    chat_template_fallback: ChatTemplate | None = None
+    trust_remote_code: bool = False
+    download: DownloadSpec = Field(default_factory=DownloadSpec)
+    architecture: dict[str, Any] | None = Field(
+        default=None, description="config.json values, for benchmarks with random weights"
+    )
+    webui: WebUISpec | None = None
+    notes: str | None = None
+
+    _origin: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        if self.default_profile not in self.profiles:
+            raise ValueError(
+                f"default_profile {self.default_profile!r} is not one of the profiles "
+                f"({', '.join(self.profiles)})"
+            )
+        for profile in self.locks:
+            if profile not in self.profiles:
+                raise ValueError(f"locks: {profile!r} is not one of the profiles")
+        if self.kind == "asr" and self.smoke.audio is None:
+            self.smoke.audio = AudioSpec()
+        if self.kind == "causal-lm" and self.smoke.audio is not None:
+            raise ValueError("smoke.audio is for speech models (kind: asr)")
+        if self.target_dir is not None and (
+            Path(self.target_dir).is_absolute() or ".." in Path(self.target_dir).parts
+        ):
+            raise ValueError("target_dir must be a relative folder under the models dir")
+        for name in self.profiles:
+            if not re.fullmatch(NAME_RE, name):
+                raise ValueError(f"profile name {name!r} must be lowercase letters and digits")
+        return self
+
+    # -- derived values ---------------------------------------------------------------
+
+    @property
+    def origin(self) -> Path | None:
+        """The file this recipe was read from (None for a recipe made from a folder)."""
+        return self._origin
+
+    def id_for(self, source: str) -> str:
+        """The repository id at ``source`` (the same as ``repo_id`` unless overridden)."""
+        base = "hf" if source == "hf-mirror" else source
+        return self.source_ids.get(source) or self.source_ids.get(base) or self.repo_id
+
+    def lock_path(self, profile: str) -> Path | None:
+        """The lock (constraints) file of ``profile``, if the recipe ships one."""
+        if self._origin is None:
+            return None
+        if profile in self.locks:
+            return (self._origin.parent / self.locks[profile]).resolve()
+        candidate = self._origin.parent / "locks" / f"{self.name}.{profile}.txt"
+        return candidate if candidate.is_file() else None
+
+    def memory_gb(self) -> dict[str, float | None]:
+        """GPU memory needed per precision: the recipe's figures, else an estimate."""
+        if self.memory:
+            return {"fp16": self.memory.fp16_gb, "int8": self.memory.int8_gb,
+                    "int4": self.memory.int4_gb}
+        if not self.params:
+            return {"fp16": None, "int8": None, "int4": None}
+        return estimate_memory_gb(self.params)
+
+
+# Weights at 2, 1 and about 0.55 bytes per parameter (4-bit keeps some layers and the
+# quantization constants larger), plus ~20% for activations and KV cache, plus the CUDA
+# context of a few hundred MB that every process pays.
+_BYTES_PER_PARAM = {"fp16": 2.0, "int8": 1.0, "int4": 0.55}
+_OVERHEAD = 1.2
+_CONTEXT_GB = 0.3
+
+
+def estimate_memory_gb(params: float) -> dict[str, float | None]:
+    """GPU memory per precision for a model of ``params`` parameters (an estimate)."""
+    return {
+        precision: round(params * nbytes * _OVERHEAD / 1e9 + _CONTEXT_GB, 1)
+        for precision, nbytes in _BYTES_PER_PARAM.items()
+    }
