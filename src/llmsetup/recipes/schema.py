@@ -113,6 +113,14 @@ class UpstreamSpec(_Strict):
     gated: bool = False
 
 
+class GenerateSpec(_Strict):
+    """How the ``generate`` source builds a tiny model locally (the demo)."""
+
+    chat_template: ChatTemplate | Literal["none"] = "llama-2"
+    train_steps: int = Field(default=0, ge=0, le=5000)
+    seed: int = 0
+
+
 class DownloadSpec(_Strict):
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
@@ -147,6 +155,7 @@ class Recipe(_Strict):
     architecture: dict[str, Any] | None = Field(
         default=None, description="config.json values, for benchmarks with random weights"
     )
+    generate: GenerateSpec | None = None
     webui: WebUISpec | None = None
     notes: str | None = None
 
@@ -170,6 +179,11 @@ class Recipe(_Strict):
             Path(self.target_dir).is_absolute() or ".." in Path(self.target_dir).parts
         ):
             raise ValueError("target_dir must be a relative folder under the models dir")
+        if "generate" in self.sources:
+            if not self.architecture or "model_type" not in self.architecture:
+                raise ValueError("the generate source needs architecture (with model_type)")
+            if self.generate is None:
+                self.generate = GenerateSpec()
         for name in self.profiles:
             if not re.fullmatch(NAME_RE, name):
                 raise ValueError(f"profile name {name!r} must be lowercase letters and digits")
