@@ -129,6 +129,7 @@ def _train(model, tokenizer, steps: int) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     batch = tokenizer(training_texts(tokenizer), return_tensors="pt", padding=True,
                       add_special_tokens=False)
+    batch.pop("token_type_ids", None)  # older tokenizers return them; causal LMs refuse them
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     for _ in range(steps):
         loss = model(**batch, labels=labels).loss

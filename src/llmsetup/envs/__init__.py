@@ -1,0 +1,47 @@
+"""Environments: where a model's requirements are installed and its runtime modules run.
+
+Backends (conda, uv, venv, current) sit behind one small interface in
+:mod:`llmsetup.envs.base`. ``install`` records which environment it made for a recipe, so
+that ``verify``, ``chat`` and the other commands find that environment's Python later.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from llmsetup.errors import UsageError
+from llmsetup.settings import Settings
+
+
+def record_path(settings: Settings, recipe_name: str) -> Path:
+    return settings.state_dir / recipe_name / "env.json"
+
+
+def recorded_env(settings: Settings, recipe_name: str) -> dict | None:
+    """What ``install`` recorded about ``recipe_name``'s environment, if anything."""
+    path = record_path(settings, recipe_name)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def python_for(target, settings: Settings, python: str | None = None) -> str:
+    """The interpreter that runs ``target``'s runtime modules.
+
+    ``python`` (an explicit ``--python``) wins; then the environment ``install`` recorded for
+    the recipe; then the interpreter llmsetup itself runs in (a model folder, a recipe that
+    was never installed, the ``current`` backend).
+    """
+    if python:
+        path = Path(python).expanduser()
+        if not path.exists():
+            raise UsageError(f"--python {python}: no such interpreter")
+        return str(path)
+    if not target.from_folder:
+        record = recorded_env(settings, target.recipe.name)
+        if record and record.get("python") and Path(record["python"]).exists():
+            return record["python"]
+    return sys.executable

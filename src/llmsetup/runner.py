@@ -1,0 +1,90 @@
+"""The host side of the runtime protocol: start a runtime module with an environment's
+Python, collect its JSON-line events, and turn its errors into llmsetup errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from llmsetup.errors import CheckFailed, LLMSetupError, ProcessError, UsageError
+from llmsetup.proc import JsonLinesProcess, run_interactive
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+
+# Advice for runtime error codes that arrive without a hint of their own.
+HINTS = {
+    "cuda-missing": "Run `llmsetup doctor`; pass --device cpu to run on the CPU anyway.",
+    "oom": "Use less memory: --8bit or --4bit (see `llmsetup doctor NAME` for what each needs).",
+    "incomplete-model": "Run `llmsetup check NAME` to see what is missing, then "
+                        "`llmsetup download NAME` to fetch it.",
+    "no-torch": "The environment lacks torch: rerun `llmsetup install NAME`.",
+    "wrong-kind": "Use `llmsetup verify` for speech models and `llmsetup chat` for text models.",
+    "interrupted": "Rerun the same command.",
+}
+# Codes that mean the user's input was wrong (exit status 2) rather than a failed check.
+USAGE_CODES = {"bad-input", "wrong-kind", "bad-audio", "no-audio", "ffmpeg-missing",
+               "incomplete-model", "not-a-model"}
+
+
+def script(module: str) -> Path:
+    path = RUNTIME_DIR / f"{module}.py"
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    return path
+
+
+def error_from_event(event: dict, log: Path | None = None) -> LLMSetupError:
+    code = event.get("code", "error")
+    hint = event.get("hint") or HINTS.get(code)
+    if log and hint:
+        hint = f"{hint}\nFull log: {log}"
+    cls = UsageError if code in USAGE_CODES else CheckFailed
+    err = cls(event.get("message") or code, hint=hint)
+    err.code = code  # type: ignore[attr-defined]
+    return err
+
+
+def run_module(
+    python: str | os.PathLike[str],
+    module: str,
+    args: Sequence[str],
+    *,
+    log: Path | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> dict:
+    """Run ``runtime/<module>.py`` with ``python``; return its ``result`` event."""
+    child = JsonLinesProcess([python, str(script(module)), *args], log=log, env=env, cwd=cwd)
+    result = error = None
+    for event in child.events():
+        kind = event.get("event")
+        if kind == "result":
+            result = event
+        elif kind == "error":
+            error = event
+        elif on_event:
+            on_event(event)
+    returncode = child.wait()
+    if error is not None:
+        raise error_from_event(error, log)
+    if returncode != 0 or result is None:
+        raise ProcessError(
+            f"{module} stopped unexpectedly (exit status {returncode}) in {python}",
+            hint=f"Full log: {log}" if log else "Set LLMSETUP_DEBUG=1 and rerun.",
+            returncode=returncode, tail=child.tail, log=str(log) if log else None,
+        )
+    return result
+
+
+def run_module_interactive(
+    python: str | os.PathLike[str],
+    module: str,
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Run a runtime module that owns the terminal (the chat REPL); return its status."""
+    return run_interactive([python, str(script(module)), *args], env=env)

@@ -1,0 +1,111 @@
+"""Shared fixtures: an isolated llmsetup home, the CLI runner, tiny models.
+
+Every test gets its own LLMSETUP_HOME, models dir and config file under a temporary folder,
+so nothing touches the user's real state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "src" / "llmsetup" / "runtime"
+
+TINY_LLAMA = {
+    "model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "vocab_size": 400, "max_position_embeddings": 256, "torch_dtype": "float32",
+}
+TINY_GEMMA = {
+    "model_type": "gemma", "hidden_size": 32, "intermediate_size": 64, "head_dim": 8,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1,
+    "vocab_size": 400, "max_position_embeddings": 256, "torch_dtype": "float32",
+}
+
+
+@pytest.fixture(autouse=True)
+def llmsetup_home(tmp_path, monkeypatch):
+    """A private LLMSETUP_HOME / models dir / config for each test."""
+    home = tmp_path / "home"
+    models = tmp_path / "models"
+    monkeypatch.setenv("LLMSETUP_HOME", str(home))
+    monkeypatch.setenv("LLMSETUP_MODELS_DIR", str(models))
+    monkeypatch.setenv("LLMSETUP_CONFIG", str(home / "config.yaml"))
+    monkeypatch.delenv("LLMSETUP_RECIPES_PATH", raising=False)
+    monkeypatch.delenv("LLMSETUP_DEBUG", raising=False)
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LLMSETUP_ALIENDAO_TOKEN",
+                "MODELSCOPE_API_TOKEN", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+class Cli:
+    """Runs llmsetup through Typer's CliRunner, with stdout and stderr kept apart."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None):
+        from llmsetup.cli.app import app
+
+        return self.runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    def json(self, *args: str):
+        result = self(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def build_tiny_causal_lm(out: Path, arch: dict, chat_template: str = "llama-2",
+                         python: str = sys.executable, train_steps: int = 0) -> Path:
+    """Build a tiny model with ``python``'s own transformers (see runtime/fixtures.py)."""
+    subprocess.run(
+        [python, str(RUNTIME / "fixtures.py"), "causal-lm", str(out),
+         "--architecture", json.dumps(arch), "--chat-template", chat_template,
+         "--train-steps", str(train_steps)],
+        check=True, capture_output=True, text=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny Llama with a chat template (llama-2 format)."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny-llama", TINY_LLAMA)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_no_template(tmp_path_factory) -> Path:
+    """A tiny Gemma without a chat template (the recipe's fallback applies)."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny-gemma", TINY_GEMMA,
+                                chat_template="none")
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def require_program(program: str) -> str:
+    """The path of ``program``; the test fails (never skips) when it is missing."""
+    path = shutil.which(program)
+    if not path:
+        pytest.fail(f"{program} is not installed: scripts/test.sh installs it")
+    return path
+
+
+def env_without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in names}

@@ -1,0 +1,94 @@
+"""`llmsetup recipes validate`: ten broken recipes, ten clear messages, exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+GOOD = """\
+name: my-model
+kind: causal-lm
+description: A model of my own
+repo_id: me/my-model
+env:
+  name: my-model
+  python: '3.10'
+profiles:
+  book: [torch==2.0.1, transformers==4.38.1]
+params: 1.0e9
+"""
+
+# (name, recipe text, what the message must say: line number and words)
+BROKEN = [
+    ("missing-field", GOOD.replace("kind: causal-lm\n", ""),
+     [":1:", "kind", "required field is missing"]),
+    ("wrong-type", GOOD.replace("params: 1.0e9", "params: lots"),
+     [":10:", "params", "number"]),
+    ("unknown-key", GOOD + "prams: 3\n", [":11:", "prams", "unknown field"]),
+    ("bad-yaml", GOOD.replace("  python: '3.10'", "  python: '3.10\n  oops: [1,"),
+     ["not valid YAML"]),
+    ("bad-kind", GOOD.replace("kind: causal-lm", "kind: chatbot"),
+     [":2:", "kind", "'causal-lm' or 'asr'"]),
+    ("bad-pin", GOOD.replace("torch==2.0.1", "torch=2.0.1"),
+     [":9:", "profiles.book[0]", "not a valid requirement"]),
+    ("bad-python", GOOD.replace("python: '3.10'", "python: 'three'"),
+     [":7:", "env.python", "pattern"]),
+    ("duplicate-key", GOOD + "kind: asr\n", [":11:", "kind", "duplicate key"]),
+    ("not-a-mapping", "- just\n- a list\n", [":1:", "mapping"]),
+    ("default-profile-missing", GOOD + "default_profile: modern\n",
+     ["default_profile", "'modern' is not one of the profiles"]),
+    ("negative-tokens", GOOD + "smoke:\n  max_new_tokens: -5\n",
+     [":12:", "smoke.max_new_tokens", "greater than or equal to 1"]),
+    ("empty-file", "", ["empty"]),
+]
+
+
+def test_good_recipe_validates(cli, tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    result = cli("recipes", "validate", path)
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.stdout and "my-model" in result.stdout
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_recipe_gives_a_clear_message_and_exit_2(cli, tmp_path, name, text, expected):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    result = cli("recipes", "validate", path)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    message = result.stderr
+    assert str(path) in message
+    for words in expected:
+        assert words in message, (words, message)
+
+
+def test_json_lists_every_problem(cli, tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text(GOOD.replace("kind: causal-lm", "kind: chatbot") + "prams: 3\n")
+    result = cli("recipes", "validate", path, "--json")
+    assert result.exit_code == 2
+    import json
+
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is False
+    assert len(doc["files"][0]["problems"]) == 2
+
+
+def test_broken_user_recipe_is_skipped_by_list_with_a_warning(cli, tmp_path):
+    (tmp_path / "bad.yaml").write_text(GOOD.replace("kind: causal-lm\n", ""))
+    (tmp_path / "good.yaml").write_text(GOOD)
+    result = cli("--recipes-dir", tmp_path, "list", "--json")
+    assert result.exit_code == 0
+    import json
+
+    names = [r["name"] for r in json.loads(result.stdout)["recipes"]]
+    assert "my-model" in names and "gemma-2b" in names
+    assert "skipped a broken recipe" in result.stderr
+
+
+def test_show_of_a_broken_recipe_exits_2(cli, tmp_path):
+    (tmp_path / "my-model.yaml").write_text(GOOD.replace("params: 1.0e9", "params: lots"))
+    result = cli("--recipes-dir", tmp_path, "show", "my-model")
+    assert result.exit_code == 2
+    assert "params" in result.stderr and "Traceback" not in result.output
