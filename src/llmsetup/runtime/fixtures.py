@@ -8,6 +8,7 @@ Usage::
 
     python fixtures.py causal-lm OUT_DIR --architecture '{"model_type": "llama", ...}' \
         [--chat-template llama-2|gemma|chatml|none] [--seed 0] [--train-steps N]
+    python fixtures.py whisper OUT_DIR [--d-model 64] [--layers 2] [--heads 4] [--seed 0]
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import os
 from pathlib import Path
 
 if __package__:
-    from . import _rt, templates
+    from . import _rt, templates, whisper_fixture
 else:
     import _rt
     import templates
+    import whisper_fixture
 
 # Dialogues for training the BPE tokenizer and, with --train-steps, the model itself:
 # English and Chinese, so that both tokenize into more than single bytes. The demo model
@@ -149,10 +151,16 @@ def main(argv=None) -> None:
                         choices=[*templates.TEMPLATES, "none"])
     causal.add_argument("--seed", type=int, default=0)
     causal.add_argument("--train-steps", type=int, default=0)
+    whisper = sub.add_parser("whisper", help="a tiny random Whisper (see whisper_fixture.py)")
+    whisper_fixture.add_arguments(whisper)
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    info = build_causal_lm(args.out, json.loads(args.architecture), args.chat_template,
-                           args.seed, args.train_steps)
+    if args.what == "whisper":
+        info = whisper_fixture.build_whisper(args.out, args.d_model, args.layers, args.heads,
+                                             args.seed)
+    else:
+        info = build_causal_lm(args.out, json.loads(args.architecture), args.chat_template,
+                               args.seed, args.train_steps)
     _rt.emit("result", ok=True, **info)
 
 
