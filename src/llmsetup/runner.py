@@ -24,8 +24,8 @@ HINTS = {
     "interrupted": "Rerun the same command.",
 }
 # Codes that mean the user's input was wrong (exit status 2) rather than a failed check.
-USAGE_CODES = {"bad-input", "wrong-kind", "bad-audio", "no-audio", "ffmpeg-missing",
-               "incomplete-model", "not-a-model"}
+USAGE_CODES = {"bad-input", "wrong-kind", "bad-audio", "no-audio", "silent-audio",
+               "ffmpeg-missing", "incomplete-model", "not-a-model"}
 
 
 def script(module: str) -> Path:

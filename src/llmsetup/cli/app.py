@@ -11,6 +11,7 @@ from llmsetup import __version__
 from llmsetup.cli import catalog, doctor, recipes
 from llmsetup.cli._context import state
 from llmsetup.cli._errors import LLMSetupGroup
+from llmsetup.cli.transcribe import transcribe_cmd
 
 app = typer.Typer(
     name="llmsetup",
@@ -47,6 +48,7 @@ def root(
 app.command("list")(catalog.list_cmd)
 app.command("show")(catalog.show_cmd)
 app.command("doctor")(doctor.doctor_cmd)
+app.command("transcribe")(transcribe_cmd)
 app.add_typer(recipes.app, name="recipes")
 
 
