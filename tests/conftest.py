@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+# Fixtures of the speech tests (tiny Whisper models, espeak recordings), for every module.
+pytest_plugins = ["tests.speech_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "src" / "llmsetup" / "runtime"
 
