@@ -52,11 +52,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=True)
 
 
+PythonVersion = Annotated[str, Field(pattern=r"^3\.\d{1,2}$")]
+
+
 class EnvSpec(_Strict):
-    """The model's environment: its name (conda env or folder) and Python version."""
+    """The model's environment: its name (conda env or folder) and Python version.
+
+    The recipe's default profile (the book's) uses ``name`` and ``python``; any other
+    profile gets the environment ``<name>-<profile>``, with the Python version from
+    ``profile_python`` where it differs (current transformers needs Python 3.11).
+    """
 
     name: str = Field(pattern=NAME_RE)
-    python: str = Field(pattern=r"^3\.\d{1,2}$", description="Python version, e.g. '3.10'")
+    python: PythonVersion = Field(description="Python version, e.g. '3.10'")
+    profile_python: dict[str, PythonVersion] = Field(default_factory=dict)
     backend: Backend | None = Field(
         default=None, description="preferred backend when --env-backend is auto"
     )
@@ -168,9 +177,10 @@ class Recipe(_Strict):
                 f"default_profile {self.default_profile!r} is not one of the profiles "
                 f"({', '.join(self.profiles)})"
             )
-        for profile in self.locks:
+        for profile in [*self.locks, *self.env.profile_python]:
             if profile not in self.profiles:
-                raise ValueError(f"locks: {profile!r} is not one of the profiles")
+                raise ValueError(f"{profile!r} (in locks or env.profile_python) is not one of "
+                                 "the profiles")
         if self.kind == "asr" and self.smoke.audio is None:
             self.smoke.audio = AudioSpec()
         if self.kind == "causal-lm" and self.smoke.audio is not None:
@@ -200,6 +210,13 @@ class Recipe(_Strict):
         """The repository id at ``source`` (the same as ``repo_id`` unless overridden)."""
         base = "hf" if source == "hf-mirror" else source
         return self.source_ids.get(source) or self.source_ids.get(base) or self.repo_id
+
+    def env_name(self, profile: str) -> str:
+        """The environment of ``profile``: the recipe's own for the default profile."""
+        return self.env.name if profile == self.default_profile else f"{self.env.name}-{profile}"
+
+    def python_version(self, profile: str) -> str:
+        return self.env.profile_python.get(profile, self.env.python)
 
     def lock_path(self, profile: str) -> Path | None:
         """The lock (constraints) file of ``profile``, if the recipe ships one."""
