@@ -34,8 +34,8 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     recipes_dir: Annotated[list[Path] | None, typer.Option(
-        "--recipes-dir", metavar="DIR", help="An extra folder of recipes (repeatable); overrides bundled ones.",
-        envvar=None)] = None,
+        "--recipes-dir", metavar="DIR",
+        help="An extra folder of recipes (repeatable); overrides bundled ones.")] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
