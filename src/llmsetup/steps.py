@@ -207,7 +207,7 @@ class CudaCheckStep(Step):
         super().__init__(plan)
         self.backend = backend
         self.requirements = requirements
-        self.cpu = plan.options.cpu
+        self.cpu = plan.options.cpu or not plan.recipe.needs_gpu
         self.title = "Check torch" + (" (CPU allowed)" if self.cpu else " and CUDA")
 
     def fingerprint(self) -> str:
@@ -237,7 +237,12 @@ class CudaCheckStep(Step):
 
         run_module(self.backend.python_command(), "torch_check", self._args(),
                    log=self.plan.log_path(self.key), on_event=on_event)
-        return {k: facts.get(k) for k in ("torch", "cuda_version", "cuda_available", "gpus")}
+        gpus = facts.get("gpus") or []
+        summary = (f"torch {facts.get('torch')}, CUDA {facts.get('cuda_version') or 'none'}, "
+                   + (", ".join(f"{g['name']} {g['memory_total_gb']} GB" for g in gpus)
+                      if gpus else "no GPU visible to torch"))
+        return {**{k: facts.get(k) for k in ("torch", "cuda_version", "cuda_available", "gpus")},
+                "summary": summary}
 
 
 class GenerateStep(Step):

@@ -52,6 +52,8 @@ class RichReporter:
             self.out.info(f"[green]✓[/] {label} [dim](already done)[/]")
         elif status == "ran":
             self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
+            if info and info.get("summary"):
+                self.out.info(f"    [dim]{info['summary']}[/]")
         elif status == "interrupted":
             self.out.info(f"[yellow]■[/] {label} [dim]interrupted after {seconds:.1f}s[/]")
         else:

@@ -160,6 +160,9 @@ class Recipe(_Strict):
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     chat_template_fallback: ChatTemplate | None = None
     trust_remote_code: bool = False
+    needs_gpu: bool = Field(
+        default=True, description="false: runs well on a CPU (the CUDA check accepts a CPU torch)"
+    )
     download: DownloadSpec = Field(default_factory=DownloadSpec)
     architecture: dict[str, Any] | None = Field(
         default=None, description="config.json values, for benchmarks with random weights"
