@@ -15,7 +15,6 @@ import argparse
 import sys
 
 from _common import llmsetup_cmd, median_of, report, temp_home, timed
-
 from tests.wheels import make_wheel
 
 

@@ -97,9 +97,10 @@ def unsatisfied(pins: list[str], installed: dict) -> list[str]:
 class EnvStep(Step):
     key = "env"
 
-    def __init__(self, plan: Plan, backend: EnvBackend) -> None:
+    def __init__(self, plan: Plan, backend: EnvBackend, record_file: Path | None = None) -> None:
         super().__init__(plan)
         self.backend = backend
+        self.record_file = record_file or record_path(plan.settings, plan.recipe.name)
         self.title = (f"Create environment {backend.env_name} ({backend.name}, "
                       f"Python {backend.python_version})" if backend.name != "current"
                       else f"Use the current interpreter ({sys.executable})")
@@ -132,7 +133,7 @@ class EnvStep(Step):
             run(argv, log=self.plan.log_path(self.key), on_line=reporter.step_output,
                 what=f"creating environment {self.backend.env_name}")
         info = {**self.backend.describe(), "python_path": self.backend.python_path()}
-        write_json_atomic(record_path(self.plan.settings, self.plan.recipe.name),
+        write_json_atomic(self.record_file,
                           {"backend": self.backend.name, "name": self.backend.env_name,
                            "python": self.backend.python_path(),
                            "location": self.backend.location()})
@@ -156,11 +157,27 @@ class RequirementsStep(Step):
     def requirements_file(self) -> Path:
         return self.plan.state_dir / f"requirements.{self.profile}.txt"
 
+    def constraints_file(self) -> Path | None:
+        """What pip gets with ``-c``: the lock."""
+        return self.lock
+
+    def requirements_text(self) -> str:
+        header = f"# llmsetup: recipe {self.plan.recipe.name}, profile {self.profile}\n"
+        return header + "".join(p + "\n" for p in self.pins)
+
+    def all_pins(self) -> list[str]:
+        """Every requirement the environment must satisfy when this step is done."""
+        return self.pins
+
+    def write_inputs(self) -> None:
+        self.requirements_file.parent.mkdir(parents=True, exist_ok=True)
+        self.requirements_file.write_text(self.requirements_text(), encoding="utf-8")
+
     def fingerprint(self) -> str:
         return fingerprint(self.backend.describe(), self.pins, file_digest(self.lock))
 
     def commands(self) -> list[list[str]]:
-        return [self.backend.install_command(self.requirements_file, self.lock,
+        return [self.backend.install_command(self.requirements_file, self.constraints_file(),
                                              self.plan.options.pip)]
 
     def details(self) -> dict:
@@ -172,7 +189,7 @@ class RequirementsStep(Step):
         if not self.backend.exists():
             return None
         try:
-            return unsatisfied(self.pins, installed_in(self.backend.python_command()))
+            return unsatisfied(self.all_pins(), installed_in(self.backend.python_command()))
         except LLMSetupError:
             return None
 
@@ -185,10 +202,7 @@ class RequirementsStep(Step):
         return self.lock is None or self.backend.name == "current" or self.record_matches()
 
     def run(self, reporter: Reporter) -> dict:
-        self.requirements_file.parent.mkdir(parents=True, exist_ok=True)
-        header = f"# llmsetup: recipe {self.plan.recipe.name}, profile {self.profile}\n"
-        self.requirements_file.write_text(header + "".join(p + "\n" for p in self.pins),
-                                          encoding="utf-8")
+        self.write_inputs()
         run(self.commands()[0], log=self.plan.log_path(self.key), on_line=reporter.step_output,
             what="installing requirements", hints=PIP_HINTS)
         missing = self._missing()
@@ -414,6 +428,10 @@ def build(target, settings: Settings, options: InstallOptions) -> Plan:
     """Assemble the steps for ``target`` from ``options``."""
     recipe = target.recipe
     plan = Plan(target, settings, options)
+    if options.ui == "webui":
+        from llmsetup.webui_steps import build_webui
+
+        return build_webui(plan)
     profile = options.profile or recipe.default_profile
     if profile not in recipe.profiles:
         raise UsageError(f"{recipe.name} has no profile {profile!r}",
@@ -430,16 +448,24 @@ def build(target, settings: Settings, options: InstallOptions) -> Plan:
         plan.steps.append(requirements)
     if options.cuda_check:
         plan.steps.append(CudaCheckStep(plan, backend, requirements))
-    if target.from_folder:
+    add_download(plan, backend)
+    add_verify(plan, backend)
+    return plan
+
+
+def add_download(plan: Plan, backend: EnvBackend) -> None:
+    if plan.target.from_folder:
         plan.skipped.append(("download", "a local model folder needs no download"))
-    elif not options.download:
+    elif not plan.options.download:
         plan.skipped.append(("download", "--no-download"))
-    elif recipe.sources == ["generate"]:
+    elif plan.recipe.sources == ["generate"]:
         plan.steps.append(GenerateStep(plan, backend))
     else:
         plan.steps.append(DownloadStep(plan))
-    if options.verify:
+
+
+def add_verify(plan: Plan, backend: EnvBackend) -> None:
+    if plan.options.verify:
         plan.steps.append(VerifyStep(plan, backend))
     else:
         plan.skipped.append(("verify", "--no-verify"))
-    return plan

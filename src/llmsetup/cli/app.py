@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llmsetup import __version__
-from llmsetup.cli import catalog, doctor, install, recipes
+from llmsetup.cli import catalog, doctor, install, recipes, serve
 from llmsetup.cli._context import state
 from llmsetup.cli._errors import LLMSetupGroup
 
@@ -48,6 +48,7 @@ app.command("list")(catalog.list_cmd)
 app.command("show")(catalog.show_cmd)
 app.command("doctor")(doctor.doctor_cmd)
 app.command("install")(install.install_cmd)
+app.command("serve")(serve.serve_cmd)
 app.add_typer(recipes.app, name="recipes")
 
 

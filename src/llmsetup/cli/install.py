@@ -103,6 +103,21 @@ def install_cmd(
     = None,
     from_dir: Annotated[Path | None, typer.Option(
         "--from", help="Adopt an already downloaded copy of the model from this folder.")] = None,
+    ui: Annotated[str | None, typer.Option(
+        "--ui", help="webui: install text-generation-webui at the book's commit and deploy the "
+        "model into it (Llama-2 recipes).")] = None,
+    webui_dir: Annotated[Path | None, typer.Option(
+        "--webui-dir", help="Where the webui checkout goes (or is already).",
+        show_default="./text-generation-webui")] = None,
+    git_mirror: Annotated[str | None, typer.Option(
+        "--git-mirror", help="Clone through a mirror: a prefix ending in '/', a template with "
+        "{url}, or the mirror repository's URL.")] = None,
+    deploy: Annotated[str, typer.Option(
+        "--deploy", help="How the model gets into the webui's models/: link, copy or move.")]
+    = "link",
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Check out the book's commit in an existing webui checkout.")]
+    = False,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -116,6 +131,8 @@ def install_cmd(
 
     if bits4 and bits8:
         raise UsageError("--4bit and --8bit exclude each other")
+    if ui not in (None, "webui"):
+        raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
     app = state(ctx)
     out = Output(json_)
     settings = app.settings
@@ -134,6 +151,10 @@ def install_cmd(
         quantization="4bit" if bits4 else "8bit" if bits8 else None,
         download_options={"source": source or None, "endpoint": endpoint,
                           "from": str(from_dir) if from_dir else None},
+        ui=ui,
+        webui_options={"dir": str(webui_dir) if webui_dir else None,
+                       "git_mirror": git_mirror or settings.get("git.mirror"),
+                       "deploy": deploy, "yes": yes},
     )
     plan = build_plan(tgt, settings, options)
     if no_lock:
@@ -177,9 +198,12 @@ def _show_plan(plan, out: Output) -> None:
             console.print(f"{i}. {row['title']}  [{mark}]")
             for command in row["commands"]:
                 console.print(f"   $ {command}", markup=False, highlight=False)
-            if row.get("requirements"):
+            if row.get("requirements") or row.get("trimmed_from"):
                 console.print(f"   # {row['requirements_file']}:", markup=False)
-                for pin in row["requirements"]:
+                if row.get("trimmed_from"):
+                    console.print(f"   #   (the lines of {row['trimmed_from']} up to and "
+                                  f"including {row['cutoff']})", markup=False)
+                for pin in row.get("requirements") or []:
                     console.print(f"   #   {pin}", markup=False)
         for key, why in plan.skipped:
             console.print(f"-  {key}: skipped ({why})")

@@ -109,10 +109,12 @@ class WebUISpec(_Strict):
     )
     model_dir_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     profiles: dict[str, list[Pin]] = Field(default_factory=dict)
+    locks: dict[str, str] = Field(default_factory=dict)
     constraints: list[Pin] = Field(
         default_factory=list, description="extra constraints on top of the trimmed file"
     )
     port: int = Field(default=7860, ge=1, le=65535)
+    api_port: int = Field(default=5000, ge=1, le=65535)
 
 
 class UpstreamSpec(_Strict):
@@ -221,12 +223,15 @@ class Recipe(_Strict):
     def python_version(self, profile: str) -> str:
         return self.env.profile_python.get(profile, self.env.python)
 
-    def lock_path(self, profile: str) -> Path | None:
-        """The lock (constraints) file of ``profile``, if the recipe ships one."""
+    def lock_path(self, profile: str, webui: bool = False) -> Path | None:
+        """The lock (constraints) file of ``profile`` (of the webui section with ``webui``)."""
         if self._origin is None:
             return None
-        if profile in self.locks:
-            return (self._origin.parent / self.locks[profile]).resolve()
+        locks = (self.webui.locks if self.webui else {}) if webui else self.locks
+        if profile in locks:
+            return (self._origin.parent / locks[profile]).resolve()
+        if webui:
+            return None
         candidate = self._origin.parent / "locks" / f"{self.name}.{profile}.txt"
         return candidate if candidate.is_file() else None
 
