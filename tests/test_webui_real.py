@@ -45,6 +45,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.timeout(3600)  # several GB of wheels, then the model load on a CPU
 def test_real_webui_serves_a_tiny_model(tmp_path, compat_python):  # noqa: F811
     work = tmp_path / "src"
     shutil.copytree(SOURCE, work, ignore=shutil.ignore_patterns(".git"))
