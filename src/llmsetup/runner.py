@@ -46,8 +46,15 @@ def error_from_event(event: dict, log: Path | None = None) -> LLMSetupError:
     return err
 
 
+def _python_argv(python: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+    """An interpreter path, or a command prefix that starts one (``conda run -n ENV python``)."""
+    if isinstance(python, (str, os.PathLike)):
+        return [os.fspath(python)]
+    return [str(p) for p in python]
+
+
 def run_module(
-    python: str | os.PathLike[str],
+    python: str | os.PathLike[str] | Sequence[str],
     module: str,
     args: Sequence[str],
     *,
@@ -57,7 +64,8 @@ def run_module(
     cwd: Path | None = None,
 ) -> dict:
     """Run ``runtime/<module>.py`` with ``python``; return its ``result`` event."""
-    child = JsonLinesProcess([python, str(script(module)), *args], log=log, env=env, cwd=cwd)
+    child = JsonLinesProcess([*_python_argv(python), str(script(module)), *args], log=log,
+                             env=env, cwd=cwd)
     result = error = None
     for event in child.events():
         kind = event.get("event")
@@ -80,11 +88,11 @@ def run_module(
 
 
 def run_module_interactive(
-    python: str | os.PathLike[str],
+    python: str | os.PathLike[str] | Sequence[str],
     module: str,
     args: Sequence[str],
     *,
     env: dict[str, str] | None = None,
 ) -> int:
     """Run a runtime module that owns the terminal (the chat REPL); return its status."""
-    return run_interactive([python, str(script(module)), *args], env=env)
+    return run_interactive([*_python_argv(python), str(script(module)), *args], env=env)
