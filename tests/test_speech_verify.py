@@ -124,11 +124,13 @@ def test_ffmpeg_missing_names_the_install_line(tiny_whisper, speech, tmp_path, m
     assert info.value.code == "ffmpeg-missing"
 
 
-def test_an_english_only_model_refuses_other_languages(tiny_whisper, speech, tmp_path):
+def test_an_english_only_model_skips_and_refuses_other_languages(tiny_whisper, speech, tmp_path):
     model = shutil.copytree(tiny_whisper, tmp_path / "tiny.en")
     gen = json.loads((model / "generation_config.json").read_text())
     gen["is_multilingual"] = False
     (model / "generation_config.json").write_text(json.dumps(gen))
+    report = verify(model)  # the bundled samples: the Chinese one is skipped
+    assert report["ok"] and [i["language"] for i in report["items"]] == ["en"]
     with pytest.raises(UsageError, match="this model is English-only"):
         verify(model, audio=str(speech["mp3"]), language="zh")
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from llmsetup import subtitles
-from llmsetup.runtime import asr
+from llmsetup.runtime import _rt, asr
 from llmsetup.runtime import audio as rt_audio
 from llmsetup.subtitles import Segment
 
@@ -175,3 +175,15 @@ def test_judge():
     assert not bad["passed"] and "above the bound of 30%" in bad["reason"]
     assert asr.judge({"text": "zzzz"}, sample, random_weights=True)["passed"]
     assert not asr.judge({"text": " "}, None, random_weights=False)["passed"]
+
+
+def test_language_code_accepts_codes_names_and_tokens():
+    lang_to_id = {"<|en|>": 1, "<|zh|>": 2, "<|yue|>": 3}
+    assert asr.language_code("zh", lang_to_id) == "zh"
+    assert asr.language_code("Chinese", lang_to_id) == "zh"
+    assert asr.language_code("<|yue|>", lang_to_id) == "yue"
+    assert asr.language_code(None, lang_to_id) is None
+    for bad in ("klingon", "ja"):  # unknown to Whisper; known but not to this model
+        with pytest.raises(_rt.Failure) as info:
+            asr.language_code(bad, lang_to_id)
+        assert info.value.code == "bad-input" and f"--language {bad}" in info.value.message

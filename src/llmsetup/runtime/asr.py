@@ -158,7 +158,26 @@ def load_pipeline(model_dir: str, device: str, word_timestamps: bool):
     return pipe, info
 
 
-def generate_kwargs(info: dict, language: str | None, task: str, max_new_tokens: int) -> dict:
+def language_code(language: str | None, lang_to_id: dict | None) -> str | None:
+    """``--language`` as Whisper's code (``zh``), from a code, a name or a token.
+
+    Checked against the model's ``lang_to_id`` before anything is transcribed, so a typo is
+    one clear line instead of a stack trace from the middle of generation.
+    """
+    if not language:
+        return None
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    text = language.strip().lower().removeprefix("<|").removesuffix("|>")
+    code = text if text in LANGUAGES else TO_LANGUAGE_CODE.get(text)
+    if code is None or (lang_to_id and f"<|{code}|>" not in lang_to_id):
+        raise _rt.Failure("bad-input", f"--language {language}: not a language this model "
+                          "knows", "Use a code such as zh, en, ja or yue, or a name such as "
+                          "chinese or english.", exit_code=2)
+    return code
+
+
+def generate_kwargs(gen_config, language: str | None, task: str, max_new_tokens: int) -> dict:
     """Generation settings; language and task only for multilingual models.
 
     Both 4.38.1 and 5.x take them in ``generate_kwargs`` (5.x also takes them loose, 4.38.1
@@ -168,10 +187,11 @@ def generate_kwargs(info: dict, language: str | None, task: str, max_new_tokens:
     Greedy decoding keeps both profiles doing the same thing.
     """
     kwargs: dict = {"max_new_tokens": max_new_tokens, "num_beams": 1}
-    if info["multilingual"]:
+    if getattr(gen_config, "is_multilingual", False):
         kwargs["task"] = task
-        if language:
-            kwargs["language"] = language
+        code = language_code(language, getattr(gen_config, "lang_to_id", None))
+        if code:
+            kwargs["language"] = code
     elif (language and language.lower() not in ("en", "english")) or task == "translate":
         raise _rt.Failure("bad-input", "this model is English-only: it cannot take "
                           f"--language {language or ''} --task {task}".replace("  ", " "),
@@ -314,7 +334,8 @@ def cmd_verify(opts: argparse.Namespace, tmp: str) -> dict:
         for index, (item, sample) in enumerate(usable):
             language = sample["language"] if sample else opts.language
             task = "transcribe" if sample else opts.task
-            gen = generate_kwargs(info, language, task, opts.max_new_tokens)
+            gen = generate_kwargs(pipe.model.generation_config, language, task,
+                                  opts.max_new_tokens)
             progress.start(index, len(usable), item, opts.chunk_length)
             row = run_pipeline(pipe, item, opts, gen)
             row.update(language=language, task=task, sample=bool(sample))
@@ -358,7 +379,8 @@ def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
     opts.device = _rt.resolve_device(opts.device)  # after the audio: bad input fails fast
     with _rt.peak_memory(opts.device) as peak:
         pipe, info = _load(opts)
-        gen = generate_kwargs(info, opts.language, opts.task, opts.max_new_tokens)
+        gen = generate_kwargs(pipe.model.generation_config, opts.language, opts.task,
+                              opts.max_new_tokens)
         progress = Progress(pipe.model)
         rows = []
         for index, (item, npy) in enumerate(stored):

@@ -106,6 +106,9 @@ def generation_settings(tokenizer, languages: list[str], decoder_layers: int,
         "no_timestamps_token_id": tid("<|notimestamps|>"),
         "prev_sot_token_id": tid("<|startofprev|>"),
         "max_initial_timestamp_index": 50,
+        # As the released checkpoints ship it: any language, then transcribe. Both versions
+        # ignore it when the caller names a task or language, which llmsetup always does.
+        "forced_decoder_ids": [[1, None], [2, tid("<|transcribe|>")]],
         # Whisper never starts a transcript with a bare space or an end of text.
         "begin_suppress_tokens": [tid("Ġ"), eot],
         "suppress_tokens": [],
