@@ -135,6 +135,17 @@ def test_an_english_only_model_skips_and_refuses_other_languages(tiny_whisper, s
         verify(model, audio=str(speech["mp3"]), language="zh")
 
 
+def test_a_download_cut_short_is_named(tiny_whisper, tmp_path):
+    model = shutil.copytree(tiny_whisper, tmp_path / "cut")
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(UsageError) as info:
+        verify(model)
+    assert info.value.code == "incomplete-model"
+    assert "cannot load the model in" in info.value.message
+    assert "llmsetup check" in info.value.hint
+
+
 def test_the_target_must_be_an_installed_speech_model(speech):
     with pytest.raises(UsageError, match="not a speech model"):
         verify("gemma-2b")

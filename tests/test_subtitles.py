@@ -8,7 +8,7 @@ import re
 import pytest
 
 from llmsetup import subtitles
-from llmsetup.runtime import _rt, asr
+from llmsetup.runtime import _rt, asr, textmetrics
 from llmsetup.runtime import audio as rt_audio
 from llmsetup.subtitles import Segment
 
@@ -148,12 +148,12 @@ def test_chinese_words_join_without_spaces():
     ("ＡＢＣ", "abc", 0.0),  # full-width letters fold (NFKC)
 ])
 def test_cer(reference, hypothesis, expected):
-    assert asr.cer(reference, hypothesis) == pytest.approx(expected, abs=1e-4)
+    assert textmetrics.cer(reference, hypothesis) == pytest.approx(expected, abs=1e-4)
 
 
 def test_edit_distance():
-    assert asr.edit_distance("kitten", "sitting") == 3
-    assert asr.edit_distance("", "abc") == 3
+    assert textmetrics.edit_distance("kitten", "sitting") == 3
+    assert textmetrics.edit_distance("", "abc") == 3
 
 
 def test_oom_advice_names_a_smaller_batch():

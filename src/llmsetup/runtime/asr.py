@@ -33,51 +33,17 @@ import json
 import os
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 
 if __package__:
     from . import _rt, audio
+    from .textmetrics import cer, normalize_text
 else:
     import _rt
     import audio
+    from textmetrics import cer, normalize_text
 
 MARKER = "llmsetup_fixture"
-
-
-# -- text comparison ----------------------------------------------------------------------
-
-def normalize_text(text: str) -> str:
-    """Text for CER: NFKC, lower case, no punctuation, symbols or spaces.
-
-    Spaces are dropped so that Chinese (no spaces) and English compare the same way, and
-    Whisper's spacing or full-width punctuation choices do not count as errors.
-    """
-    text = unicodedata.normalize("NFKC", text).lower()
-    return "".join(ch for ch in text
-                   if not ch.isspace() and unicodedata.category(ch)[0] not in "PSZC")
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions), O(len(a)*len(b))."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
-def cer(reference: str, hypothesis: str) -> float:
-    """Character error rate of ``hypothesis`` against ``reference``, after normalizing."""
-    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    return round(edit_distance(ref, hyp) / len(ref), 4)
 
 
 # -- the model ----------------------------------------------------------------------------
