@@ -29,7 +29,7 @@ from _common import ROOT, median_of, report
 
 sys.path.insert(0, str(ROOT / "src"))
 
-from llmsetup.runtime import asr, audio  # noqa: E402 - after the path is set
+from llmsetup.runtime import asr, audio
 
 
 def make_speech(folder: Path, seconds: int) -> Path:
