@@ -89,15 +89,19 @@ def ffmpeg_missing(path: str) -> _rt.Failure:
         "on PATH or in the current folder)", install_hint(), exit_code=2)
 
 
-def _ffmpeg_reason(text: str) -> str:
-    """The line of FFmpeg's output that says what was wrong."""
+def _ffmpeg_reason(text: str, path: str = "") -> str:
+    """The line of FFmpeg's output that says what was wrong (without the file's name)."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    found = lines[-1] if lines else "unknown error"
     for line in reversed(lines):
         low = line.lower()
         if any(w in low for w in ("invalid", "error", "not found", "could not", "no such",
                                   "does not contain", "unknown", "truncat", "eof")):
-            return line[:200]
-    return lines[-1][:200] if lines else "unknown error"
+            found = line
+            break
+    if path and found.startswith(f"{path}: "):
+        found = found[len(path) + 2:]
+    return found[:200]
 
 
 def decode(path: str):
@@ -123,7 +127,7 @@ def decode(path: str):
         if "does not contain any stream" in text or "matches no streams" in text:
             raise _no_stream(path) from None
         raise _rt.Failure("bad-audio", f"{path}: FFmpeg cannot read it as audio: "
-                          f"{_ffmpeg_reason(text)}",
+                          f"{_ffmpeg_reason(text, str(file))}",
                           "Check that the file plays; a file cut off while copying or "
                           "recording is a common cause.", exit_code=2) from None
     except (IndexError, KeyError):
