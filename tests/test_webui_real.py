@@ -50,7 +50,7 @@ def test_real_webui_serves_a_tiny_model(tmp_path, compat_python):  # noqa: F811
     work = tmp_path / "src"
     shutil.copytree(SOURCE, work, ignore=shutil.ignore_patterns(".git"))
     _git("init", "-q", "-b", "main", cwd=work)
-    _git("add", "-A", cwd=work)
+    _git("add", "-A", "--force", cwd=work)  # the webui's .gitignore lists tracked folders
     _git("commit", "-q", "-m", "text-generation-webui at the book's commit", cwd=work)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True,
                             text=True, check=True).stdout.strip()

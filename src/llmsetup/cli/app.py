@@ -20,6 +20,9 @@ app = typer.Typer(
     "the truth about their speed and memory.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: rich-formatted help costs ~50 ms of imports (markdown among them) on every
+    # `--help`, twice the start-up of the rest of the CLI (see benchmarks/cli_start.py).
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from llmsetup.recipes.memory import memory_gb
+
 Kind = Literal["causal-lm", "asr"]
 SourceName = Literal["hf", "hf-mirror", "aliendao", "modelscope", "generate"]
 Backend = Literal["auto", "conda", "uv", "venv", "current"]
@@ -237,25 +239,4 @@ class Recipe(_Strict):
 
     def memory_gb(self) -> dict[str, float | None]:
         """GPU memory needed per precision: the recipe's figures, else an estimate."""
-        if self.memory:
-            return {"fp16": self.memory.fp16_gb, "int8": self.memory.int8_gb,
-                    "int4": self.memory.int4_gb}
-        if not self.params:
-            return {"fp16": None, "int8": None, "int4": None}
-        return estimate_memory_gb(self.params)
-
-
-# Weights at 2, 1 and about 0.55 bytes per parameter (4-bit keeps some layers and the
-# quantization constants larger), plus ~20% for activations and KV cache, plus the CUDA
-# context of a few hundred MB that every process pays.
-_BYTES_PER_PARAM = {"fp16": 2.0, "int8": 1.0, "int4": 0.55}
-_OVERHEAD = 1.2
-_CONTEXT_GB = 0.3
-
-
-def estimate_memory_gb(params: float) -> dict[str, float | None]:
-    """GPU memory per precision for a model of ``params`` parameters (an estimate)."""
-    return {
-        precision: round(params * nbytes * _OVERHEAD / 1e9 + _CONTEXT_GB, 1)
-        for precision, nbytes in _BYTES_PER_PARAM.items()
-    }
+        return memory_gb(self.memory.model_dump() if self.memory else None, self.params)
