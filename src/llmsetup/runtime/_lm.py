@@ -119,8 +119,8 @@ def oom_failure(exc: BaseException, bits: int | None, memory_gb: dict) -> _rt.Fa
 def _dtypes(torch, device: str, bits: int | None, config: dict):
     """(weights dtype, 4-bit compute dtype) for this device and precision."""
     if device == "cpu":
-        # fp32 is what CPUs run fastest and exactly; NF4's compute runs in bf16, which
-        # every torch supports on the CPU (and bitsandbytes' CPU kernels are built for).
+        # fp32: exact, and every CPU op has it. NF4 computes in bf16, the dtype that
+        # bitsandbytes' CPU 4-bit kernels work in (they convert their input to it anyway).
         return torch.float32, torch.bfloat16
     wants_bf16 = str(config.get("torch_dtype") or config.get("dtype")) == "bfloat16"
     bf16_ok = torch.cuda.is_bf16_supported()
@@ -131,7 +131,7 @@ def _dtypes(torch, device: str, bits: int | None, config: dict):
     return half, compute
 
 
-def _quantization(torch, bits, double_quant, compute, cpu_offload):
+def _quantization(bits: int | None, double_quant: bool, compute, cpu_offload: bool):
     """A BitsAndBytesConfig and its description, or (None, {"method": "none"})."""
     if bits is None:
         return None, {"method": "none"}
@@ -239,7 +239,7 @@ def load(path: Path, opts: LoadOptions) -> Loaded:
     device = _rt.resolve_device(opts.device)
     dtype, compute = _dtypes(torch, device, opts.bits, info["config"])
     cpu_offload = bool(opts.max_memory and "cpu" in opts.max_memory)
-    quant_config, quant = _quantization(torch, opts.bits, opts.double_quant, compute, cpu_offload)
+    quant_config, quant = _quantization(opts.bits, opts.double_quant, compute, cpu_offload)
     kwargs: dict = {"trust_remote_code": opts.trust_remote_code}
     kwargs["dtype" if _rt.transformers_at_least("4.56") else "torch_dtype"] = dtype
     if info["safetensors"]:
