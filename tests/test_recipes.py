@@ -82,7 +82,7 @@ def test_user_recipe_overrides_bundled_one(tmp_path):
     (tmp_path / "gemma-2b.yaml").write_text(text.replace("Gemma 2B base", "My own Gemma"))
     catalog = Catalog([tmp_path])
     assert catalog.get("gemma-2b").description.startswith("My own Gemma")
-    assert [r.description for r in catalog.all() if r.name == "gemma-2b"][0].startswith("My own")
+    assert next(r.description for r in catalog.all() if r.name == "gemma-2b").startswith("My own")
 
 
 def test_unknown_recipe_suggests_close_names(catalog):

@@ -15,6 +15,7 @@ that all of them get the same treatment:
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import signal
@@ -80,10 +81,8 @@ def _check_argv(argv: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _stop(proc: subprocess.Popen, grace: float = INTERRUPT_GRACE_S) -> None:

@@ -55,8 +55,15 @@ def error_from_event(event: dict, log: Path | None = None) -> LLMSetupError:
     return err
 
 
+def _python_argv(python: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+    """An interpreter path, or a command prefix that starts one (``conda run -n ENV python``)."""
+    if isinstance(python, (str, os.PathLike)):
+        return [os.fspath(python)]
+    return [str(p) for p in python]
+
+
 def run_module(
-    python: str | os.PathLike[str],
+    python: str | os.PathLike[str] | Sequence[str],
     module: str,
     args: Sequence[str],
     *,
@@ -66,7 +73,8 @@ def run_module(
     cwd: Path | None = None,
 ) -> dict:
     """Run ``runtime/<module>.py`` with ``python``; return its ``result`` event."""
-    child = JsonLinesProcess([python, str(script(module)), *args], log=log, env=env, cwd=cwd)
+    child = JsonLinesProcess([*_python_argv(python), str(script(module)), *args], log=log,
+                             env=env, cwd=cwd)
     result = error = None
     for event in child.events():
         kind = event.get("event")
@@ -89,7 +97,7 @@ def run_module(
 
 
 def run_module_interactive(
-    python: str | os.PathLike[str],
+    python: str | os.PathLike[str] | Sequence[str],
     module: str,
     args: Sequence[str],
     *,
@@ -102,9 +110,11 @@ def run_module_interactive(
     With ``events`` the module gets ``--events-fd N``, the write end of a pipe, since its
     stdout belongs to the user: its events reach ``on_event``, and an ``error`` event is
     raised here like :func:`run_module` does, so that the user sees one kind of message
-    and hint whichever way a module runs.
+    and hint whichever way a module runs. The descriptor reaches the module only when
+    ``python`` starts the interpreter itself (``conda run`` closes inherited descriptors):
+    pass the environment's python path, as ``envs.python_for`` gives it.
     """
-    argv = [python, str(script(module)), *args]
+    argv = [*_python_argv(python), str(script(module)), *args]
     if not events:
         return run_interactive(argv, env=env)
     read_fd, write_fd = os.pipe()

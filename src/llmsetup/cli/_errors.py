@@ -85,7 +85,8 @@ def report(exc: BaseException) -> int:
     out.write(redact(f"Error: {message}\n"))
     if hint:
         out.write(redact(f"Hint: {hint}\n"))
-    if code not in (2, 130) and not debug and not isinstance(exc, LLMSetupError):
+    if code not in (2, 130) and not debug and not isinstance(exc, LLMSetupError) \
+            and DEBUG_HINT not in (hint or ""):
         out.write(f"{DEBUG_HINT}\n")
     out.flush()
     return code
@@ -99,5 +100,5 @@ class LLMSetupGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
             raise
-        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - this is the boundary
+        except (Exception, KeyboardInterrupt) as exc:
             raise typer.Exit(report(exc)) from None

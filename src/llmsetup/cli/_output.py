@@ -28,9 +28,11 @@ class Output:
         if self._out is None:
             from rich.console import Console
 
-            # A pipe gets a wide console so that tables are never cut to 80 columns.
-            width = None if sys.stdout.isatty() else 160
-            self._out = Console(file=sys.stdout, highlight=False, width=width)
+            # A pipe gets a wide console so that tables are never cut to 80 columns, and
+            # long lines (commands, paths) are never broken.
+            tty = sys.stdout.isatty()
+            self._out = Console(file=sys.stdout, highlight=False, width=None if tty else 160,
+                                soft_wrap=not tty)
         return self._out
 
     @property
@@ -39,7 +41,8 @@ class Output:
         if self._err is None:
             from rich.console import Console
 
-            self._err = Console(file=sys.stderr, highlight=False)
+            self._err = Console(file=sys.stderr, highlight=False,
+                                soft_wrap=not sys.stderr.isatty())
         return self._err
 
     def result(self, doc: Any, render: Callable[[Any], None] | None = None) -> None:

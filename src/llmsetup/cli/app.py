@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llmsetup import __version__
-from llmsetup.cli import catalog, chat, doctor, recipes, verify
+from llmsetup.cli import catalog, chat, doctor, install, recipes, serve, verify
 from llmsetup.cli._context import state
 from llmsetup.cli._errors import LLMSetupGroup
 
@@ -34,8 +34,8 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     recipes_dir: Annotated[list[Path] | None, typer.Option(
-        "--recipes-dir", metavar="DIR", help="An extra folder of recipes (repeatable); overrides bundled ones.",
-        envvar=None)] = None,
+        "--recipes-dir", metavar="DIR",
+        help="An extra folder of recipes (repeatable); overrides bundled ones.")] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
@@ -47,8 +47,10 @@ def root(
 app.command("list")(catalog.list_cmd)
 app.command("show")(catalog.show_cmd)
 app.command("doctor")(doctor.doctor_cmd)
+app.command("install")(install.install_cmd)
 app.command("verify")(verify.verify_cmd)
 app.command("chat")(chat.chat_cmd)
+app.command("serve")(serve.serve_cmd)
 app.add_typer(recipes.app, name="recipes")
 
 

@@ -49,14 +49,14 @@ def _lines(node: Any, path: tuple = (), out: dict | None = None, dups: list | No
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen and dups is not None:
-                dups.append((path + (key,), key_node.start_mark.line + 1))
+                dups.append(((*path, key), key_node.start_mark.line + 1))
             seen.add(key)
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _lines(value_node, path + (key,), out, dups)
-            out[path + (key,)] = key_node.start_mark.line + 1
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _lines(value_node, (*path, key), out, dups)
+            out[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _lines(item, path + (i,), out, dups)
+            _lines(item, (*path, i), out, dups)
     return out
 
 
