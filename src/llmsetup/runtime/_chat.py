@@ -235,7 +235,8 @@ class Chat:
             sys.stdout.flush()
 
         result = _generate.generate(self.loaded, ids, budget, temperature=self.temperature,
-                                    top_p=self.top_p, on_text=show if self.stream else None)
+                                    top_p=self.top_p, on_text=show if self.stream else None,
+                                    interruptible=True)
         if result.stop_reason == "interrupted":
             # Keep what the user saw; the rest of the answer was never shown.
             reply = "".join(shown).strip()

@@ -3,12 +3,19 @@
 Shared by ``causal_lm.py verify`` (greedy, timed) and the chat REPL (sampled, streamed).
 Works with transformers 4.38.1 through 5.x: ``generate`` is given a plain streamer object
 (it only calls ``put`` and ``end``), a ``StoppingCriteria`` for marker texts (``stop_strings``
-arrived in 4.39), and a copy of the model's generation config.
+arrived in 4.39) and for Ctrl-C, and a copy of the model's generation config.
+
+Ctrl-C in the chat does not raise ``KeyboardInterrupt`` into ``generate``: an exception
+raised at an arbitrary point can land in code called back from C that swallows it (the
+answer then runs on to ``max_new_tokens``). A SIGINT handler sets a flag instead, and the
+stopping criteria end the answer at the next token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import signal
 import time
 from dataclasses import dataclass
 
@@ -99,19 +106,38 @@ class AnswerStream:
         return any(m in tail for m in self.loaded.stop_texts)
 
 
-def _stopping(stream: AnswerStream):
-    """Stop on a marker text that is not a single token (``stop_strings`` needs 4.39)."""
+class Interrupt:
+    """While active, Ctrl-C (SIGINT) only sets :attr:`hit`; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.hit = False
+
+    def _handler(self, signum, frame) -> None:
+        self.hit = True
+
+    @contextlib.contextmanager
+    def catching(self):
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _stopping(stream: AnswerStream, interrupt: Interrupt | None):
+    """Stop on a marker text that is not a single token, or on Ctrl-C."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
-    class MarkerStop(StoppingCriteria):
+    class Stop(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
+            done = (interrupt is not None and interrupt.hit) or \
+                (bool(stream.loaded.stop_texts) and stream.marker_seen())
             # A bool per sequence works with 4.38 (any()) and with 4.39+ (tensor or).
-            done = bool(stream.loaded.stop_texts) and stream.marker_seen()
             return torch.full((input_ids.shape[0],), done, dtype=torch.bool,
                               device=input_ids.device)
 
-    return StoppingCriteriaList([MarkerStop()])
+    return StoppingCriteriaList([Stop()])
 
 
 @dataclass
@@ -149,8 +175,12 @@ def generation_config(loaded: Loaded, max_new_tokens: int, temperature: float = 
 
 
 def generate(loaded: Loaded, ids: list[int], max_new_tokens: int, *, temperature: float = 0.0,
-             top_p: float = 1.0, on_text=None) -> Answer:
-    """Generate an answer to ``ids``; Ctrl-C ends it early with stop_reason ``interrupted``."""
+             top_p: float = 1.0, on_text=None, interruptible: bool = False) -> Answer:
+    """Generate an answer to ``ids``.
+
+    With ``interruptible`` (the chat), Ctrl-C ends the answer early with stop_reason
+    ``interrupted``; without it (verify), Ctrl-C raises ``KeyboardInterrupt`` as usual.
+    """
     import torch
 
     model = loaded.model
@@ -159,18 +189,14 @@ def generate(loaded: Loaded, ids: list[int], max_new_tokens: int, *, temperature
     input_ids = torch.tensor([ids], device=model.device)
     stream = AnswerStream(loaded, on_text)
     config = generation_config(loaded, max_new_tokens, temperature, top_p)
+    interrupt = Interrupt() if interruptible else None
     started = time.perf_counter()
-    stop_reason = None
-    try:
-        with torch.no_grad():
-            model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                           generation_config=config, streamer=stream,
-                           stopping_criteria=_stopping(stream))
-    except KeyboardInterrupt:
-        # Raised between two torch calls in this thread: the model holds no state across
-        # generate() calls, so the session goes on with the tokens streamed so far.
-        stop_reason = "interrupted"
+    with torch.no_grad(), (interrupt.catching() if interrupt else contextlib.nullcontext()):
+        model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                       generation_config=config, streamer=stream,
+                       stopping_criteria=_stopping(stream, interrupt))
     seconds = time.perf_counter() - started
+    stop_reason = "interrupted" if interrupt and interrupt.hit else None
     if stop_reason is None:
         if stream.ids and stream.ids[-1] in loaded.eos_ids:
             stop_reason = "eos"
