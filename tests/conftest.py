@@ -116,16 +116,9 @@ def env_without(*names: str) -> dict[str, str]:
 # Models for verify and chat. Sizes are multiples of 32 because bitsandbytes' CPU 4-bit
 # kernels pack weights in blocks of 32 rows and 64 columns: the smaller TINY_LLAMA above
 # cannot be quantized to 4 bits on the CPU (real models always can).
-CHAT_LLAMA = {
-    "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-    "vocab_size": 400, "max_position_embeddings": 256, "torch_dtype": "float32",
-}
-CHAT_GEMMA = {
-    "model_type": "gemma", "hidden_size": 64, "intermediate_size": 128, "head_dim": 16,
-    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-    "vocab_size": 400, "max_position_embeddings": 256, "torch_dtype": "float32",
-}
+CHAT_LLAMA = {**TINY_LLAMA, "hidden_size": 64, "intermediate_size": 128}
+CHAT_GEMMA = {**TINY_GEMMA, "hidden_size": 64, "intermediate_size": 128, "head_dim": 16,
+              "num_key_value_heads": 2}
 CHAT_TRAIN_STEPS = 80  # enough for the dialogues to come back word for word, quantized too
 
 

@@ -151,6 +151,8 @@ class Answer:
     ttft_s: float | None
     decode_tokens_per_s: float | None
     seconds: float
+    decode_tokens: int = 0  # tokens generated after the first (an eos included)
+    decode_s: float = 0.0  # the time they took
 
     @property
     def new_tokens(self) -> int:
@@ -212,11 +214,10 @@ def generate(loaded: Loaded, ids: list[int], max_new_tokens: int, *, temperature
         stream.finish(text)
     answer_ids = stream.ids[:-1] if stop_reason == "eos" else stream.ids
     ttft = (stream.first_at - started) if stream.first_at else None
-    rate = None
-    if stream.first_at and stream.last_at and len(stream.ids) > 1 \
-            and stream.last_at > stream.first_at:
-        rate = (len(stream.ids) - 1) / (stream.last_at - stream.first_at)
+    decode_tokens = max(len(stream.ids) - 1, 0)
+    decode_s = (stream.last_at - stream.first_at) if stream.first_at and stream.last_at else 0.0
+    rate = decode_tokens / decode_s if decode_tokens and decode_s > 0 else None
     return Answer(text=text, ids=answer_ids, prompt_tokens=len(ids),
                   stop_reason=stop_reason, ttft_s=round(ttft, 4) if ttft is not None else None,
                   decode_tokens_per_s=round(rate, 2) if rate else None,
-                  seconds=round(seconds, 4))
+                  seconds=round(seconds, 4), decode_tokens=decode_tokens, decode_s=decode_s)

@@ -109,13 +109,14 @@ def verify(args: argparse.Namespace) -> None:
         loaded = _lm.load(args.model, opts)
         _rt.emit("progress", stage="loaded", load_s=loaded.load_s, dtype=loaded.dtype,
                  device=loaded.device, quantization=loaded.quantization)
-        results = []
+        answers, results = [], []
         for number, prompt in enumerate(prompts, 1):
             _rt.emit("progress", stage="prompt", index=number, total=len(prompts),
                      prompt=prompt)
             ids = _lm.prompt_ids(loaded, [{"role": "user", "content": prompt}])
             answer = _generate.generate(loaded, ids, _budget(loaded, len(ids), max_new))
             problems = judge(answer, loaded)
+            answers.append(answer)
             results.append({
                 "prompt": prompt, "answer": answer.text, "ok": not problems,
                 "problems": problems, "prompt_tokens": answer.prompt_tokens,
@@ -123,15 +124,15 @@ def verify(args: argparse.Namespace) -> None:
                 "ttft_s": answer.ttft_s, "decode_tokens_per_s": answer.decode_tokens_per_s,
                 "seconds": answer.seconds,
             })
-    _rt.emit("result", **summary(loaded, results, memory, max_new))
+    _rt.emit("result", **summary(loaded, answers, results, memory, max_new))
 
 
-def summary(loaded: _lm.Loaded, results: list[dict], memory: dict, max_new: int) -> dict:
+def summary(loaded: _lm.Loaded, answers: list[_generate.Answer], results: list[dict],
+            memory: dict, max_new: int) -> dict:
     """The ``result`` event of verify (the host adds the recipe's name)."""
-    ttfts = [r["ttft_s"] for r in results if r["ttft_s"] is not None]
-    decode_s = sum((r["new_tokens"] - 1) / r["decode_tokens_per_s"] for r in results
-                   if r["decode_tokens_per_s"])
-    decode_tokens = sum(r["new_tokens"] - 1 for r in results if r["decode_tokens_per_s"])
+    ttfts = [a.ttft_s for a in answers if a.ttft_s is not None]
+    decode_s = sum(a.decode_s for a in answers)
+    decode_tokens = sum(a.decode_tokens for a in answers)
     problems = [f"prompt {i}: {p}" for i, r in enumerate(results, 1) for p in r["problems"]]
     return {
         "ok": not problems,
@@ -146,7 +147,8 @@ def summary(loaded: _lm.Loaded, results: list[dict], memory: dict, max_new: int)
         "max_new_tokens": max_new,
         "load_s": loaded.load_s,
         "ttft_s": round(statistics.median(ttfts), 4) if ttfts else None,
-        "decode_tokens_per_s": round(decode_tokens / decode_s, 2) if decode_s else None,
+        "decode_tokens_per_s": round(decode_tokens / decode_s, 2)
+        if decode_tokens and decode_s > 0 else None,
         "peak_gpu_memory_mb": memory.get("peak_gpu_memory_mb"),
         "peak_rss_mb": memory.get("peak_rss_mb"),
         "versions": _rt.versions(),
