@@ -106,6 +106,7 @@ def test_recipes_ship_inside_the_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for name in EXPECTED:
         assert f"llmsetup/_bundled_recipes/{name}.yaml" in names
+    assert "llmsetup/schemas/verify-causal-lm.schema.json" in names  # docs/verify.md
 
 
 def test_recipe_index_cache_follows_edits(tmp_path):
