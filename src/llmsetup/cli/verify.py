@@ -108,14 +108,22 @@ def _verify_speech(target, settings, python: str, out: Output, *, text_only: boo
                          hint="Pass --audio FILE (and --language, --task) instead.")
     if task is not None and task not in TASKS:
         raise UsageError(f"--task {task}: expected transcribe or translate")
-    from llmsetup.speech import verify_speech
+    from llmsetup.errors import CheckFailed
+    from llmsetup.speech import summary_lines, verify_speech
 
-    result = verify_speech(target=target, settings=settings, python=python, audio=audio,
-                           language=language, task=task, save_converted=save_converted,
-                           device=device, json_mode=out.json_mode)
-    out.result(result)
-    if not result.get("ok", False):
-        raise typer.Exit(1)
+    def show(report: dict) -> None:
+        out.result(report, lambda console: [console.print(line, markup=False, highlight=False)
+                                            for line in summary_lines(report)])
+
+    try:
+        result = verify_speech(target=target, settings=settings, python=python, audio=audio,
+                               language=language, task=task, save_converted=save_converted,
+                               device=device, json_mode=out.json_mode)
+    except CheckFailed as exc:
+        if getattr(exc, "report", None) is not None:
+            show(exc.report)  # what was heard, then the error says why it did not pass
+        raise
+    show(result)
 
 
 def _progress(out: Output, event: dict) -> None:
