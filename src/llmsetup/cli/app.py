@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llmsetup import __version__
-from llmsetup.cli import catalog, chat, doctor, install, recipes, serve, verify
+from llmsetup.cli import bench, catalog, chat, doctor, install, recipes, serve, verify
 from llmsetup.cli._context import state
 from llmsetup.cli._errors import LLMSetupGroup
 from llmsetup.cli.transcribe import transcribe_cmd
@@ -56,6 +56,7 @@ app.command("verify")(verify.verify_cmd)
 app.command("chat")(chat.chat_cmd)
 app.command("serve")(serve.serve_cmd)
 app.command("transcribe")(transcribe_cmd)
+app.command("bench")(bench.bench_cmd)
 app.add_typer(recipes.app, name="recipes")
 
 

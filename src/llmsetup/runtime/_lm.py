@@ -228,21 +228,16 @@ def _context_length(model, tokenizer) -> int:
     return min(found) if found else DEFAULT_CONTEXT
 
 
-def load(path: Path, opts: LoadOptions) -> Loaded:
-    """Check the folder, then load tokenizer and model as ``opts`` says."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder only: never download
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    info = _model_folder.inspect(path, opts.trust_remote_code)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = _rt.resolve_device(opts.device)
-    dtype, compute = _dtypes(torch, device, opts.bits, info["config"])
+def model_kwargs(torch, device: str, opts: LoadOptions, config: dict,
+                 safetensors: bool) -> tuple[dict, dict]:
+    """``from_pretrained`` keyword arguments for ``opts`` on ``device``, and the quantization
+    description (shared with the benchmark, so both load models the same way)."""
+    dtype, compute = _dtypes(torch, device, opts.bits, config)
     cpu_offload = bool(opts.max_memory and "cpu" in opts.max_memory)
     quant_config, quant = _quantization(opts.bits, opts.double_quant, compute, cpu_offload)
     kwargs: dict = {"trust_remote_code": opts.trust_remote_code}
     kwargs["dtype" if _rt.transformers_at_least("4.56") else "torch_dtype"] = dtype
-    if info["safetensors"]:
+    if safetensors:
         kwargs["use_safetensors"] = True
     if quant_config is not None:
         kwargs["quantization_config"] = quant_config
@@ -252,6 +247,20 @@ def load(path: Path, opts: LoadOptions) -> Loaded:
             kwargs["max_memory"] = opts.max_memory
     elif quant_config is not None:
         kwargs["device_map"] = {"": "cpu"}  # bitsandbytes places quantized weights itself
+    return kwargs, quant
+
+
+def load(path: Path, opts: LoadOptions) -> Loaded:
+    """Check the folder, then load tokenizer and model as ``opts`` says."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder only: never download
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    info = _model_folder.inspect(path, opts.trust_remote_code)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = _rt.resolve_device(opts.device)
+    kwargs, quant = model_kwargs(torch, device, opts, info["config"], info["safetensors"])
+    quant_config = kwargs.get("quantization_config")
     timer = _rt.Timer()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path),

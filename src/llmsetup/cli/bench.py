@@ -1,0 +1,122 @@
+"""``llmsetup bench``: how fast, and how much memory."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmsetup.cli._context import state
+from llmsetup.cli._options import Bits4Opt, Bits8Opt, DeviceOpt, JsonOpt, TargetArg
+from llmsetup.cli._output import Output
+
+
+def bench_cmd(
+    ctx: typer.Context,
+    target: TargetArg,
+    bits4: Bits4Opt = False,
+    bits8: Bits8Opt = False,
+    all_precisions: Annotated[bool, typer.Option(
+        "--all-precisions", help="Full precision, 8-bit and 4-bit, each in its own process.")]
+    = False,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1)] = 128,
+    new_tokens: Annotated[int | None, typer.Option(
+        "--new-tokens", min=2, help="Tokens generated per run, always the full count "
+        "(speech: per 30 s window).", show_default="128; speech: the recipe's")] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="The batch measured besides batch 1.")] = 8,
+    random_weights: Annotated[bool, typer.Option(
+        "--random-weights", help="The recipe's architecture with random weights: no "
+        "download needed.")] = False,
+    tiny: Annotated[bool, typer.Option(
+        "--tiny", help="With --random-weights: shrink the architecture (a quick check).")]
+    = False,
+    override: Annotated[list[str] | None, typer.Option(
+        "--override", help="With --random-weights: KEY=VALUE in the config (repeatable).")]
+    = None,
+    compile_: Annotated[bool, typer.Option(
+        "--compile", help="Also measure static KV cache + torch.compile, with the speedup.")]
+    = False,
+    attn: Annotated[str | None, typer.Option(
+        "--attn", help="sdpa, eager, or compare (both, with the speedup).")] = None,
+    device: DeviceOpt = "auto",
+    audio_seconds: Annotated[float, typer.Option(
+        "--audio-seconds", help="Speech models: length of the clip.")] = 60.0,
+    keep_weights: Annotated[bool, typer.Option(
+        "--keep-weights", help="Keep the random-weight checkpoint for the next run.")] = False,
+    python: Annotated[str | None, typer.Option(
+        "--python", help="Run in this interpreter instead of the model's environment.")]
+    = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Load time, time to first token, decode tokens/s, peak memory (and the GPU's
+    bandwidth roofline); real-time factor for speech models."""
+    from llmsetup.bench import BenchOptions, parse_overrides, run_bench
+    from llmsetup.envs import python_for
+    from llmsetup.errors import UsageError
+
+    if sum((bits4, bits8, all_precisions)) > 1:
+        raise UsageError("choose one of --4bit, --8bit and --all-precisions")
+    if (tiny or override) and not random_weights:
+        raise UsageError("--tiny and --override change a random-weight architecture",
+                         hint="Add --random-weights.")
+    if attn not in (None, "sdpa", "eager", "compare"):
+        raise UsageError(f"--attn {attn}: expected sdpa, eager or compare")
+    app = state(ctx)
+    out = Output(json_)
+    tgt = app.target(target)
+    precisions = ["full", "int8", "int4"] if all_precisions else \
+        ["int4"] if bits4 else ["int8"] if bits8 else ["full"]
+    opts = BenchOptions(precisions=precisions, prompt_tokens=prompt_tokens,
+                        new_tokens=new_tokens, batch_size=batch_size,
+                        random_weights=random_weights, tiny=tiny,
+                        overrides=parse_overrides(override or []), compile=compile_, attn=attn,
+                        device=device, audio_seconds=audio_seconds, keep_weights=keep_weights)
+    interpreter = python_for(tgt, app.settings, python)
+
+    def progress(event: dict) -> None:
+        if event.get("event") == "progress" and not json_:
+            out.info(f"  {event.get('what')}: " + ", ".join(
+                f"{k}={v}" for k, v in event.items() if k not in ("event", "what")))
+
+    doc = run_bench(tgt, app.settings, interpreter, opts, on_event=progress)
+    out.result(doc, lambda console: render(console, doc))
+
+
+def _mem(result: dict) -> str:
+    if result.get("peak_gpu_memory_mb") is not None:
+        return f"{result['peak_gpu_memory_mb'] / 1024:.2f} GB GPU"
+    return f"{result.get('peak_rss_mb', 0) / 1024:.2f} GB RSS"
+
+
+def render(console, doc: dict) -> None:
+    from rich.table import Table
+
+    first = doc["results"][0] if doc["results"] else {}
+    where = first.get("gpu") or first.get("device", "?")
+    title = f"{doc['target']} on {where}" + (" (random weights)" if doc["random_weights"] else "")
+    if doc["kind"] == "asr":
+        table = Table(title=title)
+        for col in ("batch", "audio s", "seconds", "real-time factor", "peak memory"):
+            table.add_column(col, justify="right")
+        for run in first.get("runs", []):
+            table.add_row(str(run["batch_size"]), f"{first['audio_s']:g}",
+                          f"{run['seconds']:.2f}", f"{run['real_time_factor']:.4f}", _mem(first))
+        console.print(table)
+        return
+    table = Table(title=title)
+    for col in ("precision", "dtype", "load s", "TTFT ms", "tok/s b=1", "tok/s b=N",
+                "peak memory", "weights GB", "roofline"):
+        table.add_column(col, justify="right")
+    for r in doc["results"]:
+        runs = r["runs"]
+        label = r["precision"] + (f" ({r['variant']})" if r.get("variant") else "")
+        roof = r.get("roofline")
+        table.add_row(label, r["dtype"], f"{r['load_s']:.2f}", f"{runs[0]['ttft_s'] * 1000:.1f}",
+                      f"{runs[0]['decode_tokens_per_s']:.1f}",
+                      f"{runs[-1]['decode_tokens_per_s']:.1f} (b={runs[-1]['batch_size']})",
+                      _mem(r), f"{r['weights_bytes'] / 1e9:.2f}",
+                      f"{roof['fraction']:.0%} of {roof['tokens_per_s']:.0f}" if roof else "-")
+    console.print(table)
+    for name, value in doc["speedups"].items():
+        console.print(f"{name.replace('_', ' ')}: {value:.2f}x (decode, batch 1, same run)")
