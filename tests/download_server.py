@@ -14,7 +14,8 @@ One server holds repositories and answers, on one port:
 Faults are switched per file path and consumed per request (``times``; None = forever):
 ``status`` (any code, optional headers), ``drop`` (close the connection after ``after``
 bytes of a reply), ``corrupt`` (flip the byte at file ``offset``), ``ignore_range``,
-``bad_content_range``, ``stall`` (pause ``seconds`` after ``after`` bytes). ``rate``
+``bad_content_range``, ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
+(302 to the same URL on the host name ``localhost``, like a CDN). ``rate``
 caps every connection (bytes/s). ``sent`` counts body bytes per path.
 """
 
@@ -82,7 +83,8 @@ class FixtureServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.fixture = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     @property
@@ -102,9 +104,12 @@ class FixtureServer:
         with self._lock:
             self._faults.clear()
 
-    def _take(self, path: str, kind: str) -> dict | None:
+    def _take(self, path: str, kind: str, where: tuple[int, int] | None = None) -> dict | None:
+        """Consume one use of a fault; a ``corrupt`` fault only by a reply that covers it."""
         with self._lock:
             for f in self._faults.get(path, []):
+                if where is not None and not where[0] <= f.get("offset", -1) < where[1]:
+                    continue
                 if f["kind"] == kind and (f["times"] is None or f["times"] > 0):
                     if f["times"] is not None:
                         f["times"] -= 1
@@ -280,6 +285,11 @@ class FixtureServer:
         fault = self._take(path, "status")
         if fault is not None:
             return _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
+        if "redirected" not in h.path and self._take(path, "redirect") is not None:
+            # Like a CDN: the same bytes on another host name (localhost vs 127.0.0.1).
+            port = self._httpd.server_address[1]
+            sep = "&" if "?" in h.path else "?"
+            return _json(h, 302, {}, {"Location": f"http://localhost:{port}{h.path}{sep}redirected=1"})
         size = len(data)
         start, end, status = 0, size - 1, 200
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", h.headers.get("Range") or "")
@@ -305,7 +315,7 @@ class FixtureServer:
     def _body(self, h: _Handler, path: str, data, start: int, stop: int) -> None:
         drop = self._take(path, "drop")
         stall = self._take(path, "stall")
-        corrupt = self._take(path, "corrupt")
+        corrupt = self._take(path, "corrupt", where=(start, stop))
         chunk = 16 << 10 if self.rate else 1 << 20
         view = memoryview(data)
         pos, began = start, time.monotonic()
@@ -318,9 +328,12 @@ class FixtureServer:
                         h.connection.shutdown(socket.SHUT_RDWR)
                         h.close_connection = True
                         return
-                if stall is not None and pos - start >= stall["after"]:
-                    time.sleep(stall["seconds"])
-                    stall = None
+                if stall is not None:
+                    if pos - start >= stall["after"]:
+                        time.sleep(stall["seconds"])
+                        stall = None
+                    else:
+                        n = min(n, start + stall["after"] - pos)
                 piece = view[pos:pos + n]
                 if corrupt is not None and pos <= corrupt["offset"] < pos + n:
                     piece = bytearray(piece)
@@ -359,3 +372,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self.server.fixture.handle(self, head=True)  # type: ignore[attr-defined]
+
+
+# -- helpers shared by the download tests ------------------------------------------------
+
+def random_bytes(n: int, seed: int = 0) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def tiny_model_files(weights: int = 3 << 20, seed: int = 0) -> dict[str, bytes]:
+    """A small model repository: config, tokenizer, safetensors weights, and a .bin copy."""
+    return {
+        "config.json": json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
+        .encode(),
+        "tokenizer/tokenizer.json": json.dumps({"version": "1.0", "seed": seed}).encode(),
+        "model.safetensors": random_bytes(weights, seed),
+        "pytorch_model.bin": random_bytes(4096, seed + 1),
+    }
+
+
+def fast_engine(**overrides):
+    """Engine knobs for tests: small parts (several connections on a few MB), short waits."""
+    from llmsetup.download.engine import EngineConfig
+    from llmsetup.download.http import RetryPolicy
+
+    config = {"part_size": 1 << 20, "min_split": 256 << 10, "block": 64 << 10,
+              "read_timeout_s": 1.0, "connect_timeout_s": 2.0, "stall_window_s": 2.0,
+              "retry": RetryPolicy(attempts=4, backoff_base_s=0.02, backoff_max_s=0.1),
+              "checkpoint_s": 0.1, "progress_s": 0.05}
+    config.update(overrides)
+    return EngineConfig(**config)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llmsetup import __version__
-from llmsetup.cli import catalog, doctor, recipes
+from llmsetup.cli import catalog, doctor, download, recipes
 from llmsetup.cli._context import state
 from llmsetup.cli._errors import LLMSetupGroup
 
@@ -47,6 +47,8 @@ def root(
 app.command("list")(catalog.list_cmd)
 app.command("show")(catalog.show_cmd)
 app.command("doctor")(doctor.doctor_cmd)
+app.command("download")(download.download_cmd)
+app.command("check")(download.check_cmd)
 app.add_typer(recipes.app, name="recipes")
 
 

@@ -451,7 +451,7 @@ class Engine:
                 elapsed = time.monotonic() - window_start
                 if elapsed >= cfg.stall_window_s:
                     if window_bytes < cfg.min_speed * elapsed:
-                        raise Transient(f"stalled: {window_bytes:,} bytes in {elapsed:.0f}s")
+                        raise Transient(f"stalled: {window_bytes:,} bytes in {elapsed:.1f}s")
                     window_start, window_bytes = time.monotonic(), 0
         finally:
             # Bytes that arrived before an error or a stop are good bytes: keep them.

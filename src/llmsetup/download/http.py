@@ -117,8 +117,22 @@ def check_status(resp: requests.Response, source: str, what: str,
 
 
 def _server_detail(resp: requests.Response) -> str:
-    """The server's own one-line reason, where it gives one (HF: X-Error-Message)."""
+    """The server's own one-line reason, where it gives one.
+
+    HF puts it in ``X-Error-Message``; ModelScope and aliendao in a small JSON body
+    (``Message``, ``message`` or ``error``).
+    """
     message = resp.headers.get("X-Error-Message")
+    if not message and "json" in resp.headers.get("Content-Type", ""):
+        length = resp.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) <= 4096:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                found = body.get("Message") or body.get("message") or body.get("error")
+                message = found if isinstance(found, str) else None
     if not message:
         return ""
     return f" ({redact(message.strip())[:200]})"

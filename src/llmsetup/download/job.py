@@ -190,7 +190,8 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
     _check_disk(ref.model_dir, need)
     reporter.emit("listing", source=source.name, revision=listing.revision,
                   files=len(selection.files), bytes=sum(f.size for f in selection.files),
-                  fetch_files=len(transfers), fetch_bytes=need, skipped=skipped)
+                  fetch_files=len(transfers), fetch_bytes=need,
+                  fetch_size=sum(t.file.size for t in transfers), skipped=skipped)
     connections = min(options.connections or int(settings.get("download.connections") or 0)
                       or DEFAULT_CONNECTIONS, source.max_connections)
     fetched: list[FileResult] = []

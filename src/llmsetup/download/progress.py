@@ -5,7 +5,8 @@ file in a pipe, JSON lines with ``--json``). Events, with their fields:
 
 - ``source``: name, detail: trying a source;
 - ``source_failed``: name, reason, hint: it failed, the next one is tried;
-- ``listing``: source, revision, files, bytes, fetch_files, fetch_bytes, skipped;
+- ``listing``: source, revision, files, bytes, fetch_files, fetch_bytes (still missing),
+  fetch_size (their whole size, resumed bytes included), skipped;
 - ``waiting``: message: another process holds the model folder's lock;
 - ``file_start``: path, size, resumed, source;
 - ``progress``: path, done, size (a few times a second per active file);
