@@ -218,6 +218,17 @@ def test_gated_repository_fails_at_once_with_a_hint(cli, server):
     assert len(server.requests) == 1  # no retries on 401
 
 
+def test_token_saved_by_hf_login_is_used(cli, server, tmp_path, monkeypatch):
+    server.hf_token = "hf_saved_login_token_9"
+    server.add_repo("org/tiny", tiny_model_files(), gated=True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    (tmp_path / "hf-home").mkdir()
+    (tmp_path / "hf-home" / "token").write_text("hf_saved_login_token_9\n")
+    result = cli("download", "tiny", "--source", "hf")
+    assert result.exit_code == 0, result.stderr
+    assert "hf_saved_login_token_9" not in result.stderr + result.stdout
+
+
 def test_index_naming_a_shard_the_source_lacks_fails_that_source(cli, server):
     index = {"weight_map": {"a": "model-00001-of-00002.safetensors",
                             "b": "model-00002-of-00002.safetensors"}}

@@ -192,8 +192,8 @@ def test_partial_file_already_complete_is_verified_not_fetched(tmp_path, server,
     data = files[WEIGHTS]
     partial = _partial_for(tmp_path, data)
     partial.open()
-    partial.write(0, data)
-    partial.record(0, data)
+    partial.write(0, [data])
+    partial.record(0, [data])
     partial.checkpoint()
     partial.close()
     fetch(tmp_path)
@@ -205,8 +205,8 @@ def test_partial_file_larger_than_the_remote_is_discarded(tmp_path, server, file
     data = files[WEIGHTS]
     partial = _partial_for(tmp_path, data)
     partial.open()
-    partial.write(0, data)
-    partial.record(0, data)
+    partial.write(0, [data])
+    partial.record(0, [data])
     partial.checkpoint()
     partial.close()
     with partial.data_path.open("ab") as fh:  # e.g. a downloader that appended blindly

@@ -429,23 +429,31 @@ class Engine:
         job.t.partial.reset()
 
     def _stream(self, job: _Job, part: _Part, resp) -> int:
-        """Copy the reply body into the file at ``part.pos``; returns bytes kept."""
+        """Copy the reply body into the file at ``part.pos``; returns bytes kept.
+
+        Chunks are gathered in a list (not copied into one buffer) and written with one
+        ``pwritev`` per block: a byte is copied once from the socket and once into the
+        page cache, as curl does.
+        """
         raw = resp.raw
         read = getattr(raw, "read1", None) or raw.read
         cfg = self.config
-        buf = bytearray()
-        kept = 0
+        chunks: list[bytes] = []
+        pending = kept = 0
         window_start, window_bytes = time.monotonic(), 0
         try:
             while True:
                 chunk = read(cfg.block, decode_content=False)
                 if not chunk:
                     return kept
-                buf += chunk
+                chunks.append(chunk)
+                pending += len(chunk)
                 window_bytes += len(chunk)
-                if len(buf) >= cfg.block or self._halt.is_set():
-                    n, finished = self._flush(job, part, buf)
+                # (pwritev takes at most IOV_MAX buffers: flush before that many)
+                if pending >= cfg.block or len(chunks) >= 256 or self._halt.is_set():
+                    n, finished = self._flush(job, part, chunks)
                     kept += n
+                    pending = 0
                     if finished or self._halt.is_set():
                         return kept
                 elapsed = time.monotonic() - window_start
@@ -455,21 +463,27 @@ class Engine:
                     window_start, window_bytes = time.monotonic(), 0
         finally:
             # Bytes that arrived before an error or a stop are good bytes: keep them.
-            if buf:
-                kept += self._flush(job, part, buf)[0]
+            if chunks:
+                kept += self._flush(job, part, chunks)[0]
 
-    def _flush(self, job: _Job, part: _Part, buf: bytearray) -> tuple[int, bool]:
-        """Write ``buf`` at ``part.pos`` (clipped to the part); returns (kept, finished)."""
+    def _flush(self, job: _Job, part: _Part, chunks: list[bytes]) -> tuple[int, bool]:
+        """Write ``chunks`` at ``part.pos`` (clipped to the part); returns (kept, finished)."""
         with self._cv:
             if part.gen != job.gen or job.state != "active":
-                buf.clear()
+                chunks.clear()
                 return 0, True
-            offset, n = part.pos, min(len(buf), part.end - part.pos)
+            offset, room = part.pos, part.end - part.pos
+        views, n = [], 0
+        for chunk in chunks:
+            if n >= room:
+                break
+            view = memoryview(chunk)[:room - n]
+            views.append(view)
+            n += len(view)
+        chunks.clear()
         if n > 0:
-            with memoryview(buf) as whole, whole[:n] as view:
-                job.t.partial.write(offset, view)
-                job.t.partial.record(offset, view)
-        buf.clear()
+            job.t.partial.write(offset, views)
+            job.t.partial.record(offset, views)
         with self._cv:
             if part.gen == job.gen:
                 part.pos += n

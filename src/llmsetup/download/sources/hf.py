@@ -37,11 +37,30 @@ def configured_endpoint(settings, explicit: str | None = None) -> str | None:
     return str(value).rstrip("/") if value else None
 
 
+def _saved_token_may_exist() -> bool:
+    """Whether huggingface_hub could find a saved token (its documented locations).
+
+    Importing huggingface_hub costs a fifth of a second; without a token file (or OIDC)
+    there is nothing for it to find, so it is not imported at all.
+    """
+    if os.environ.get("HF_OIDC_RESOURCE"):
+        return True
+    path = os.environ.get("HF_TOKEN_PATH")
+    if not path:
+        home = os.environ.get("HF_HOME") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+            "huggingface")
+        path = os.path.join(os.path.expandvars(os.path.expanduser(home)), "token")
+    return os.path.isfile(os.path.expandvars(os.path.expanduser(path)))
+
+
 def hf_token(settings) -> Secret | None:
     """``HF_TOKEN`` (or the config file), else the token saved by ``hf auth login``."""
     token = settings.token("hf")
     if token:
         return token
+    if not _saved_token_may_exist():
+        return None
     try:
         from huggingface_hub import get_token
 
