@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,15 +103,25 @@ def run_curl(work: Path, env: dict, url: str, label: str) -> tuple[float, float]
     return seconds, float(stdout.strip())
 
 
-def one_round(server: FixtureServer, work: Path, size: int, want: str, label: str) -> dict:
+def one_round(server: FixtureServer, work: Path, size: int, want: str, label: str,
+              repeat: int) -> dict:
+    """Each client ``repeat`` times, interleaved; the median of each measure."""
     env = clean_env(work, server.url)
-    results: dict = {}
-    results["llmsetup"], results["llmsetup_transfer"] = run_llmsetup(work, env, label)
-    check(work / f"llmsetup-{label}" / REPO / "model.safetensors", want)
-    results["huggingface_hub"] = run_hf(work, env, server.url, label)
-    check(work / f"hf-{label}" / "model.safetensors", want)
-    results["curl"], results["curl_transfer"] = run_curl(work, env, server.url, label)
-    check(work / f"curl-{label}.safetensors", want)
+    runs: dict[str, list[float]] = {}
+    for i in range(repeat):
+        tag = f"{label}{i}"
+        for key, value in zip(("llmsetup", "llmsetup_transfer"),
+                              run_llmsetup(work, env, tag), strict=True):
+            runs.setdefault(key, []).append(value)
+        check(work / f"llmsetup-{tag}" / REPO / "model.safetensors", want)
+        runs.setdefault("huggingface_hub", []).append(run_hf(work, env, server.url, tag))
+        check(work / f"hf-{tag}" / "model.safetensors", want)
+        for key, value in zip(("curl", "curl_transfer"), run_curl(work, env, server.url, tag),
+                              strict=True):
+            runs.setdefault(key, []).append(value)
+        check(work / f"curl-{tag}.safetensors", want)
+    results = {key: statistics.median(values) for key, values in runs.items()}
+    results["runs"] = runs
     for name in ("llmsetup", "huggingface_hub", "curl"):
         results[f"{name}_MBps"] = size / results[name] / 1e6
     return results
@@ -119,6 +130,8 @@ def one_round(server: FixtureServer, work: Path, size: int, want: str, label: st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each client per setting; the median is reported")
     args = parser.parse_args()
     if not shutil.which("curl"):
         raise SystemExit("curl is needed for this benchmark")
@@ -129,17 +142,19 @@ def main() -> None:
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, huggingface_hub {huggingface_hub.__version__}")
-    print(f"file: {size / 1e6:.0f} MB safetensors on loopback (127.0.0.1)")
+    print(f"file: {size / 1e6:.0f} MB safetensors on loopback (127.0.0.1); "
+          f"median of {args.repeat} run(s) per client")
     with tempfile.TemporaryDirectory(prefix="llmsetup-bench-") as tmp, FixtureServer() as server:
         server.add_repo(REPO, {"config.json": b'{"model_type": "llama"}',
                                "model.safetensors": weights})
         server.repos[REPO].sha256("model.safetensors")  # hash once, before timing
         work = Path(tmp)
         server.rate = CAP
-        capped = one_round(server, work, size, want, "capped")
+        capped = one_round(server, work, size, want, "capped", args.repeat)
         server.rate = None
-        uncapped = one_round(server, work, size, want, "uncapped")
+        uncapped = one_round(server, work, size, want, "uncapped", args.repeat)
 
+    print("\nall runs (s):", json.dumps({"capped": capped["runs"], "uncapped": uncapped["runs"]}))
     print(f"\n[capped: {CAP / 1e6:.0f} MB/s per connection]   wall-clock seconds (MB/s)")
     for name in ("llmsetup", "huggingface_hub", "curl"):
         print(f"  {name:16} {capped[name]:7.2f} s  ({capped[f'{name}_MBps']:6.1f} MB/s)")

@@ -378,6 +378,9 @@ def _json(h: _Handler, status: int, doc, headers: dict | None = None) -> None:
 
 
 class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops the SYNs of a client opening 8 connections at once,
+    # which then waits a second to retry: no real server is configured like that.
+    request_queue_size = 128
     def handle_error(self, request, client_address) -> None:
         """A client that drops a connection (as a download does after a split) is normal."""
         import sys

@@ -146,6 +146,34 @@ def test_include_exclude_and_recipe_filters(cli, server, files):
     assert not (model_dir() / "q4" / "model.gguf").exists()  # the recipe excludes *.gguf
 
 
+def test_download_model_is_the_install_plans_entry_point(server, files):
+    from llmsetup.download import download_model
+    from llmsetup.recipes.loader import Catalog
+    from llmsetup.targets import resolve
+
+    settings = Settings.load()
+    target = resolve("tiny", settings, Catalog(settings.recipe_dirs))
+    manifest = download_model(target, settings, DownloadOptions(source="hf"))
+    assert manifest.model_dir == model_dir() == target.model_dir
+    assert (model_dir() / WEIGHTS).read_bytes() == files[WEIGHTS]
+
+
+def test_rich_progress_renders_bars_and_lines(server, files):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from llmsetup.cli._progress import RichReporter
+
+    stream = StringIO()
+    console = Console(file=stream, force_terminal=True, width=100)
+    ref = ModelRef("org/tiny", model_dir(), sources=["hf"])
+    with RichReporter(console) as reporter:
+        download(ref, Settings.load(), DownloadOptions(), reporter)
+    text = stream.getvalue()
+    assert "model.safetensors" in text and "sha256 verified" in text and "total" in text
+
+
 # -- sources --------------------------------------------------------------------------------
 
 

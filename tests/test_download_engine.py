@@ -290,6 +290,23 @@ def test_credentials_are_not_sent_to_another_host_on_redirect(tmp_path, server, 
     assert all(r["auth"] == "Bearer hf_secret_redirect_token" for r in direct)
 
 
+def test_404_on_a_file_fails_at_once_without_retries(tmp_path, server, files):
+    server.fault(WEIGHTS, "status", times=None, code=404)
+    with pytest.raises(SourceError, match="not found"):
+        fetch(tmp_path)
+    assert sum(r["path"].endswith(WEIGHTS) for r in server.requests) <= 8  # one per part
+
+
+def test_revision_is_pinned_to_a_commit(tmp_path, server, files):
+    commit = server.repos["org/tiny"].commit
+    manifest = fetch(tmp_path, revision=commit)
+    assert manifest.run["revision"] == commit
+    assert all(f"/resolve/{commit}/" in r["path"] for r in server.requests
+               if "/resolve/" in r["path"])
+    with pytest.raises(SourceError, match="not found"):
+        fetch(tmp_path / "other", revision="no-such-branch")
+
+
 # -- small pieces -------------------------------------------------------------------------
 
 
