@@ -14,7 +14,8 @@ One server holds repositories and answers, on one port:
 Faults are switched per file path and consumed per request (``times``; None = forever):
 ``status`` (any code, optional headers), ``drop`` (close the connection after ``after``
 bytes of a reply), ``corrupt`` (flip the byte at file ``offset``), ``ignore_range``,
-``bad_content_range``, ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
+``bad_content_range``, ``cap_range`` (answer at most ``max`` bytes of a range, with a
+correct Content-Range), ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
 (302 to the same URL on the host name ``localhost``, like a CDN). ``rate``
 caps every connection (bytes/s). ``sent`` counts body bytes per path.
 """
@@ -310,6 +311,9 @@ class FixtureServer:
         if match and self._take(path, "ignore_range") is None:
             start = int(match.group(1))
             end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            cap = self._take(path, "cap_range")
+            if cap is not None:  # like CDNs that answer a long range with a shorter one
+                end = min(end, start + cap["max"] - 1)
             if start >= size:
                 return _json(h, 416, {"error": "range"}, {"Content-Range": f"bytes */{size}"})
             status = 206

@@ -244,6 +244,7 @@ def test_gated_repository_fails_at_once_with_a_hint(cli, server):
     # The recipe whose upstream this is offers its public copy.
     assert "llmsetup download gemma-2b" in result.stderr
     assert len(server.requests) == 1  # no retries on 401
+    assert not (Path(os.environ["LLMSETUP_MODELS_DIR"]) / "google").exists()  # nothing left
 
 
 def test_token_saved_by_hf_login_is_used(cli, server, tmp_path, monkeypatch):

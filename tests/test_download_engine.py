@@ -127,6 +127,12 @@ def test_429_honours_retry_after(tmp_path, server, files):
     assert retry["delay"] == 1.0  # the server's delay, not the (much shorter) test backoff
 
 
+def test_retry_after_longer_than_we_wait_fails_the_source(tmp_path, server, files):
+    server.fault(WEIGHTS, "status", times=None, code=503, headers={"Retry-After": "3600"})
+    with pytest.raises(SourceError, match="asks to wait 3600s"):
+        fetch(tmp_path, engine=fast_engine(retry=RetryPolicy(attempts=4, max_retry_after_s=60)))
+
+
 def test_corrupted_byte_is_retried_then_fails_clearly_with_nothing_at_the_final_path(
         tmp_path, server, files):
     server.fault(WEIGHTS, "corrupt", times=None, offset=1_000_000)
@@ -162,6 +168,16 @@ def test_wrong_content_range_is_retried_never_written(tmp_path, server, files):
     fetch(tmp_path, reporter)
     assert_complete(tmp_path, files)
     assert sum("wrong Content-Range" in r["reason"] for r in reporter.of("retry")) == 2
+
+
+def test_server_answering_shorter_ranges_is_followed_without_retries(tmp_path, server,
+                                                                     files):
+    server.fault(WEIGHTS, "cap_range", times=None, max=100_000)
+    reporter = CollectingReporter()
+    fetch(tmp_path, reporter)
+    assert_complete(tmp_path, files)
+    assert not reporter.of("retry")
+    assert server.total_sent(WEIGHTS) == len(files[WEIGHTS])
 
 
 def test_stalled_connection_times_out_and_resumes(tmp_path, server, files):

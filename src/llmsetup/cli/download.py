@@ -126,6 +126,8 @@ def check_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> 
     out = Output(json_)
     if looks_like_path(target):
         folder = Path(target).expanduser().absolute()
+    elif "/" in target and target not in app.catalog.names():
+        folder = app.settings.models_dir / target  # ORG/REPO, as `download` stores it
     else:
         folder = app.target(target).model_dir
     if not folder.is_dir():

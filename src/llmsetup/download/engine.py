@@ -335,10 +335,13 @@ class Engine:
             flowed = 0
             try:
                 with contextlib.closing(self._open(session, job, part)) as resp:
+                    reply_end = resp.llmsetup_end
                     flowed = self._stream(job, part, resp)
                 with self._cv:
                     if part.gen != job.gen or part.pos >= part.end:
                         break
+                    if part.pos == reply_end and flowed:
+                        continue  # a server that sends shorter ranges than asked: go on
                 raise Transient(f"the connection closed at byte {part.pos:,} of "
                                 f"{job.t.file.size:,}")
             except Transient as exc:
@@ -351,6 +354,11 @@ class Engine:
                     raise
                 err = Transient(f"{type(exc).__name__}: {exc}")
             failures = 1 if flowed >= 64 << 10 else failures + 1
+            if err.retry_after is not None and err.retry_after > policy.max_retry_after_s:
+                self._fail(SourceError(job.t.source.name, f"{job.t.file.path}: {err}; the "
+                                       f"server asks to wait {err.retry_after:.0f}s",
+                                       hint="Try another source (--source), or rerun later."))
+                return False
             if failures >= policy.attempts:
                 self._fail(SourceError(job.t.source.name, f"{job.t.file.path}: {err} (gave up "
                                        f"after {failures} tries without progress)",
@@ -378,13 +386,14 @@ class Engine:
         resp = session.get(url, headers=headers, stream=True,
                            timeout=(self.config.connect_timeout_s, self.config.read_timeout_s))
         try:
-            self._check_reply(resp, job, part)
+            resp.llmsetup_end = self._check_reply(resp, job, part)
         except BaseException:
             resp.close()
             raise
         return resp
 
-    def _check_reply(self, resp, job: _Job, part: _Part) -> None:
+    def _check_reply(self, resp, job: _Job, part: _Part) -> int:
+        """Raise for a reply we must not write; else the offset its body ends at."""
         t, size = job.t, job.t.file.size
         check_status(resp, t.source.name, t.file.path, t.source.denied_hint,
                      t.source.missing_hint)
@@ -398,7 +407,7 @@ class Engine:
                     (got[2] is not None and got[2] != size):
                 raise Transient(f"wrong Content-Range {resp.headers.get('Content-Range')!r} "
                                 f"for bytes {part.pos}-{part.end - 1}/{size}")
-            return
+            return got[1] + 1
         if resp.status_code != 200:
             raise SourceError(t.source.name, f"{t.file.path}: unexpected HTTP "
                               f"{resp.status_code}")
@@ -408,6 +417,7 @@ class Engine:
                             f"the listing says {size:,}")
         if not job.single and (part.pos != 0 or part.end != size):
             self._go_single(job, part)
+        return size
 
     def _go_single(self, job: _Job, part: _Part) -> None:
         """The server ignored Range: this reply is the whole file; restart from byte 0."""

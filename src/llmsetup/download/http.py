@@ -187,6 +187,10 @@ def get_json(
                                   "endpoint URL.") from None
         except Transient as exc:
             last = exc
+            if exc.retry_after is not None and exc.retry_after > policy.max_retry_after_s:
+                raise SourceError(source, f"{exc}; the server asks to wait "
+                                  f"{exc.retry_after:.0f}s", hint="Try another source, or "
+                                  "rerun later.") from None
         except SourceError:
             raise
         except Exception as exc:

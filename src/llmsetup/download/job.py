@@ -134,6 +134,33 @@ def download(ref: ModelRef, settings, options: DownloadOptions | None = None,
         ref.revision = options.revision
     names = source_order(ref, settings, options)
     started = time.monotonic()
+    created = [p for p in (ref.model_dir, ref.model_dir.parent) if not p.exists()]
+    try:
+        return _download_locked(ref, settings, options, reporter, names, started)
+    finally:
+        if created:
+            _tidy(ref.model_dir, ref.model_dir.parent in created)
+
+
+def _tidy(model_dir: Path, parent_too: bool) -> None:
+    """Remove a model folder this run created and left with nothing but the lock."""
+    state = model_dir / STATE_DIR
+    try:
+        if {p.name for p in model_dir.iterdir()} != {STATE_DIR} or \
+                {p.name for p in state.iterdir()} - {"lock", "lock.owner"}:
+            return
+        for name in ("lock", "lock.owner"):
+            (state / name).unlink(missing_ok=True)
+        state.rmdir()
+        model_dir.rmdir()
+        if parent_too:
+            model_dir.parent.rmdir()  # the ORG folder we made, if nothing else is in it
+    except OSError:
+        return
+
+
+def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter: Reporter,
+                     names: list[str], started: float) -> Manifest:
     with folder_lock(ref.model_dir, reporter, options.lock_timeout):
         manifest = Manifest.load_or_new(ref.model_dir, ref.repo_id)
         if options.from_dir is not None:
