@@ -95,6 +95,8 @@ def describe_event(event: str, f: dict[str, Any]) -> str | None:
     if event == "retry":
         wait = f" in {f['delay']:.1f}s" if f.get("delay") else ""
         return f"↻ {f['path']}: {f['reason']}; retry {f['attempt']}{wait}"
+    if event == "note":
+        return f"  {f['message']}"
     if event == "warning":
         return f"Warning: {f['message']}"
     return None

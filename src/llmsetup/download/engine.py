@@ -40,6 +40,7 @@ from llmsetup.download.http import (
     RetryPolicy,
     Transient,
     check_status,
+    describe_network_error,
     is_network_error,
     new_session,
 )
@@ -352,7 +353,7 @@ class Engine:
             except Exception as exc:
                 if not is_network_error(exc):
                     raise
-                err = Transient(f"{type(exc).__name__}: {exc}")
+                err = Transient(describe_network_error(exc))
             failures = 1 if flowed >= 64 << 10 else failures + 1
             if err.retry_after is not None and err.retry_after > policy.max_retry_after_s:
                 self._fail(SourceError(job.t.source.name, f"{job.t.file.path}: {err}; the "

@@ -148,6 +148,34 @@ def is_network_error(exc: BaseException) -> bool:
                             http.client.HTTPException, ConnectionError, TimeoutError))
 
 
+_NETWORK_PATTERNS = (
+    ("NameResolutionError", "cannot resolve {host} (no DNS, or no network)"),
+    ("Name or service not known", "cannot resolve {host} (no DNS, or no network)"),
+    ("Temporary failure in name resolution", "cannot resolve {host} (no DNS, or no network)"),
+    ("Connection refused", "{host} refused the connection"),
+    ("ConnectTimeout", "connecting to {host} timed out"),
+    ("Read timed out", "{host} sent nothing for the read timeout"),
+    ("RemoteDisconnected", "{host} closed the connection"),
+    ("IncompleteRead", "the connection broke mid-reply"),
+    ("Connection broken", "the connection broke mid-reply"),
+    ("Connection reset", "the connection was reset"),
+    ("CERTIFICATE_VERIFY_FAILED", "the TLS certificate of {host} is not trusted"),
+    ("ProxyError", "the proxy refused or failed"),
+)
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """One short line for a requests/urllib3/socket error (not a page of reprs)."""
+    text = f"{type(exc).__name__}: {exc}"
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None) or ""
+    host = url.split("/")[2] if url.count("/") >= 2 else "the server"
+    for pattern, message in _NETWORK_PATTERNS:
+        if pattern in text:
+            return message.format(host=host)
+    return redact(text)[:200]
+
+
 def sleep_unless(cancel: threading.Event | None, seconds: float) -> bool:
     """Sleep; return True at once when ``cancel`` is set (so Ctrl-C is never delayed)."""
     if seconds <= 0:
@@ -196,7 +224,7 @@ def get_json(
         except Exception as exc:
             if not is_network_error(exc):
                 raise
-            last = Transient(f"{what}: {type(exc).__name__}: {exc}")
+            last = Transient(f"{what}: {describe_network_error(exc)}")
         if attempt < policy.attempts and sleep_unless(
                 cancel, policy.delay(attempt, last.retry_after)):
             raise KeyboardInterrupt

@@ -25,7 +25,7 @@ from llmsetup.download.errors import (
     NotDownloadable,
     SourceError,
 )
-from llmsetup.download.http import is_network_error
+from llmsetup.download.http import describe_network_error, is_network_error
 from llmsetup.download.manifest import Entry, Manifest, file_hashes, shards_of
 from llmsetup.download.partial import PartialFile, content_key
 from llmsetup.download.progress import NULL_REPORTER, Reporter
@@ -197,7 +197,7 @@ def list_source(source: Source) -> Listing:
     except Exception as exc:
         if not is_network_error(exc):
             raise
-        raise SourceError(source.name, f"unreachable: {type(exc).__name__}: {exc}",
+        raise SourceError(source.name, f"unreachable: {describe_network_error(exc)}",
                           hint="Check the network, or try another source.") from None
 
 
@@ -205,7 +205,9 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
                  reporter: Reporter, settings) -> None:
     listing = list_source(source)
     for note in listing.notes:
-        reporter.emit("warning", message=f"{source.name}: {note}")
+        reporter.emit("note", message=f"{source.name}: {note}")
+    for warning in listing.warnings:
+        reporter.emit("warning", message=f"{source.name}: {warning}")
     selection = select_files(listing.files, options.include or ref.include,
                              [*ref.exclude, *options.exclude], options.all_formats)
     if not selection.files:
@@ -236,7 +238,8 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
     manifest.run.update(source=source.name, revision=listing.revision,
                         files=len(selection.files), fetched_files=len(fetched),
                         fetched_bytes=sum(r.fetched for r in fetched), skipped=skipped,
-                        connections=connections, notes=listing.notes)
+                        connections=connections,
+                        notes=listing.notes + listing.warnings)
 
 
 def _plan(files: list[RemoteFile], source: Source, manifest: Manifest,

@@ -74,13 +74,15 @@ class Manifest:
         return found if found is not None else cls(model_dir, repo_id)
 
     def save(self) -> None:
+        """Write the manifest atomically. Connections finish files concurrently: the lock
+        covers the write too, so an older snapshot can never overwrite a newer one."""
+        path = manifest_path(self.model_dir)
         with self._lock:
             doc = {"format": FORMAT, "repo_id": self.repo_id,
                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    "files": {p: asdict(e) for p, e in sorted(self.files.items())}}
-        path = manifest_path(self.model_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, doc)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, doc)
 
     def record(self, path: str, entry: Entry) -> None:
         """Add or replace ``path`` and save at once (a crash keeps what is verified)."""

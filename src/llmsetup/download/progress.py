@@ -13,6 +13,7 @@ file in a pipe, JSON lines with ``--json``). Events, with their fields:
 - ``retry``: path, attempt, reason, delay;
 - ``file_done``: path, size, sha256, verified_by, source, fetched, seconds;
 - ``file_skipped``: path, size, reason (already present and verified);
+- ``note``: message: something worth knowing (where hashes came from);
 - ``warning``: message (and path where it concerns one file).
 
 Events are emitted from the engine's threads: receivers must be thread-safe. Every text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from llmsetup.download.errors import SourceError
-from llmsetup.download.http import RetryPolicy, is_network_error
+from llmsetup.download.http import RetryPolicy, describe_network_error, is_network_error
 from llmsetup.download.ref import ModelRef
 from llmsetup.download.sources.aliendao import AliendaoSource
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
@@ -80,7 +80,7 @@ def hf_reference(ref: ModelRef, settings, endpoint: str | None,
         except Exception as exc:
             if not is_network_error(exc):
                 raise
-            reasons.append(f"{url}: unreachable ({type(exc).__name__})")
+            reasons.append(f"{url}: {describe_network_error(exc)}")
         finally:
             source.close()
     return None, "no HF endpoint answered (" + "; ".join(reasons) + ")"

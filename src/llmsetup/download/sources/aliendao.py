@@ -138,7 +138,7 @@ class AliendaoSource(Source):
     def _with_hashes(self, files: list[RemoteFile]) -> Listing:
         reference, where = self.hash_lookup() if self.hash_lookup else (None, "no HF endpoint")
         if reference is None:
-            return Listing(files, self.revision, notes=[
+            return Listing(files, self.revision, warnings=[
                 f"aliendao publishes no hashes and {where}: files are verified by size only"])
         known = {f.path: f for f in reference.files}
         out, differ = [], []
@@ -149,11 +149,12 @@ class AliendaoSource(Source):
             else:
                 out.append(f)
                 differ.append(f.path)
-        notes = [f"hashes from {where}"]
+        warnings = []
         if differ:
-            notes.append("verified by size only (absent or of another size at the HF "
-                         "endpoint, so the mirror's copy may be older): " + ", ".join(differ))
-        return Listing(out, self.revision, notes=notes)
+            warnings.append("verified by size only (absent or of another size at the HF "
+                            "endpoint, so the mirror's copy may be older): " + ", ".join(differ))
+        return Listing(out, self.revision, notes=[f"sha256 and git ids from {where}"],
+                       warnings=warnings)
 
     # -- transfer ---------------------------------------------------------------------
 

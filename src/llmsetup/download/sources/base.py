@@ -56,7 +56,10 @@ class Listing:
 
     files: list[RemoteFile]
     revision: str
+    #: What the user should know about this listing (e.g. where hashes came from).
     notes: list[str] = field(default_factory=list)
+    #: What weakens the verification (e.g. files checked by size only).
+    warnings: list[str] = field(default_factory=list)
 
 
 def safe_relpath(name: str, source: str) -> str:
