@@ -336,6 +336,39 @@ def test_range_set_merges_and_finds_gaps():
     assert ranges.run_end(12) == 40 and ranges.run_end(5) == 5
 
 
+def test_partial_file_hashes_blocks_written_in_any_order_by_many_threads(tmp_path):
+    import random
+
+    data = random_bytes(4 << 20, seed=11)
+    blocks = [(off, data[off:off + 65536]) for off in range(0, len(data), 65536)]
+    for round_ in range(3):
+        partial = PartialFile(tmp_path / f"p{round_}", "w.bin", "k", len(data),
+                              git_oid="unused")
+        partial.open()
+        random.Random(round_).shuffle(blocks)
+        queue = list(blocks)
+        lock = threading.Lock()
+
+        def work(queue=queue, lock=lock, partial=partial) -> None:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    off, block = queue.pop()
+                partial.write(off, [block])
+                partial.record(off, [block])
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sha256, git = partial.digests()
+        assert sha256 == sha(data)
+        assert git == hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        partial.close()
+
+
 def test_content_range_and_retry_after_parsing():
     assert parse_content_range("bytes 0-9/100") == (0, 9, 100)
     assert parse_content_range("bytes 5-9/*") == (5, 9, None)

@@ -14,7 +14,9 @@ A changed remote gives a new key, and the old partial of that path is removed.
 Hashing happens while the data arrives: the bytes that extend the contiguous prefix are
 hashed from memory as they are written; bytes written ahead of the prefix (by the other
 connections) are read back when the prefix reaches them, seconds later, from the page
-cache. So there is no second pass over a finished file, and memory stays bounded.
+cache. So there is no second pass over a finished file, and memory stays bounded. One
+connection at a time does the hashing, outside the lock, while the others keep
+receiving: on a fast link the sha256 runs in parallel with the network.
 
 Each checkpoint first flushes the data to disk (fdatasync), then writes the state: the
 state never claims bytes a power cut could lose, and the disk writes the data while the
@@ -145,6 +147,12 @@ class PartialFile:
         self.data_path = folder / f"{path_id(path)}-{key}.part"
         self.state_path = folder / f"{path_id(path)}-{key}.json"
         self.lock = threading.Lock()
+        self._hash_cv = threading.Condition(self.lock)
+        # One connection at a time hashes (the "hashing role"); the others only record
+        # their ranges and go back to the network. ``_gen`` changes on reset, so that a
+        # connection still hashing stale bytes drops its work.
+        self._hashing = False
+        self._gen = 0
         self._io_lock = threading.Lock()
         # Serialises state-file writes with reset/commit/discard, so that a checkpoint
         # taken just before a reset can never be written after it.
@@ -228,31 +236,56 @@ class PartialFile:
         _pwrite(self.fd, buffers, offset, self._io_lock)
 
     def record(self, offset: int, buffers: list) -> None:
-        """Mark ``buffers`` (already written at ``offset``) as present; advance the hash."""
+        """Mark ``buffers`` (already written at ``offset``) as present; advance the hash.
+
+        If no other connection is hashing, this one takes the role: it hashes its own
+        bytes from memory when they extend the prefix, then whatever else became
+        contiguous (read back), and gives the role up. Hashing happens outside the lock,
+        so the other connections keep receiving meanwhile.
+        """
         length = sum(len(b) for b in buffers)
         with self.lock:
             self.ranges.add(offset, offset + length)
             self._dirty = True
-            if offset == self.hash_pos:
-                for b in buffers:
-                    self._update(b)
-            self._catch_up(self.ranges.run_end(self.hash_pos))
+            if self._hashing:
+                return
+            self._hashing = True
+            gen, sha, git, pos = self._gen, self._sha256, self._git, self.hash_pos
+        if offset == pos:
+            for b in buffers:
+                sha.update(b)
+                if git is not None:
+                    git.update(b)
+            pos += length
+        self._drain(gen, sha, git, pos)
 
-    def _update(self, data) -> None:
-        self._sha256.update(data)
-        if self._git is not None:
-            self._git.update(data)
-        self.hash_pos += len(data)
-
-    def _catch_up(self, end: int) -> None:
-        """Hash written bytes from the prefix up to ``end`` (from the page cache)."""
+    def _drain(self, gen: int, sha, git, pos: int) -> None:
+        """Publish ``pos``, hash the contiguous written bytes past it, give up the role."""
         assert self.fd is not None
-        while self.hash_pos < end:
-            chunk = _pread(self.fd, min(_READ_BACK, end - self.hash_pos), self.hash_pos,
-                           self._io_lock)
-            if not chunk:
-                raise OSError(f"{self.data_path}: shorter than its recorded ranges")
-            self._update(chunk)
+        try:
+            while True:
+                with self.lock:
+                    if gen != self._gen:
+                        return  # reset meanwhile: the new state is not ours to touch
+                    self.hash_pos = pos
+                    end = self.ranges.run_end(pos)
+                    if end <= pos:
+                        self._hashing = False
+                        self._hash_cv.notify_all()
+                        return
+                chunk = _pread(self.fd, min(_READ_BACK, end - pos), pos, self._io_lock)
+                if not chunk:
+                    raise OSError(f"{self.data_path}: shorter than its recorded ranges")
+                sha.update(chunk)
+                if git is not None:
+                    git.update(chunk)
+                pos += len(chunk)
+        except BaseException:
+            with self.lock:
+                if gen == self._gen:
+                    self._hashing = False
+                    self._hash_cv.notify_all()
+            raise
 
     def covered(self) -> int:
         with self.lock:
@@ -279,7 +312,10 @@ class PartialFile:
             with self.lock:
                 self.ranges = RangeSet()
                 self._reset_hashes()
+                self._gen += 1
+                self._hashing = False
                 self._dirty = False
+                self._hash_cv.notify_all()
             if self.fd is not None:
                 os.ftruncate(self.fd, 0)
                 os.ftruncate(self.fd, self.size)
@@ -290,7 +326,14 @@ class PartialFile:
     def digests(self) -> tuple[str, str | None]:
         """(sha256, git blob sha1) of the whole file; every byte must be written."""
         with self.lock:
-            self._catch_up(self.size)
+            while self._hashing:
+                self._hash_cv.wait()
+            if self.hash_pos < self.size and self.ranges.run_end(self.hash_pos) < self.size:
+                raise OSError(f"{self.data_path}: not every byte is written yet")
+            self._hashing = True
+            gen, sha, git, pos = self._gen, self._sha256, self._git, self.hash_pos
+        self._drain(gen, sha, git, pos)
+        with self.lock:
             return self._sha256.hexdigest(), (self._git.hexdigest() if self._git else None)
 
     def commit(self, final: Path) -> None:
