@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+# Fixtures of the speech tests (tiny Whisper models, espeak recordings), for every module.
+pytest_plugins = ["tests.speech_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "src" / "llmsetup" / "runtime"
 
@@ -70,12 +73,14 @@ def cli() -> Cli:
 
 
 def build_tiny_causal_lm(out: Path, arch: dict, chat_template: str = "llama-2",
-                         python: str = sys.executable, train_steps: int = 0) -> Path:
+                         python: str = sys.executable, train_steps: int = 0,
+                         train_template: str | None = None) -> Path:
     """Build a tiny model with ``python``'s own transformers (see runtime/fixtures.py)."""
+    extra = ["--train-template", train_template] if train_template else []
     subprocess.run(
         [python, str(RUNTIME / "fixtures.py"), "causal-lm", str(out),
          "--architecture", json.dumps(arch), "--chat-template", chat_template,
-         "--train-steps", str(train_steps)],
+         "--train-steps", str(train_steps), *extra],
         check=True, capture_output=True, text=True,
     )
     return out
@@ -109,3 +114,36 @@ def require_program(program: str) -> str:
 
 def env_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+# Models for verify and chat. Sizes are multiples of 32 because bitsandbytes' CPU 4-bit
+# kernels pack weights in blocks of 32 rows and 64 columns: the smaller TINY_LLAMA above
+# cannot be quantized to 4 bits on the CPU (real models always can).
+CHAT_LLAMA = {**TINY_LLAMA, "hidden_size": 64, "intermediate_size": 128}
+CHAT_GEMMA = {**TINY_GEMMA, "hidden_size": 64, "intermediate_size": 128, "head_dim": 16,
+              "num_key_value_heads": 2}
+CHAT_TRAIN_STEPS = 80  # enough for the dialogues to come back word for word, quantized too
+
+
+@pytest.fixture(scope="session")
+def chat_llama(tmp_path_factory) -> Path:
+    """A tiny Llama with the llama-2 chat template, trained to answer the fixture dialogues."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "chat-llama", CHAT_LLAMA,
+                                train_steps=CHAT_TRAIN_STEPS)
+
+
+@pytest.fixture(scope="session")
+def chat_gemma(tmp_path_factory) -> Path:
+    """A tiny Gemma without a chat template that has learnt the gemma format (the fallback):
+    it ends its answers with the text ``<end_of_turn>``, which is no token in its vocabulary."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "chat-gemma", CHAT_GEMMA,
+                                chat_template="none", train_steps=CHAT_TRAIN_STEPS,
+                                train_template="gemma")
+
+
+@pytest.fixture(scope="session")
+def long_llama(tmp_path_factory) -> Path:
+    """An untrained tiny Llama with a long context: greedy decoding babbles for thousands of
+    tokens, long enough to press Ctrl-C in the middle of an answer."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "long-llama",
+                                dict(TINY_LLAMA, max_position_embeddings=32768))

@@ -115,7 +115,9 @@ def _fake_nvidia_smi(folder: Path, lines: str, with_cc: bool = True) -> None:
     older than 510 when ``with_cc`` is false.
     """
     script = folder / "nvidia-smi"
-    cc_check = "" if with_cc else 'case "$*" in *compute_cap*) echo "Field compute_cap is not a valid field" >&2; exit 2;; esac\n'
+    cc_check = "" if with_cc else (
+        'case "$*" in *compute_cap*) echo "Field compute_cap is not a valid field" >&2; '
+        "exit 2;; esac\n")
     script.write_text(f"#!/bin/sh\n{cc_check}cat <<'EOF'\n{lines}\nEOF\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
 

@@ -82,7 +82,7 @@ def test_user_recipe_overrides_bundled_one(tmp_path):
     (tmp_path / "gemma-2b.yaml").write_text(text.replace("Gemma 2B base", "My own Gemma"))
     catalog = Catalog([tmp_path])
     assert catalog.get("gemma-2b").description.startswith("My own Gemma")
-    assert [r.description for r in catalog.all() if r.name == "gemma-2b"][0].startswith("My own")
+    assert next(r.description for r in catalog.all() if r.name == "gemma-2b").startswith("My own")
 
 
 def test_unknown_recipe_suggests_close_names(catalog):
@@ -106,3 +106,30 @@ def test_recipes_ship_inside_the_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for name in EXPECTED:
         assert f"llmsetup/_bundled_recipes/{name}.yaml" in names
+    assert "llmsetup/schemas/verify-causal-lm.schema.json" in names  # docs/verify.md
+
+
+def test_recipe_index_cache_follows_edits(tmp_path):
+    """`list` reads a cached index; editing a recipe file must show at once."""
+    import os
+
+    cache = tmp_path / "cache"
+    text = (bundled_dir() / "gemma-2b.yaml").read_text()
+    user = tmp_path / "recipes"
+    user.mkdir()
+    (user / "gemma-2b.yaml").write_text(text.replace("Gemma 2B base", "First edit"))
+    first = {r["name"]: r for r in Catalog([user], cache_dir=cache).index()}
+    assert first["gemma-2b"]["description"].startswith("First edit")
+    assert (cache / "recipes-index.json").is_file()
+    path = user / "gemma-2b.yaml"
+    path.write_text(text.replace("Gemma 2B base", "Second edit, longer"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    second = {r["name"]: r for r in Catalog([user], cache_dir=cache).index()}
+    assert second["gemma-2b"]["description"].startswith("Second edit")
+    (user / "broken.yaml").write_text("name: [\n")
+    catalog = Catalog([user], cache_dir=cache)
+    catalog.index()
+    assert any("broken.yaml" in m for m in catalog.problem_messages)
+    again = Catalog([user], cache_dir=cache)
+    again.index()  # from the cache now, with the same warning
+    assert again.problem_messages == catalog.problem_messages

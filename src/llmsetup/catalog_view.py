@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llmsetup.recipes.loader import Catalog
+from llmsetup.recipes.memory import memory_gb
 from llmsetup.settings import Settings
-from llmsetup.targets import Target, model_dir_for
+
+if TYPE_CHECKING:
+    from llmsetup.targets import Target
 
 
 def is_installed(model_dir) -> bool:
@@ -13,20 +18,21 @@ def is_installed(model_dir) -> bool:
 
 
 def recipe_rows(catalog: Catalog, settings: Settings) -> list[dict]:
+    """One row per recipe, from the catalog's cached index (no schema needed)."""
     rows = []
-    for recipe in catalog.all():
-        model_dir = model_dir_for(recipe, settings)
+    for recipe in catalog.index():
+        model_dir = settings.models_dir / (recipe.get("target_dir") or recipe["repo_id"])
         rows.append({
-            "name": recipe.name,
-            "kind": recipe.kind,
-            "repo_id": recipe.repo_id,
-            "description": recipe.description,
-            "params": recipe.params,
-            "memory_gb": recipe.memory_gb(),
-            "gated": recipe.gated,
+            "name": recipe["name"],
+            "kind": recipe["kind"],
+            "repo_id": recipe["repo_id"],
+            "description": recipe["description"],
+            "params": recipe.get("params"),
+            "memory_gb": memory_gb(recipe.get("memory"), recipe.get("params")),
+            "gated": recipe.get("gated", False),
             "installed": is_installed(model_dir),
             "model_dir": str(model_dir),
-            "source": str(recipe.origin) if recipe.origin else None,
+            "source": recipe.get("origin"),
         })
     return rows
 

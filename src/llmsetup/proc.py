@@ -15,6 +15,7 @@ that all of them get the same treatment:
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import signal
@@ -80,10 +81,8 @@ def _check_argv(argv: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _stop(proc: subprocess.Popen, grace: float = INTERRUPT_GRACE_S) -> None:
@@ -232,14 +231,16 @@ def run_interactive(
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> int:
     """Run a command that owns the terminal (a REPL, a server) and return its exit status.
 
     The child stays in our process group so that the terminal's Ctrl-C reaches it
     directly; we ignore SIGINT meanwhile and let the child decide what Ctrl-C means.
+    ``pass_fds`` are kept open in the child (a pipe for its protocol events).
     """
     args = _check_argv(argv)
-    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env))
+    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), pass_fds=tuple(pass_fds))
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return proc.wait()

@@ -4,7 +4,9 @@ Python, collect its JSON-line events, and turn its errors into llmsetup errors.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,10 +24,17 @@ HINTS = {
     "no-torch": "The environment lacks torch: rerun `llmsetup install NAME`.",
     "wrong-kind": "Use `llmsetup verify` for speech models and `llmsetup chat` for text models.",
     "interrupted": "Rerun the same command.",
+    "no-bitsandbytes": "Rerun `llmsetup install NAME` (its profile pins bitsandbytes), or run "
+                       "without --8bit/--4bit.",
+    "bnb-no-cuda": "Install a bitsandbytes build that matches your CUDA (`llmsetup doctor` "
+                   "shows it), or run without --8bit/--4bit.",
+    "remote-code": "Read the model's .py files, then pass --trust-remote-code.",
+    "gated": "Accept the model's licence on the hub, set HF_TOKEN, then `llmsetup download "
+             "NAME`.",
 }
 # Codes that mean the user's input was wrong (exit status 2) rather than a failed check.
-USAGE_CODES = {"bad-input", "wrong-kind", "bad-audio", "no-audio", "ffmpeg-missing",
-               "incomplete-model", "not-a-model"}
+USAGE_CODES = {"bad-input", "wrong-kind", "bad-audio", "no-audio", "silent-audio",
+               "ffmpeg-missing", "incomplete-model", "not-a-model", "remote-code"}
 
 
 def script(module: str) -> Path:
@@ -46,8 +55,15 @@ def error_from_event(event: dict, log: Path | None = None) -> LLMSetupError:
     return err
 
 
+def _python_argv(python: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+    """An interpreter path, or a command prefix that starts one (``conda run -n ENV python``)."""
+    if isinstance(python, (str, os.PathLike)):
+        return [os.fspath(python)]
+    return [str(p) for p in python]
+
+
 def run_module(
-    python: str | os.PathLike[str],
+    python: str | os.PathLike[str] | Sequence[str],
     module: str,
     args: Sequence[str],
     *,
@@ -57,7 +73,8 @@ def run_module(
     cwd: Path | None = None,
 ) -> dict:
     """Run ``runtime/<module>.py`` with ``python``; return its ``result`` event."""
-    child = JsonLinesProcess([python, str(script(module)), *args], log=log, env=env, cwd=cwd)
+    child = JsonLinesProcess([*_python_argv(python), str(script(module)), *args], log=log,
+                             env=env, cwd=cwd)
     result = error = None
     for event in child.events():
         kind = event.get("event")
@@ -80,11 +97,53 @@ def run_module(
 
 
 def run_module_interactive(
-    python: str | os.PathLike[str],
+    python: str | os.PathLike[str] | Sequence[str],
     module: str,
     args: Sequence[str],
     *,
     env: dict[str, str] | None = None,
+    events: bool = False,
+    on_event: Callable[[dict], None] | None = None,
 ) -> int:
-    """Run a runtime module that owns the terminal (the chat REPL); return its status."""
-    return run_interactive([python, str(script(module)), *args], env=env)
+    """Run a runtime module that owns the terminal (the chat REPL); return its status.
+
+    With ``events`` the module gets ``--events-fd N``, the write end of a pipe, since its
+    stdout belongs to the user: its events reach ``on_event``, and an ``error`` event is
+    raised here like :func:`run_module` does, so that the user sees one kind of message
+    and hint whichever way a module runs. The descriptor reaches the module only when
+    ``python`` starts the interpreter itself (``conda run`` closes inherited descriptors):
+    pass the environment's python path, as ``envs.python_for`` gives it.
+    """
+    argv = [*_python_argv(python), str(script(module)), *args]
+    if not events:
+        return run_interactive(argv, env=env)
+    read_fd, write_fd = os.pipe()
+    received: list[dict] = []
+    reader = threading.Thread(target=_read_events, args=(read_fd, received, on_event),
+                              daemon=True)
+    reader.start()
+    try:
+        status = run_interactive([*argv, "--events-fd", str(write_fd)], env=env,
+                                 pass_fds=(write_fd,))
+    finally:
+        os.close(write_fd)  # the child's copy closed when it exited: the reader sees EOF
+        reader.join(timeout=5)
+    error = next((e for e in received if e.get("event") == "error"), None)
+    if error is not None and error.get("code") == "interrupted":
+        raise KeyboardInterrupt  # Ctrl-C before the REPL started: exit 130, as anywhere
+    if error is not None:
+        raise error_from_event(error)
+    return status
+
+
+def _read_events(fd: int, received: list[dict], on_event) -> None:
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as stream:
+        for line in stream:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                received.append(event)
+                if on_event and event.get("event") != "error":
+                    on_event(event)

@@ -33,7 +33,8 @@ class AppState:
         if self._catalog is None:
             from llmsetup.recipes.loader import Catalog
 
-            self._catalog = Catalog(self.settings.recipe_dirs)
+            self._catalog = Catalog(self.settings.recipe_dirs,
+                                    cache_dir=self.settings.home / "cache")
         return self._catalog
 
     def target(self, name_or_path: str) -> Target:

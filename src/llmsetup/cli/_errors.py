@@ -60,8 +60,11 @@ TABLE: list[tuple[Callable[[BaseException], bool], Callable[[Any], tuple[str, st
     (lambda e: isinstance(e, LLMSetupError), _llmsetup),
     (lambda e: isinstance(e, KeyboardInterrupt),
      lambda e: ("interrupted", "Rerun the same command to pick up where it stopped.", 130)),
+    # The reader of our output went away (`llmsetup ... | head`): not an error of ours.
+    (lambda e: isinstance(e, BrokenPipeError), lambda e: ("", None, 0)),
     (lambda e: any(c.__name__ in {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout",
-                                  "SSLError"} for c in type(e).__mro__), _network),
+                                  "SSLError"} and c.__module__ != "builtins"
+                   for c in type(e).__mro__), _network),
     (lambda e: isinstance(e, OSError), _oserror),
 ]
 
@@ -78,6 +81,8 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
 def report(exc: BaseException) -> int:
     """Print ``exc`` for the user on stderr and return the exit code."""
     message, hint, code = describe(exc)
+    if not message:
+        return code
     debug = os.environ.get("LLMSETUP_DEBUG") not in (None, "", "0")
     if debug:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
@@ -85,7 +90,8 @@ def report(exc: BaseException) -> int:
     out.write(redact(f"Error: {message}\n"))
     if hint:
         out.write(redact(f"Hint: {hint}\n"))
-    if code not in (2, 130) and not debug and not isinstance(exc, LLMSetupError):
+    if code not in (2, 130) and not debug and not isinstance(exc, LLMSetupError) \
+            and DEBUG_HINT not in (hint or ""):
         out.write(f"{DEBUG_HINT}\n")
     out.flush()
     return code
@@ -99,5 +105,5 @@ class LLMSetupGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
             raise
-        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - this is the boundary
+        except (Exception, KeyboardInterrupt) as exc:
             raise typer.Exit(report(exc)) from None

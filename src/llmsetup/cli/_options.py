@@ -28,3 +28,28 @@ Bits8Opt = Annotated[bool, typer.Option("--8bit", help="Load in 8-bit (LLM.int8)
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="auto, cuda or cpu.", case_sensitive=False)
 ]
+DoubleQuantOpt = Annotated[
+    bool, typer.Option("--double-quant", help="With --4bit: quantize the quantization constants "
+                       "too (saves about 0.37 bits per parameter).")
+]
+CpuOpt = Annotated[bool, typer.Option("--cpu", help="Run on the CPU (the same as --device cpu).")]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option("--max-memory", metavar="SPEC",
+                 help="Memory per device for device_map=auto, e.g. 0=10GiB,cpu=30GiB."),
+]
+MaxNewTokensOpt = Annotated[
+    int | None, typer.Option("--max-new-tokens", metavar="N", min=1,
+                             help="Longest answer, in tokens.",
+                             show_default="the recipe's smoke setting for verify, 512 for chat")
+]
+TrustRemoteCodeOpt = Annotated[
+    bool, typer.Option("--trust-remote-code",
+                       help="Run Python code shipped with the model (read it first).")
+]
+PythonOpt = Annotated[
+    str | None,
+    typer.Option("--python", metavar="PATH",
+                 help="The interpreter of the model's environment.",
+                 show_default="the environment `install` made, else this one"),
+]

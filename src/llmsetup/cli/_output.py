@@ -28,9 +28,11 @@ class Output:
         if self._out is None:
             from rich.console import Console
 
-            # A pipe gets a wide console so that tables are never cut to 80 columns.
-            width = None if sys.stdout.isatty() else 160
-            self._out = Console(file=sys.stdout, highlight=False, width=width)
+            # A pipe gets a wide console so that tables are never cut to 80 columns, and
+            # long lines (commands, paths) are never broken.
+            tty = sys.stdout.isatty()
+            self._out = Console(file=sys.stdout, highlight=False, width=None if tty else 160,
+                                soft_wrap=not tty)
         return self._out
 
     @property
@@ -39,7 +41,8 @@ class Output:
         if self._err is None:
             from rich.console import Console
 
-            self._err = Console(file=sys.stderr, highlight=False)
+            self._err = Console(file=sys.stderr, highlight=False,
+                                soft_wrap=not sys.stderr.isatty())
         return self._err
 
     def result(self, doc: Any, render: Callable[[Any], None] | None = None) -> None:
@@ -53,12 +56,24 @@ class Output:
         else:
             self.out.print_json(redact(json.dumps(doc, ensure_ascii=False, default=str)))
 
+    def table(self, headers: list[str], rows: list[list[str]], right: set[int] = frozenset()
+              ) -> None:
+        """A plain aligned table on stdout (no rich import: `list` must start fast)."""
+        widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+        sys.stdout.write("\n".join([line(headers), *(line(r) for r in rows)]) + "\n")
+
     def info(self, message: str) -> None:
         if not self.quiet:
             self.err.print(redact(message))
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]Warning:[/] {redact(message)}")
+        # Plain text: a warning must not cost the rich import on a fast path (`list`).
+        sys.stderr.write(f"Warning: {redact(message)}\n")
 
     def success(self, message: str) -> None:
         if not self.quiet:

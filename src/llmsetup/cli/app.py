@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from llmsetup import __version__
-from llmsetup.cli import catalog, doctor, download, recipes
+from llmsetup.cli import catalog, chat, doctor, download, install, recipes, serve, verify
 from llmsetup.cli._context import state
 from llmsetup.cli._errors import LLMSetupGroup
+from llmsetup.cli.transcribe import transcribe_cmd
 
 app = typer.Typer(
     name="llmsetup",
@@ -19,6 +20,9 @@ app = typer.Typer(
     "the truth about their speed and memory.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: rich-formatted help costs ~50 ms of imports (markdown among them) on every
+    # `--help`, twice the start-up of the rest of the CLI (see benchmarks/cli_start.py).
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -34,8 +38,8 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     recipes_dir: Annotated[list[Path] | None, typer.Option(
-        "--recipes-dir", metavar="DIR", help="An extra folder of recipes (repeatable); overrides bundled ones.",
-        envvar=None)] = None,
+        "--recipes-dir", metavar="DIR",
+        help="An extra folder of recipes (repeatable); overrides bundled ones.")] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
@@ -47,8 +51,13 @@ def root(
 app.command("list")(catalog.list_cmd)
 app.command("show")(catalog.show_cmd)
 app.command("doctor")(doctor.doctor_cmd)
+app.command("install")(install.install_cmd)
 app.command("download")(download.download_cmd)
 app.command("check")(download.check_cmd)
+app.command("verify")(verify.verify_cmd)
+app.command("chat")(chat.chat_cmd)
+app.command("serve")(serve.serve_cmd)
+app.command("transcribe")(transcribe_cmd)
 app.add_typer(recipes.app, name="recipes")
 
 

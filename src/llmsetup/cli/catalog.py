@@ -29,25 +29,18 @@ def list_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
     app = state(ctx)
     out = Output(json_)
     rows = recipe_rows(app.catalog, app.settings)
-    for problem in app.catalog.problems:
-        out.warn(f"skipped a broken recipe: {problem.message}")
+    for message in app.catalog.problem_messages:
+        out.warn(f"skipped a broken recipe: {message}")
 
-    def render(console) -> None:
-        from rich.table import Table
-
-        table = Table(header_style="bold", box=None, pad_edge=False)
-        for col, justify in (("name", "left"), ("kind", "left"), ("repository", "left"),
-                             ("params", "right"), ("GPU GB fp16/8-bit/4-bit", "right"),
-                             ("installed", "left")):
-            table.add_column(col, justify=justify, no_wrap=True)
-        for row in rows:
-            mem = row["memory_gb"]
-            table.add_row(row["name"], row["kind"], row["repo_id"], _params(row["params"]),
-                          f"{_gb(mem['fp16'])} / {_gb(mem['int8'])} / {_gb(mem['int4'])}",
-                          "[green]yes[/]" if row["installed"] else "no")
-        console.print(table)
-
-    out.result({"recipes": rows}, render)
+    if json_:
+        out.result({"recipes": rows})
+        return
+    table = [[row["name"], row["kind"], row["repo_id"], _params(row["params"]),
+              f"{_gb(row['memory_gb']['fp16'])} / {_gb(row['memory_gb']['int8'])} / "
+              f"{_gb(row['memory_gb']['int4'])}", "yes" if row["installed"] else "no"]
+             for row in rows]
+    out.table(["name", "kind", "repository", "params", "GPU GB fp16/8-bit/4-bit", "installed"],
+              table, right={3, 4})
 
 
 def show_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> None:

@@ -45,3 +45,38 @@ def python_for(target, settings: Settings, python: str | None = None) -> str:
         if record and record.get("python") and Path(record["python"]).exists():
             return record["python"]
     return sys.executable
+
+
+BACKEND_NAMES = ("auto", "conda", "uv", "venv", "current")
+
+
+def choose_backend(requested: str, preferred: str | None = None) -> str:
+    """The backend to use: an explicit choice; else the recipe's preference; else conda if
+    present (the book's way), else uv, else venv."""
+    from llmsetup.envs.conda import find_conda
+    from llmsetup.envs.uv import find_uv
+
+    if requested not in BACKEND_NAMES:
+        raise UsageError(f"unknown environment backend {requested!r}",
+                         hint="Choose one of: " + ", ".join(BACKEND_NAMES))
+    if requested != "auto":
+        return requested
+    if preferred and preferred != "auto":
+        return preferred
+    if find_conda():
+        return "conda"
+    if find_uv():
+        return "uv"
+    return "venv"
+
+
+def make_backend(name: str, env_name: str, python_version: str, settings: Settings):
+    """An :class:`~llmsetup.envs.base.EnvBackend` for ``name`` (already chosen)."""
+    from llmsetup.envs.conda import CondaBackend
+    from llmsetup.envs.current import CurrentBackend
+    from llmsetup.envs.uv import UvBackend
+    from llmsetup.envs.venv import VenvBackend
+
+    classes = {"conda": CondaBackend, "uv": UvBackend, "venv": VenvBackend,
+               "current": CurrentBackend}
+    return classes[name](env_name, python_version, settings.envs_dir)

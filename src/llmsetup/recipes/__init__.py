@@ -6,6 +6,14 @@ user recipe with the same name overrides a bundled one.
 """
 
 from llmsetup.recipes.loader import Catalog, bundled_dir, load_file
-from llmsetup.recipes.schema import Recipe
 
 __all__ = ["Catalog", "Recipe", "bundled_dir", "load_file"]
+
+
+def __getattr__(name: str):
+    # The schema pulls in pydantic; `llmsetup list` reads a cached index and never needs it.
+    if name == "Recipe":
+        from llmsetup.recipes.schema import Recipe
+
+        return Recipe
+    raise AttributeError(name)

@@ -7,6 +7,8 @@ Bundled recipes come first; each user folder (highest priority first: ``--recipe
 from __future__ import annotations
 
 import difflib
+import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,14 +51,14 @@ def _lines(node: Any, path: tuple = (), out: dict | None = None, dups: list | No
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen and dups is not None:
-                dups.append((path + (key,), key_node.start_mark.line + 1))
+                dups.append(((*path, key), key_node.start_mark.line + 1))
             seen.add(key)
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _lines(value_node, path + (key,), out, dups)
-            out[path + (key,)] = key_node.start_mark.line + 1
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _lines(value_node, (*path, key), out, dups)
+            out[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _lines(item, path + (i,), out, dups)
+            _lines(item, (*path, i), out, dups)
     return out
 
 
@@ -151,13 +153,60 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
 
 
+INDEX_VERSION = 1
+
+
 class Catalog:
     """All recipes visible to this run: bundled ones, overridden by the user's folders."""
 
-    def __init__(self, user_dirs: Sequence[Path] = (), include_bundled: bool = True) -> None:
+    def __init__(self, user_dirs: Sequence[Path] = (), include_bundled: bool = True,
+                 cache_dir: Path | None = None) -> None:
         self.dirs: list[Path] = list(user_dirs) + ([bundled_dir()] if include_bundled else [])
+        self.cache_dir = cache_dir
         self._all: dict[str, Any] | None = None
         self.problems: list[RecipeError] = []
+        self.problem_messages: list[str] = []
+
+    def _stamp(self) -> list:
+        """What the index depends on: every recipe file's name, size and time."""
+        from llmsetup import __version__
+
+        stamp: list = [INDEX_VERSION, __version__]
+        for folder in self.dirs:
+            files = []
+            for path in _files(folder):
+                st = path.stat()
+                files.append([path.name, st.st_size, st.st_mtime_ns])
+            stamp.append([str(folder), files])
+        return stamp
+
+    def index(self) -> list[dict]:
+        """Every recipe as plain data, from a cache when no recipe file changed.
+
+        ``llmsetup list`` runs on this, so that it needs neither YAML nor the schema.
+        """
+        stamp = self._stamp()
+        cache = self.cache_dir / "recipes-index.json" if self.cache_dir else None
+        if cache is not None:
+            try:
+                data = json.loads(cache.read_text(encoding="utf-8"))
+                if data.get("stamp") == stamp:
+                    self.problem_messages = data["problems"]
+                    return data["recipes"]
+            except (OSError, ValueError, KeyError):
+                pass
+        recipes = [{**r.model_dump(mode="json"), "origin": str(r.origin)} for r in self.all()]
+        self.problem_messages = [p.message for p in self.problems]
+        if cache is not None:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+                tmp.write_text(json.dumps({"stamp": stamp, "recipes": recipes,
+                                           "problems": self.problem_messages}), encoding="utf-8")
+                os.replace(tmp, cache)
+            except OSError:
+                pass  # a read-only home only costs speed
+        return recipes
 
     def _scan(self) -> dict[str, Any]:
         if self._all is None:

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from llmsetup.recipes.memory import memory_gb
+
 Kind = Literal["causal-lm", "asr"]
 SourceName = Literal["hf", "hf-mirror", "aliendao", "modelscope", "generate"]
 Backend = Literal["auto", "conda", "uv", "venv", "current"]
@@ -52,11 +54,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=True)
 
 
+PythonVersion = Annotated[str, Field(pattern=r"^3\.\d{1,2}$")]
+
+
 class EnvSpec(_Strict):
-    """The model's environment: its name (conda env or folder) and Python version."""
+    """The model's environment: its name (conda env or folder) and Python version.
+
+    The recipe's default profile (the book's) uses ``name`` and ``python``; any other
+    profile gets the environment ``<name>-<profile>``, with the Python version from
+    ``profile_python`` where it differs (current transformers needs Python 3.11).
+    """
 
     name: str = Field(pattern=NAME_RE)
-    python: str = Field(pattern=r"^3\.\d{1,2}$", description="Python version, e.g. '3.10'")
+    python: PythonVersion = Field(description="Python version, e.g. '3.10'")
+    profile_python: dict[str, PythonVersion] = Field(default_factory=dict)
     backend: Backend | None = Field(
         default=None, description="preferred backend when --env-backend is auto"
     )
@@ -100,10 +111,12 @@ class WebUISpec(_Strict):
     )
     model_dir_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     profiles: dict[str, list[Pin]] = Field(default_factory=dict)
+    locks: dict[str, str] = Field(default_factory=dict)
     constraints: list[Pin] = Field(
         default_factory=list, description="extra constraints on top of the trimmed file"
     )
     port: int = Field(default=7860, ge=1, le=65535)
+    api_port: int = Field(default=5000, ge=1, le=65535)
 
 
 class UpstreamSpec(_Strict):
@@ -151,6 +164,9 @@ class Recipe(_Strict):
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     chat_template_fallback: ChatTemplate | None = None
     trust_remote_code: bool = False
+    needs_gpu: bool = Field(
+        default=True, description="false: runs well on a CPU (the CUDA check accepts a CPU torch)"
+    )
     download: DownloadSpec = Field(default_factory=DownloadSpec)
     architecture: dict[str, Any] | None = Field(
         default=None, description="config.json values, for benchmarks with random weights"
@@ -168,9 +184,10 @@ class Recipe(_Strict):
                 f"default_profile {self.default_profile!r} is not one of the profiles "
                 f"({', '.join(self.profiles)})"
             )
-        for profile in self.locks:
+        for profile in [*self.locks, *self.env.profile_python]:
             if profile not in self.profiles:
-                raise ValueError(f"locks: {profile!r} is not one of the profiles")
+                raise ValueError(f"{profile!r} (in locks or env.profile_python) is not one of "
+                                 "the profiles")
         if self.kind == "asr" and self.smoke.audio is None:
             self.smoke.audio = AudioSpec()
         if self.kind == "causal-lm" and self.smoke.audio is not None:
@@ -201,36 +218,25 @@ class Recipe(_Strict):
         base = "hf" if source == "hf-mirror" else source
         return self.source_ids.get(source) or self.source_ids.get(base) or self.repo_id
 
-    def lock_path(self, profile: str) -> Path | None:
-        """The lock (constraints) file of ``profile``, if the recipe ships one."""
+    def env_name(self, profile: str) -> str:
+        """The environment of ``profile``: the recipe's own for the default profile."""
+        return self.env.name if profile == self.default_profile else f"{self.env.name}-{profile}"
+
+    def python_version(self, profile: str) -> str:
+        return self.env.profile_python.get(profile, self.env.python)
+
+    def lock_path(self, profile: str, webui: bool = False) -> Path | None:
+        """The lock (constraints) file of ``profile`` (of the webui section with ``webui``)."""
         if self._origin is None:
             return None
-        if profile in self.locks:
-            return (self._origin.parent / self.locks[profile]).resolve()
+        locks = (self.webui.locks if self.webui else {}) if webui else self.locks
+        if profile in locks:
+            return (self._origin.parent / locks[profile]).resolve()
+        if webui:
+            return None
         candidate = self._origin.parent / "locks" / f"{self.name}.{profile}.txt"
         return candidate if candidate.is_file() else None
 
     def memory_gb(self) -> dict[str, float | None]:
         """GPU memory needed per precision: the recipe's figures, else an estimate."""
-        if self.memory:
-            return {"fp16": self.memory.fp16_gb, "int8": self.memory.int8_gb,
-                    "int4": self.memory.int4_gb}
-        if not self.params:
-            return {"fp16": None, "int8": None, "int4": None}
-        return estimate_memory_gb(self.params)
-
-
-# Weights at 2, 1 and about 0.55 bytes per parameter (4-bit keeps some layers and the
-# quantization constants larger), plus ~20% for activations and KV cache, plus the CUDA
-# context of a few hundred MB that every process pays.
-_BYTES_PER_PARAM = {"fp16": 2.0, "int8": 1.0, "int4": 0.55}
-_OVERHEAD = 1.2
-_CONTEXT_GB = 0.3
-
-
-def estimate_memory_gb(params: float) -> dict[str, float | None]:
-    """GPU memory per precision for a model of ``params`` parameters (an estimate)."""
-    return {
-        precision: round(params * nbytes * _OVERHEAD / 1e9 + _CONTEXT_GB, 1)
-        for precision, nbytes in _BYTES_PER_PARAM.items()
-    }
+        return memory_gb(self.memory.model_dump() if self.memory else None, self.params)

@@ -76,7 +76,7 @@ def classify(exc: BaseException) -> Failure | None:
         return Failure("bnb-no-cuda", f"bitsandbytes could not use the GPU: {text[:300]}",
                        "Install a bitsandbytes build that matches your CUDA, or use --device cpu "
                        "with a bitsandbytes that has a CPU backend (0.44 and later).")
-    if "gated repo" in low or "401" in low and "huggingface" in low:
+    if "gated repo" in low or ("401" in low and "huggingface" in low):
         return Failure("gated", f"the model is gated: {text[:300]}",
                        "Accept its licence on the hub and set HF_TOKEN, or use a public copy.")
     return None

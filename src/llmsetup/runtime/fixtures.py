@@ -7,7 +7,13 @@ models are always built by the transformers and tokenizers of the environment un
 Usage::
 
     python fixtures.py causal-lm OUT_DIR --architecture '{"model_type": "llama", ...}' \
-        [--chat-template llama-2|gemma|chatml|none] [--seed 0] [--train-steps N]
+        [--chat-template llama-2|gemma|chatml|none] [--seed 0] [--train-steps N] \
+        [--train-template llama-2|gemma|chatml|plain]
+    python fixtures.py whisper OUT_DIR [--d-model 64] [--layers 2] [--heads 4] [--seed 0]
+
+``--train-template`` trains through a chat format that the saved tokenizer does not carry:
+a model without a chat template that has learnt the format its recipe names as
+``chat_template_fallback``, the way Gemma base and the recipe's ``gemma`` fallback meet.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import os
 from pathlib import Path
 
 if __package__:
-    from . import _rt, templates
+    from . import _rt, templates, whisper_fixture
 else:
     import _rt
     import templates
+    import whisper_fixture
 
 # Dialogues for training the BPE tokenizer and, with --train-steps, the model itself:
 # English and Chinese, so that both tokenize into more than single bytes. The demo model
@@ -63,7 +70,8 @@ def train_tokenizer(vocab_size: int, specials: list[str]):
 
 
 def build_causal_lm(out_dir: Path, architecture: dict, chat_template: str | None = "llama-2",
-                    seed: int = 0, train_steps: int = 0) -> dict:
+                    seed: int = 0, train_steps: int = 0,
+                    train_template: str | None = None) -> dict:
     """Write a tiny random causal LM with a trained tokenizer to ``out_dir``."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
@@ -91,7 +99,7 @@ def build_causal_lm(out_dir: Path, architecture: dict, chat_template: str | None
     config = AutoConfig.for_model(model_type, **arch)
     model = AutoModelForCausalLM.from_config(config)
     if train_steps:
-        _train(model, tokenizer, train_steps)
+        _train(model, tokenizer, train_steps, train_template)
     model = model.to(getattr(torch, dtype_name))
     model.generation_config.bos_token_id = ids["bos"]
     model.generation_config.eos_token_id = ids["eos"]
@@ -105,14 +113,16 @@ def build_causal_lm(out_dir: Path, architecture: dict, chat_template: str | None
             "files": sorted(p.name for p in out_dir.iterdir())}
 
 
-def training_texts(tokenizer) -> list[str]:
-    """Each dialogue as the model will see it: through its chat template when it has one."""
+def training_texts(tokenizer, template: str | None = None) -> list[str]:
+    """Each dialogue as the model will see it: through its chat template when it has one
+    (``template``, a name in :data:`templates.TEMPLATES`, overrides the tokenizer's)."""
     texts = []
+    jinja = templates.TEMPLATES[template] if template else tokenizer.chat_template
     for question, answer in DIALOGUES:
-        if tokenizer.chat_template:
+        if jinja:
             text = tokenizer.apply_chat_template(
                 [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-                tokenize=False)
+                chat_template=jinja, tokenize=False)
             if not text.rstrip().endswith(tokenizer.eos_token):
                 text += tokenizer.eos_token
         else:
@@ -121,21 +131,29 @@ def training_texts(tokenizer) -> list[str]:
     return texts
 
 
-def _train(model, tokenizer, steps: int) -> None:
+def _train(model, tokenizer, steps: int, template: str | None = None) -> None:
     """A few optimizer steps on the dialogues, so that the demo answers in words."""
     import torch
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    batch = tokenizer(training_texts(tokenizer), return_tensors="pt", padding=True,
+    batch = tokenizer(training_texts(tokenizer, template), return_tensors="pt", padding=True,
                       add_special_tokens=False)
     batch.pop("token_type_ids", None)  # older tokenizers return them; causal LMs refuse them
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    # Matrices this small gain nothing from threads, and beside other busy processes two
+    # threads spin against each other (measured once: 17 s with two threads, 1.3 s with one, for
+    # the 80 steps of a test model on a loaded 2-core machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            loss = model(**batch, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
     model.eval()
 
 
@@ -149,10 +167,17 @@ def main(argv=None) -> None:
                         choices=[*templates.TEMPLATES, "none"])
     causal.add_argument("--seed", type=int, default=0)
     causal.add_argument("--train-steps", type=int, default=0)
+    causal.add_argument("--train-template", choices=list(templates.TEMPLATES))
+    whisper = sub.add_parser("whisper", help="a tiny random Whisper (see whisper_fixture.py)")
+    whisper_fixture.add_arguments(whisper)
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    info = build_causal_lm(args.out, json.loads(args.architecture), args.chat_template,
-                           args.seed, args.train_steps)
+    if args.what == "whisper":
+        info = whisper_fixture.build_whisper(args.out, args.d_model, args.layers, args.heads,
+                                             args.seed)
+    else:
+        info = build_causal_lm(args.out, json.loads(args.architecture), args.chat_template,
+                               args.seed, args.train_steps, args.train_template)
     _rt.emit("result", ok=True, **info)
 
 

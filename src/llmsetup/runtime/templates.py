@@ -53,4 +53,5 @@ PLAIN = (
 TEMPLATES = {"llama-2": LLAMA_2, "gemma": GEMMA, "chatml": CHATML, "plain": PLAIN}
 
 # Markers that end an assistant turn, per template (besides the tokenizer's eos token).
-STOP_MARKERS = {"gemma": ["<end_of_turn>"], "chatml": ["<|im_end|>"]}
+# A base model reading the plain format tends to write the next "User:" turn itself.
+STOP_MARKERS = {"gemma": ["<end_of_turn>"], "chatml": ["<|im_end|>"], "plain": ["\nUser:"]}

@@ -65,7 +65,7 @@ def main(argv=None) -> None:
         import torch  # noqa: F401
     except ImportError as exc:
         raise _rt.Failure("no-torch", f"torch cannot be imported: {exc}",
-                          "The requirements step did not finish; rerun `llmsetup install`.")
+                          "The requirements step did not finish; rerun `llmsetup install`.") from None
     info = _rt.torch_info()
     info["versions"] = _rt.versions()
     if not info["cuda_available"]:

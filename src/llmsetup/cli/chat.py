@@ -1,0 +1,63 @@
+"""``llmsetup chat``: talk to a text model in the terminal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmsetup.cli._context import state
+from llmsetup.cli._options import (
+    Bits4Opt,
+    Bits8Opt,
+    CpuOpt,
+    DeviceOpt,
+    DoubleQuantOpt,
+    MaxMemoryOpt,
+    MaxNewTokensOpt,
+    PythonOpt,
+    TargetArg,
+    TrustRemoteCodeOpt,
+)
+
+
+def chat_cmd(
+    ctx: typer.Context,
+    target: TargetArg,
+    bits4: Bits4Opt = False,
+    bits8: Bits8Opt = False,
+    double_quant: DoubleQuantOpt = False,
+    system: Annotated[str | None, typer.Option(
+        "--system", metavar="TEXT", help="The system prompt (/system changes it later).")] = None,
+    max_new_tokens: MaxNewTokensOpt = None,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", metavar="T", help="Sampling temperature; 0 answers greedily.")] = 0.7,
+    top_p: Annotated[float, typer.Option(
+        "--top-p", metavar="P", help="Nucleus sampling: keep the top P of probability.")] = 0.9,
+    no_stream: Annotated[bool, typer.Option(
+        "--no-stream", help="Print each answer whole instead of token by token.")] = False,
+    device: DeviceOpt = "auto",
+    cpu: CpuOpt = False,
+    max_memory: MaxMemoryOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    python: PythonOpt = None,
+) -> None:
+    """Chat with a text model in the terminal, or answer questions piped on stdin.
+
+    Answers stream as they are generated and the conversation goes through the model's chat
+    template. /help lists the commands; an empty line quits; Ctrl-C stops an answer.
+    """
+    from llmsetup import lm
+    from llmsetup.envs import python_for
+
+    app = state(ctx)
+    resolved = app.target(target)
+    opts = lm.LMOptions.from_flags(bits4=bits4, bits8=bits8, double_quant=double_quant,
+                                   device=device, cpu=cpu, max_memory=max_memory,
+                                   trust_remote_code=trust_remote_code,
+                                   max_new_tokens=max_new_tokens)
+    status = lm.chat(resolved, app.settings, python_for(resolved, app.settings, python), opts,
+                     system=system, temperature=temperature, top_p=top_p,
+                     stream=not no_stream)
+    if status:
+        raise typer.Exit(status)

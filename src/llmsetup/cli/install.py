@@ -1,0 +1,212 @@
+"""``llmsetup install``: environment, pinned requirements, torch/CUDA check, download,
+verify; resumable, with ``--dry-run`` showing the exact commands."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmsetup.cli._context import state
+from llmsetup.cli._options import Bits4Opt, Bits8Opt, DryRunOpt, JsonOpt, ProfileOpt, TargetArg
+from llmsetup.cli._output import Output
+
+
+class RichReporter:
+    """Shows the steps, which one runs (with its latest output line), and their times."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.console = out.err
+        self.status = None
+        self.tty = self.console.is_terminal
+
+    def step_started(self, index: int, total: int, step) -> None:
+        label = f"[{index}/{total}] {step.title}"
+        if self.tty and not self.out.quiet:
+            self.status = self.console.status(label)
+            self.status.start()
+        else:
+            self.out.info(f"→ {label}")
+        self._label = label
+
+    def step_output(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        if self.status is not None:
+            self.status.update(f"{self._label}\n  [dim]{line[:150]}[/]")
+
+    def _stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def step_finished(self, index, total, step, status, seconds, info) -> None:
+        self._stop()
+        label = f"[{index}/{total}] {step.title}"
+        if status == "done":
+            self.out.info(f"[green]✓[/] {label} [dim](already done)[/]")
+        elif status == "ran":
+            self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
+            if info and info.get("summary"):
+                self.out.info(f"    [dim]{info['summary']}[/]")
+        elif status == "interrupted":
+            self.out.info(f"[yellow]■[/] {label} [dim]interrupted after {seconds:.1f}s[/]")
+        else:
+            self.out.info(f"[red]✗[/] {label} [dim]({seconds:.1f}s)[/]")
+
+
+def install_cmd(
+    ctx: typer.Context,
+    target: TargetArg,
+    env_backend: Annotated[str, typer.Option(
+        "--env-backend", help="auto (conda if present, else uv, else venv), conda, uv, venv "
+        "or current (the running interpreter).")] = "auto",
+    profile: ProfileOpt = None,
+    python: Annotated[str | None, typer.Option(
+        "--python", help="Python version of the environment (default: the recipe's).")] = None,
+    pip_mirror: Annotated[str | None, typer.Option(
+        "--pip-mirror", help="ustc (the book's), tuna, aliyun or default (pip's own index).")]
+    = None,
+    index_url: Annotated[str | None, typer.Option("--index-url", "-i", help="pip index URL.")]
+    = None,
+    trusted_host: Annotated[list[str] | None, typer.Option(
+        "--trusted-host", help="Host to trust without valid HTTPS (repeatable).")] = None,
+    find_links: Annotated[list[Path] | None, typer.Option(
+        "--find-links", help="A folder of wheels to install from (repeatable).")] = None,
+    no_index: Annotated[bool, typer.Option(
+        "--no-index", help="Use only --find-links folders (offline).")] = False,
+    no_lock: Annotated[bool, typer.Option(
+        "--no-lock", help="Install the direct pins without the recipe's lock (not "
+        "reproducible: transitive versions float to today's).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run every step again, even those already done.")] = False,
+    no_download: Annotated[bool, typer.Option("--no-download", help="Skip the download.")]
+    = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the verification.")]
+    = False,
+    no_cuda_check: Annotated[bool, typer.Option(
+        "--no-cuda-check", help="Skip the torch/CUDA check.")] = False,
+    cpu: Annotated[bool, typer.Option(
+        "--cpu", help="No GPU needed: the CUDA check accepts a CPU-only torch, verify runs "
+        "on the CPU.")] = False,
+    bits4: Bits4Opt = False,
+    bits8: Bits8Opt = False,
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", help="Download source(s) to use, in order (hf, hf-mirror, aliendao, "
+        "modelscope).")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Hugging Face endpoint URL.")]
+    = None,
+    from_dir: Annotated[Path | None, typer.Option(
+        "--from", help="Adopt an already downloaded copy of the model from this folder.")] = None,
+    ui: Annotated[str | None, typer.Option(
+        "--ui", help="webui: install text-generation-webui at the book's commit and deploy the "
+        "model into it (Llama-2 recipes).")] = None,
+    webui_dir: Annotated[Path | None, typer.Option(
+        "--webui-dir", help="Where the webui checkout goes (or is already).",
+        show_default="./text-generation-webui")] = None,
+    git_mirror: Annotated[str | None, typer.Option(
+        "--git-mirror", help="Clone through a mirror: a prefix ending in '/', a template with "
+        "{url}, or the mirror repository's URL.")] = None,
+    deploy: Annotated[str, typer.Option(
+        "--deploy", help="How the model gets into the webui's models/: link, copy or move.")]
+    = "link",
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Check out the book's commit in an existing webui checkout.")]
+    = False,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Install a model: environment, pinned requirements, CUDA check, download, verify.
+
+    Rerunning after a failure or Ctrl-C resumes at the first step not done.
+    """
+    from llmsetup.envs.base import PipOptions
+    from llmsetup.errors import UsageError
+    from llmsetup.plan import InstallOptions, build_plan
+
+    if bits4 and bits8:
+        raise UsageError("--4bit and --8bit exclude each other")
+    if ui not in (None, "webui"):
+        raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
+    app = state(ctx)
+    out = Output(json_)
+    settings = app.settings
+    tgt = app.target(target)
+    pip = PipOptions.from_choices(
+        pip_mirror or settings.get("pip.mirror"), index_url or settings.get("pip.index_url"),
+        trusted_host or ([settings.get("pip.trusted_host")] if settings.get("pip.trusted_host")
+                         else []),
+        [str(p) for p in find_links or []] or ([settings.get("pip.find_links")]
+                                               if settings.get("pip.find_links") else []),
+        no_index)
+    options = InstallOptions(
+        env_backend=env_backend if env_backend != "auto" else settings.get("env.backend", "auto"),
+        profile=profile, python=python, pip=pip, use_lock=not no_lock, force=force,
+        download=not no_download, verify=not no_verify, cuda_check=not no_cuda_check, cpu=cpu,
+        quantization="4bit" if bits4 else "8bit" if bits8 else None,
+        download_options={"source": source or None, "endpoint": endpoint,
+                          "from": str(from_dir) if from_dir else None},
+        ui=ui,
+        webui_options={"dir": str(webui_dir) if webui_dir else None,
+                       "git_mirror": git_mirror or settings.get("git.mirror"),
+                       "deploy": deploy, "yes": yes},
+    )
+    plan = build_plan(tgt, settings, options)
+    if no_lock:
+        out.warn("--no-lock: the direct pins float their dependencies to today's versions; "
+                 "the book's pins alone are known to resolve to broken sets.")
+    else:
+        req = next((s for s in plan.steps if s.key == "requirements"), None)
+        if req is not None and req.lock is None:
+            out.warn(f"{tgt.recipe.name} ships no lock for this profile: only the direct pins "
+                     "are fixed.")
+    if dry_run:
+        _show_plan(plan, out)
+        return
+    started = time.monotonic()
+    results = plan.run(RichReporter(out))
+    doc = {"recipe": tgt.recipe.name, "model_dir": str(tgt.model_dir),
+           "seconds": round(time.monotonic() - started, 2),
+           "steps": [r.__dict__ for r in results],
+           "skipped": [{"key": k, "why": why} for k, why in plan.skipped]}
+
+    def render(console) -> None:
+        ran = sum(r.status == "ran" for r in results)
+        done = sum(r.status == "done" for r in results)
+        out.success(f"{tgt.recipe.name} is installed ({ran} steps ran, {done} already done, "
+                    f"{doc['seconds']:.1f}s). Model: {tgt.model_dir}")
+        for key, why in plan.skipped:
+            out.info(f"  skipped {key}: {why}")
+
+    out.result(doc, render)
+
+
+def _show_plan(plan, out: Output) -> None:
+    rows = plan.status()
+    doc = {"recipe": plan.recipe.name, "dry_run": True, "steps": rows,
+           "skipped": [{"key": k, "why": why} for k, why in plan.skipped]}
+
+    def render(console) -> None:
+        console.print(f"[bold]Plan for {plan.recipe.name}[/] (dry run: nothing is changed)")
+        for i, row in enumerate(rows, 1):
+            mark = "[green]done[/]" if row["done"] else "todo"
+            console.print(f"{i}. {row['title']}  [{mark}]")
+            for command in row["commands"]:
+                console.print(f"   $ {command}", markup=False, highlight=False)
+            if row.get("requirements") or row.get("trimmed_from"):
+                console.print(f"   # {row['requirements_file']}:", markup=False)
+                if row.get("trimmed_from"):
+                    console.print(f"   #   (the lines of {row['trimmed_from']} up to and "
+                                  f"including {row['cutoff']})", markup=False)
+                for pin in row.get("requirements") or []:
+                    console.print(f"   #   {pin}", markup=False)
+        for key, why in plan.skipped:
+            console.print(f"-  {key}: skipped ({why})")
+
+    out.result(doc, render)
+    sys.stdout.flush()

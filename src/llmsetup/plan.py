@@ -1,0 +1,228 @@
+"""An install is a plan: an ordered list of steps, each of which can describe itself (for
+``--dry-run``), tell whether it is already done (for resume), and run.
+
+State lives in ``$LLMSETUP_HOME/state/<recipe>/``: a step that finishes writes a small
+record there (``steps/<key>.json``) with a fingerprint of its inputs. A rerun after a
+failure or Ctrl-C skips every step whose record matches and whose result is still there
+(the environment exists, the requirements are satisfied, the model files are present), and
+resumes at the first one that is not done. ``--force`` ignores the records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from llmsetup.envs.base import PipOptions
+from llmsetup.errors import LLMSetupError, UsageError
+from llmsetup.proc import quote
+from llmsetup.settings import Settings
+
+
+@dataclass
+class InstallOptions:
+    """Everything ``llmsetup install`` was asked to do."""
+
+    env_backend: str = "auto"
+    profile: str | None = None
+    python: str | None = None
+    pip: PipOptions = field(default_factory=PipOptions)
+    use_lock: bool = True
+    force: bool = False
+    download: bool = True
+    verify: bool = True
+    cuda_check: bool = True
+    cpu: bool = False
+    quantization: str | None = None
+    download_options: dict[str, Any] = field(default_factory=dict)
+    ui: str | None = None
+    webui_options: dict[str, Any] = field(default_factory=dict)
+
+
+class Reporter(Protocol):
+    """Receives progress while a plan runs (the CLI renders it)."""
+
+    def step_started(self, index: int, total: int, step: Step) -> None: ...
+    def step_output(self, line: str) -> None: ...
+    def step_finished(self, index: int, total: int, step: Step, status: str,
+                      seconds: float, info: dict | None) -> None: ...
+
+
+class QuietReporter:
+    def step_started(self, index, total, step) -> None:
+        pass
+
+    def step_output(self, line) -> None:
+        pass
+
+    def step_finished(self, index, total, step, status, seconds, info) -> None:
+        pass
+
+
+def fingerprint(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_digest(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temp file and a rename, so a record is never half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Step(ABC):
+    """One step of an install."""
+
+    key: str = ""
+    title: str = ""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    @property
+    def record_path(self) -> Path:
+        return self.plan.state_dir / "steps" / f"{self.key}.json"
+
+    def record(self) -> dict | None:
+        try:
+            return json.loads(self.record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def save_record(self, info: dict | None) -> None:
+        write_json_atomic(self.record_path, {"step": self.key, "fingerprint": self.fingerprint(),
+                                             "finished": time.time(), "info": info or {}})
+
+    def record_matches(self) -> bool:
+        rec = self.record()
+        return bool(rec) and rec.get("fingerprint") == self.fingerprint()
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A digest of the step's inputs; a change means the step must run again."""
+
+    @abstractmethod
+    def commands(self) -> list[list[str]]:
+        """The commands this step runs (shown by --dry-run)."""
+
+    def details(self) -> dict:
+        """Anything else worth showing in --dry-run (requirements, paths)."""
+        return {}
+
+    @abstractmethod
+    def is_done(self) -> bool:
+        """Whether the step's result is in place already (never changes anything)."""
+
+    @abstractmethod
+    def run(self, reporter: Reporter) -> dict | None:
+        """Do the step; return facts worth recording."""
+
+    def describe(self) -> dict:
+        return {"key": self.key, "title": self.title,
+                "commands": [quote(c) for c in self.commands()], **self.details()}
+
+
+@dataclass
+class StepResult:
+    key: str
+    title: str
+    status: str  # done | ran | skipped | failed | interrupted
+    seconds: float = 0.0
+    info: dict | None = None
+    error: str | None = None
+
+
+class Plan:
+    """The ordered steps of one install, and the state they share."""
+
+    def __init__(self, target, settings: Settings, options: InstallOptions) -> None:
+        self.target = target
+        self.recipe = target.recipe
+        self.settings = settings
+        self.options = options
+        self.state_dir = settings.state_dir / self.recipe.name
+        self.logs_dir = settings.logs_dir / self.recipe.name
+        self.steps: list[Step] = []
+        self.skipped: list[tuple[str, str]] = []  # (step key, why)
+
+    def log_path(self, step_key: str) -> Path:
+        return self.logs_dir / f"{step_key}.log"
+
+    def describe(self) -> list[dict]:
+        return [step.describe() for step in self.steps]
+
+    def status(self) -> list[dict]:
+        """Each step with whether it is done now (reads, never writes)."""
+        rows = []
+        for step in self.steps:
+            try:
+                done = not self.options.force and step.is_done()
+            except LLMSetupError:
+                done = False
+            rows.append({**step.describe(), "done": done})
+        return rows
+
+    def run(self, reporter: Reporter | None = None) -> list[StepResult]:
+        """Run every step not done yet, in order; stop at the first failure."""
+        from filelock import FileLock, Timeout
+
+        reporter = reporter or QuietReporter()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.state_dir / ".install.lock"))
+        try:
+            lock.acquire(timeout=1)
+        except Timeout:
+            raise UsageError(
+                f"another `llmsetup install {self.recipe.name}` is running",
+                hint="Wait for it to finish (or stop it), then rerun.") from None
+        try:
+            return self._run_steps(reporter)
+        finally:
+            lock.release()
+
+    def _run_steps(self, reporter: Reporter) -> list[StepResult]:
+        results: list[StepResult] = []
+        total = len(self.steps)
+        for index, step in enumerate(self.steps, 1):
+            if not self.options.force and step.is_done():
+                results.append(StepResult(step.key, step.title, "done"))
+                reporter.step_finished(index, total, step, "done", 0.0, None)
+                continue
+            reporter.step_started(index, total, step)
+            started = time.monotonic()
+            try:
+                info = step.run(reporter)
+            except KeyboardInterrupt:
+                reporter.step_finished(index, total, step, "interrupted",
+                                       time.monotonic() - started, None)
+                raise
+            except LLMSetupError as exc:
+                reporter.step_finished(index, total, step, "failed",
+                                       time.monotonic() - started, {"error": exc.message})
+                raise
+            seconds = time.monotonic() - started
+            step.save_record(info)
+            results.append(StepResult(step.key, step.title, "ran", seconds, info))
+            reporter.step_finished(index, total, step, "ran", seconds, info)
+        return results
+
+
+def build_plan(target, settings: Settings, options: InstallOptions) -> Plan:
+    """The install plan for ``target`` with ``options``."""
+    from llmsetup import steps
+
+    return steps.build(target, settings, options)

@@ -1,0 +1,313 @@
+"""Speech recognition from the host: verify a Whisper model, transcribe files.
+
+The work happens in ``runtime/asr.py`` inside the model's environment; this module checks
+the user's input before anything starts (so a typo costs no model load), builds the
+runtime's arguments from the recipe's pipeline settings (``smoke.audio``: the book's by
+default) and the user's options, turns the runtime's events into progress lines, and
+writes transcripts through :mod:`llmsetup.subtitles`, each file atomically and as soon as
+it is done.
+
+``verify_speech`` is what ``llmsetup verify`` calls for targets of kind ``asr``. It raises
+llmsetup errors and never exits; a model that ran but failed the check raises
+:class:`~llmsetup.errors.CheckFailed` with the full report in its ``report`` attribute.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from llmsetup.errors import CheckFailed, NotFoundError, UsageError
+from llmsetup.secret import redact
+from llmsetup.subtitles import FORMATS, render, transcript_doc
+
+SAMPLES = Path(__file__).resolve().parent / "data" / "speech" / "samples.json"
+# The runtime reads local folders only: never let transformers try the hub (slow or
+# blocked where many users are) or fight the pipeline's DataLoader for threads.
+RUNTIME_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "TOKENIZERS_PARALLELISM": "false"}
+TIMESTAMPS = ("chunk", "word")
+
+EventHandler = Callable[[dict], None]
+
+
+def check_target(target) -> None:
+    """The target is a Whisper model whose folder is there."""
+    if target.kind != "asr":
+        raise UsageError(f"{target.recipe.name} is a {target.kind} model, not a speech model",
+                         hint="Use `llmsetup verify` or `llmsetup chat` for text models.")
+    if not (target.model_dir / "config.json").is_file():
+        name = target.recipe.name
+        raise NotFoundError(
+            f"{name}: no model in {target.model_dir}",
+            hint=f"Install it first: `llmsetup install {name}` (or `llmsetup download {name}`)."
+            if not target.from_folder else "Point at the folder that holds config.json.")
+
+
+def audio_file(path: str | os.PathLike[str]) -> Path:
+    """An existing audio file the user named, as an absolute path."""
+    file = Path(path).expanduser().absolute()
+    if file.is_dir():
+        raise UsageError(f"{path} is a folder, not an audio file")
+    if not file.is_file():
+        raise NotFoundError(f"{path}: no such file", hint="Check the path of the recording.")
+    return file
+
+
+def pipeline_args(recipe, *, language: str | None, task: str | None, device: str | None,
+                  batch_size: int | None = None, chunk_length: float | None = None,
+                  timestamps: str | None = None) -> list[str]:
+    """Runtime options from the recipe's ``smoke.audio``, overridden by the user's."""
+    from llmsetup.recipes.schema import AudioSpec
+
+    spec = recipe.smoke.audio or AudioSpec()
+    if batch_size is not None and batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if chunk_length is not None and not 0 < chunk_length <= 30:
+        raise UsageError("--chunk-length must be between 0 and 30 seconds",
+                         hint="Whisper hears 30 s at a time; the pipeline cuts longer audio.")
+    if timestamps is None:
+        timestamps = "chunk" if spec.return_timestamps else "none"
+    args = ["--device", (device or "auto").lower(), "--task", task or spec.task,
+            "--batch-size", str(batch_size or spec.batch_size),
+            "--chunk-length", str(chunk_length or spec.chunk_length_s),
+            "--max-new-tokens", str(spec.max_new_tokens), "--timestamps", timestamps]
+    if language or spec.language:
+        args += ["--language", language or spec.language]
+    return args
+
+
+def stderr_progress(event: dict) -> None:
+    """Progress lines on stderr for people (``--json`` runs stay quiet)."""
+    kind = event.get("event")
+    name = Path(str(event.get("file", ""))).name
+    line = None
+    if kind == "stage":
+        line = f"Loading the model on {event.get('device')}..."
+    elif kind == "model":
+        line = (f"Loaded in {event['load_s']:.1f} s ({event['dtype']}, "
+                f"{event['attention']} attention)")
+    elif kind == "converted":
+        line = f"Saved the converted audio to {event['path']}"
+    elif kind == "progress" and event.get("chunks_total", 1) > 1:
+        line = (f"{name}: {event['fraction']:.0%} ({event['seconds_done']:.0f} s of "
+                f"{event['duration_s']:.0f} s)")
+    elif kind == "transcript":
+        line = f"{name}: {event['duration_s']:.1f} s of audio in {event['transcribe_s']:.1f} s"
+    elif kind == "warning":
+        line = f"Warning: {event.get('message')}"
+    elif kind == "output" and event.get("path"):
+        line = f"Wrote {event['path']}"
+    if line:
+        sys.stderr.write(redact(line) + "\n")
+        sys.stderr.flush()
+
+
+def _run(target, settings, python: str | None, args: list[str], log_name: str,
+         on_event: EventHandler | None) -> dict:
+    from llmsetup.envs import python_for
+    from llmsetup.runner import run_module
+
+    interpreter = python_for(target, settings, python)
+    log = settings.logs_dir / f"{log_name}-{target.recipe.name}.log"
+    result = run_module(interpreter, "asr", args, log=log, on_event=on_event, env=RUNTIME_ENV)
+    result = {k: v for k, v in result.items() if k != "event"}
+    return {"name": target.recipe.name, "kind": "asr", "python": interpreter,
+            "log": str(log), **result}
+
+
+def verify_speech(*, target, settings, python: str | None, audio: str | None,
+                  language: str | None, task: str | None, save_converted: str | None,
+                  device: str | None, json_mode: bool,
+                  on_event: EventHandler | None = None) -> dict:
+    """Prove a Whisper model works: transcribe ``audio``, or the bundled samples.
+
+    Returns the runtime's report (per item: text, duration, transcription time, real-time
+    factor, CER against the known text for the samples; model load time, dtype, attention,
+    peak memory). Raises :class:`CheckFailed` when the model ran but did not pass.
+    """
+    if save_converted and not audio:
+        raise UsageError("--save-converted needs --audio FILE")
+    check_target(target)
+    args = ["verify", "--model", str(target.model_dir),
+            *pipeline_args(target.recipe, language=language, task=task, device=device)]
+    if audio:
+        args += ["--audio", str(audio_file(audio))]
+    else:
+        if not SAMPLES.is_file():
+            raise NotFoundError(f"the bundled speech samples are missing ({SAMPLES})",
+                                hint="Reinstall llmsetup, or pass --audio FILE.")
+        args += ["--samples", str(SAMPLES)]
+    if save_converted:
+        args += ["--save-converted", str(Path(save_converted).expanduser().absolute())]
+    handler = on_event or (None if json_mode else stderr_progress)
+    report = _run(target, settings, python, args, "verify", handler)
+    # The install step reads ``passed`` and ``reason``, like the causal-LM verifier's.
+    report["passed"] = report["ok"]
+    report["reason"] = "; ".join(f"{Path(i['file']).name}: {i['reason']}"
+                                 for i in report["items"] if not i["passed"]) or None
+    if not report["ok"]:
+        raise _verdict(report)
+    return report
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A verify or transcribe report in a few plain lines, for people.
+
+    ``llmsetup verify`` (human mode) can print these for a speech model as they are.
+    """
+    verdict = "passed" if report.get("ok") else "did not pass"
+    if "files" in report:
+        verdict = "transcribed"
+    lines = [f"{report['name']} {verdict} on {report['device']} ({report['dtype']}, "
+             f"{report['attention']} attention"
+             + (", random weights: only has to run" if report.get("random_weights") else "")
+             + f"); model loaded in {report['load_s']:.1f} s"]
+    for item in report.get("items") or report.get("files") or []:
+        rtf = item.get("rtf")
+        line = (f"  {Path(item['file']).name}: {item['duration_s']:.1f} s of audio in "
+                f"{item['transcribe_s']:.1f} s (real-time factor "
+                f"{rtf if rtf is not None else '?'})")
+        if item.get("cer") is not None:
+            line += f", CER {item['cer']:.0%} (bound {item['max_cer']:.0%})"
+        if item.get("text") is not None:
+            line += f": {item['text'][:80]!r}"
+        lines.append(line)
+    if report.get("peak_gpu_memory_mb"):
+        lines.append(f"Peak GPU memory {report['peak_gpu_memory_mb'] / 1024:.2f} GB "
+                     f"(process RSS {report['peak_rss_mb']:.0f} MB)")
+    else:
+        lines.append(f"Peak memory (RSS) {report['peak_rss_mb']:.0f} MB")
+    return lines
+
+
+def _verdict(report: dict) -> CheckFailed:
+    failed = [item for item in report["items"] if not item["passed"]]
+    lines = [f"{report['name']} did not pass the speech check:"]
+    for item in failed:
+        heard = (item["text"] or "(nothing)")[:120]
+        lines.append(f"  {Path(item['file']).name}: {item['reason']}; heard {heard!r}")
+    error = CheckFailed(
+        "\n".join(lines),
+        hint="Damaged or incomplete weights give text like this: `llmsetup check NAME`. "
+             "A small model may also mishear espeak's robotic voice: try your own recording "
+             f"with --audio FILE. Full log: {report['log']}")
+    error.report = report  # type: ignore[attr-defined]
+    return error
+
+
+# -- transcribe -----------------------------------------------------------------------
+
+def output_format(fmt: str | None, output: Path | None, folder_mode: bool) -> str:
+    """``--format``, else the suffix of a single ``--output`` file, else txt."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise UsageError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+        return fmt
+    if output is not None and not folder_mode and output.suffix[1:].lower() in FORMATS:
+        return output.suffix[1:].lower()
+    return "txt"
+
+
+def plan_outputs(files: Sequence[Path], output: str | None, fmt: str | None,
+                 force: bool) -> tuple[str, list[Path | None]]:
+    """The format and where each file's transcript goes (None: stdout).
+
+    ``--output`` is a folder when there are several files, when it exists as a folder, or
+    when it ends with a slash; then each transcript is ``<folder>/<stem>.<format>`` (a
+    ``-2`` suffix where two inputs share a stem). Existing files are only replaced with
+    ``--force``, and never an input file.
+    """
+    if output is None:
+        return output_format(fmt, None, False), [None] * len(files)
+    out = Path(output).expanduser().absolute()
+    folder_mode = len(files) > 1 or out.is_dir() or output.endswith(("/", os.sep))
+    fmt = output_format(fmt, out, folder_mode)
+    if folder_mode:
+        taken: set[str] = set()
+        paths: list[Path | None] = []
+        for file in files:
+            name, n = f"{file.stem}.{fmt}", 1
+            while name in taken:
+                n += 1
+                name = f"{file.stem}-{n}.{fmt}"
+            taken.add(name)
+            paths.append(out / name)
+    else:
+        paths = [out]
+    inputs = {f.resolve() for f in files}
+    for path in paths:
+        assert path is not None
+        if path.resolve() in inputs:
+            raise UsageError(f"the output {path} is one of the input files",
+                             hint="Choose another --output.")
+    existing = [str(p) for p in paths if p is not None and p.exists()]
+    if existing and not force:
+        raise UsageError(f"{len(existing)} output file(s) already exist: {', '.join(existing[:3])}",
+                         hint="Pass --force to replace them, or choose another --output.")
+    return fmt, paths
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name next to ``path``, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def transcribe(*, target, settings, files: Sequence[str], output: str | None = None,
+               fmt: str | None = None, python: str | None = None, language: str | None = None,
+               task: str | None = None, batch_size: int | None = None,
+               chunk_length: float | None = None, timestamps: str = "chunk",
+               device: str | None = None, force: bool = False,
+               on_event: EventHandler | None = None) -> dict:
+    """Transcribe ``files`` with one model load; write each transcript as it finishes.
+
+    ``on_event`` gets the runtime's events and, after each file, an ``output`` event with
+    the rendered transcript and where it went (``path`` None: the caller prints it).
+    """
+    check_target(target)
+    if timestamps not in TIMESTAMPS:
+        raise UsageError(f"--timestamps {timestamps}: use chunk or word")
+    paths = [audio_file(f) for f in files]
+    if not paths:
+        raise UsageError("give at least one audio file")
+    fmt, outputs = plan_outputs(paths, output, fmt, force)
+    args = ["transcribe", "--model", str(target.model_dir),
+            *pipeline_args(target.recipe, language=language, task=task, device=device,
+                           batch_size=batch_size, chunk_length=chunk_length,
+                           timestamps=timestamps), *map(str, paths)]
+    transcripts: list[dict] = []
+
+    def handle(event: dict) -> None:
+        if event.get("event") == "transcript":
+            event["timestamps"] = timestamps
+            index = int(event["index"])
+            content = render(fmt, event, model=target.recipe.name)
+            if outputs[index] is not None:
+                write_atomic(outputs[index], content)
+            event["output"] = str(outputs[index]) if outputs[index] else None
+            transcripts.append(event)
+            if on_event:
+                on_event(event)
+                on_event({"event": "output", "file": event["file"],
+                          "path": event["output"], "content": content})
+        elif on_event:
+            on_event(event)
+
+    report = _run(target, settings, python, args, "transcribe", handle)
+    by_index = {t["index"]: t for t in transcripts}
+    for row in report["files"]:
+        doc = transcript_doc(by_index[row["index"]], report["name"])
+        row.update(output=by_index[row["index"]]["output"], text=doc["text"],
+                   chunks=doc["chunks"], **({"words": doc["words"]} if "words" in doc else {}))
+    report["format"] = fmt
+    return report

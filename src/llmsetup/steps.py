@@ -1,0 +1,471 @@
+"""The steps of an install plan: environment, requirements, torch/CUDA check, model
+download (or generation, for the demo), deploy (text-generation-webui), verify.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from llmsetup.envs import choose_backend, make_backend, record_path
+from llmsetup.envs.base import EnvBackend
+from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
+from llmsetup.plan import (
+    InstallOptions,
+    Plan,
+    Reporter,
+    Step,
+    file_digest,
+    fingerprint,
+    write_json_atomic,
+)
+from llmsetup.proc import run
+from llmsetup.runner import run_module, script
+from llmsetup.settings import Settings
+
+# Known pip failures: (lowercase text in the output, what to do).
+PIP_HINTS = [
+    ("no matching distribution found",
+     "No matching distribution: the pinned version may not exist for this Python version or "
+     "platform, or the mirror lacks it. Try another mirror (--pip-mirror ustc|tuna|aliyun|"
+     "default) or check --python."),
+    ("could not find a version that satisfies",
+     "No matching distribution: the pinned version may not exist for this Python version or "
+     "platform, or the mirror lacks it. Try another mirror (--pip-mirror ustc|tuna|aliyun|"
+     "default) or check --python."),
+    ("do not match the hashes",
+     "Hash mismatch: the mirror served a file that differs from the one expected. Retry, or "
+     "use another mirror (--pip-mirror)."),
+    ("read timed out",
+     "Network timeout: check the connection or choose a closer mirror (--pip-mirror ustc)."),
+    ("connection", "Network problem reaching the index: check the connection, the proxy, or "
+     "choose another mirror (--pip-mirror ustc|tuna|aliyun)."),
+    ("externally-managed-environment",
+     "This Python refuses pip installs (PEP 668): use --env-backend uv or venv instead of "
+     "current."),
+    ("no space left on device", "The disk is full: free some space, then rerun."),
+]
+
+# Prints the environment's installed distributions and what its markers need, as JSON.
+_INSTALLED_SNIPPET = (
+    "import json, platform, sys, importlib.metadata as m\n"
+    "d = {}\n"
+    "for dist in m.distributions():\n"
+    "    name = (dist.metadata['Name'] or '').lower().replace('_', '-').replace('.', '-')\n"
+    "    d[name] = dist.version\n"
+    "print(json.dumps({'dists': d, 'python_version': '%d.%d' % sys.version_info[:2],\n"
+    "    'python_full_version': platform.python_version(), 'sys_platform': sys.platform,\n"
+    "    'platform_machine': platform.machine(), 'platform_system': platform.system()}))\n"
+)
+
+
+def installed_in(python_command: list[str]) -> dict:
+    """What an environment has installed (read-only)."""
+    result = run([*python_command, "-c", _INSTALLED_SNIPPET], check=True, timeout=300,
+                 what="listing the environment's packages")
+    for line in reversed(result.output.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise CheckFailed("could not list the environment's packages", hint=result.tail)
+
+
+def unsatisfied(pins: list[str], installed: dict) -> list[str]:
+    """The pins that ``installed`` (from :func:`installed_in`) does not satisfy."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    marker_env = default_environment()
+    marker_env.update({k: installed[k] for k in ("python_version", "python_full_version",
+                                                 "sys_platform", "platform_machine",
+                                                 "platform_system") if k in installed})
+    dists = installed.get("dists", {})
+    missing = []
+    for pin in pins:
+        req = Requirement(pin)
+        if req.marker and not req.marker.evaluate(marker_env):
+            continue
+        name = req.name.lower().replace("_", "-").replace(".", "-")
+        have = dists.get(name)
+        if have is None or not req.specifier.contains(have, prereleases=True):
+            missing.append(pin if have is None else f"{pin} (have {have})")
+    return missing
+
+
+class EnvStep(Step):
+    key = "env"
+
+    def __init__(self, plan: Plan, backend: EnvBackend, record_file: Path | None = None) -> None:
+        super().__init__(plan)
+        self.backend = backend
+        self.record_file = record_file or record_path(plan.settings, plan.recipe.name)
+        self.title = (f"Create environment {backend.env_name} ({backend.name}, "
+                      f"Python {backend.python_version})" if backend.name != "current"
+                      else f"Use the current interpreter ({sys.executable})")
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.backend.describe())
+
+    def commands(self) -> list[list[str]]:
+        try:
+            return self.backend.create_commands()
+        except LLMSetupError as exc:  # e.g. no matching interpreter: show why, fail on run
+            return [[f"# cannot create: {exc.message}"]]
+
+    def details(self) -> dict:
+        return {"env": self.backend.describe()}
+
+    def _ours(self) -> bool:
+        """Environments under LLMSETUP_HOME are ours: trust them only once recorded."""
+        return self.backend.name in ("venv", "uv")
+
+    def is_done(self) -> bool:
+        # A conda env the user made by hand (the book's way) is reused as it is; a venv of
+        # ours that has no record was interrupted while being created.
+        return self.backend.exists() and (not self._ours() or self.record_matches())
+
+    def run(self, reporter: Reporter) -> dict:
+        self.backend.require()
+        replace = self._ours() and self.backend.exists()
+        for argv in self.backend.create_commands(replace=replace):
+            run(argv, log=self.plan.log_path(self.key), on_line=reporter.step_output,
+                what=f"creating environment {self.backend.env_name}")
+        info = {**self.backend.describe(), "python_path": self.backend.python_path()}
+        write_json_atomic(self.record_file,
+                          {"backend": self.backend.name, "name": self.backend.env_name,
+                           "python": self.backend.python_path(),
+                           "location": self.backend.location()})
+        return info
+
+
+class RequirementsStep(Step):
+    key = "requirements"
+
+    def __init__(self, plan: Plan, backend: EnvBackend, profile: str, pins: list[str],
+                 lock: Path | None) -> None:
+        super().__init__(plan)
+        self.backend = backend
+        self.profile = profile
+        self.pins = pins
+        self.lock = lock
+        lock_note = f", lock {lock.name}" if lock else ", no lock"
+        self.title = f"Install requirements (profile {profile}: {len(pins)} pins{lock_note})"
+
+    @property
+    def requirements_file(self) -> Path:
+        return self.plan.state_dir / f"requirements.{self.profile}.txt"
+
+    def constraints_file(self) -> Path | None:
+        """What pip gets with ``-c``: the lock."""
+        return self.lock
+
+    def requirements_text(self) -> str:
+        header = f"# llmsetup: recipe {self.plan.recipe.name}, profile {self.profile}\n"
+        return header + "".join(p + "\n" for p in self.pins)
+
+    def all_pins(self) -> list[str]:
+        """Every requirement the environment must satisfy when this step is done."""
+        return self.pins
+
+    def write_inputs(self) -> None:
+        self.requirements_file.parent.mkdir(parents=True, exist_ok=True)
+        self.requirements_file.write_text(self.requirements_text(), encoding="utf-8")
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.backend.describe(), self.pins, file_digest(self.lock))
+
+    def commands(self) -> list[list[str]]:
+        return [self.backend.install_command(self.requirements_file, self.constraints_file(),
+                                             self.plan.options.pip)]
+
+    def details(self) -> dict:
+        return {"profile": self.profile, "requirements": self.pins,
+                "requirements_file": str(self.requirements_file),
+                "lock": str(self.lock) if self.lock else None}
+
+    def _missing(self) -> list[str] | None:
+        if not self.backend.exists():
+            return None
+        try:
+            return unsatisfied(self.all_pins(), installed_in(self.backend.python_command()))
+        except LLMSetupError:
+            return None
+
+    def is_done(self) -> bool:
+        missing = self._missing()
+        if missing is None or missing:
+            return False
+        # Satisfied. With a lock, the recorded install must have used this same lock, so that
+        # the transitive pins are the lock's too; the current interpreter is taken as it is.
+        return self.lock is None or self.backend.name == "current" or self.record_matches()
+
+    def run(self, reporter: Reporter) -> dict:
+        self.write_inputs()
+        run(self.commands()[0], log=self.plan.log_path(self.key), on_line=reporter.step_output,
+            what="installing requirements", hints=PIP_HINTS)
+        missing = self._missing()
+        if missing:
+            raise CheckFailed("the install finished but these requirements are not satisfied: "
+                              + ", ".join(missing),
+                              hint=f"See {self.plan.log_path(self.key)}")
+        return {"profile": self.profile, "pins": self.pins,
+                "lock": str(self.lock) if self.lock else None}
+
+
+class CudaCheckStep(Step):
+    key = "cuda-check"
+
+    def __init__(self, plan: Plan, backend: EnvBackend, requirements: RequirementsStep | None):
+        super().__init__(plan)
+        self.backend = backend
+        self.requirements = requirements
+        self.cpu = plan.options.cpu or not plan.recipe.needs_gpu
+        self.title = "Check torch" + (" (CPU allowed)" if self.cpu else " and CUDA")
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.backend.describe(), self.cpu,
+                           self.requirements.fingerprint() if self.requirements else None)
+
+    def _args(self) -> list[str]:
+        return [] if self.cpu else ["--require-cuda"]
+
+    def commands(self) -> list[list[str]]:
+        return [[*self.backend.python_command(), str(script("torch_check")), *self._args()]]
+
+    def is_done(self) -> bool:
+        return self.record_matches() and self.backend.exists()
+
+    def run(self, reporter: Reporter) -> dict:
+        facts: dict = {}
+
+        def on_event(event: dict) -> None:
+            if event.get("event") == "torch":
+                facts.update(event)
+                gpus = ", ".join(f"{g['name']} ({g['memory_total_gb']} GB, cc "
+                                 f"{g['compute_capability']})" for g in event.get("gpus", []))
+                reporter.step_output(
+                    f"torch {event['torch']}, CUDA {event.get('cuda_version') or 'none'}, "
+                    f"cuda available: {event['cuda_available']}" + (f"; {gpus}" if gpus else ""))
+
+        run_module(self.backend.python_command(), "torch_check", self._args(),
+                   log=self.plan.log_path(self.key), on_event=on_event)
+        gpus = facts.get("gpus") or []
+        summary = (f"torch {facts.get('torch')}, CUDA {facts.get('cuda_version') or 'none'}, "
+                   + (", ".join(f"{g['name']} {g['memory_total_gb']} GB" for g in gpus)
+                      if gpus else "no GPU visible to torch"))
+        return {**{k: facts.get(k) for k in ("torch", "cuda_version", "cuda_available", "gpus")},
+                "summary": summary}
+
+
+class GenerateStep(Step):
+    """The demo's "download": build the model with the environment's own transformers."""
+
+    key = "download"
+
+    def __init__(self, plan: Plan, backend: EnvBackend) -> None:
+        super().__init__(plan)
+        self.backend = backend
+        self.model_dir = plan.target.model_dir
+        self.title = f"Generate the model into {self.model_dir}"
+
+    @property
+    def marker(self) -> Path:
+        return self.model_dir / "llmsetup-generated.json"
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.plan.recipe.architecture,
+                           self.plan.recipe.generate.model_dump() if self.plan.recipe.generate
+                           else None)
+
+    def _args(self, out: Path) -> list[str]:
+        gen = self.plan.recipe.generate
+        assert gen is not None
+        return ["causal-lm", str(out), "--architecture", json.dumps(self.plan.recipe.architecture),
+                "--chat-template", gen.chat_template, "--train-steps", str(gen.train_steps),
+                "--seed", str(gen.seed)]
+
+    def commands(self) -> list[list[str]]:
+        return [[*self.backend.python_command(), str(script("fixtures")),
+                 *self._args(self.model_dir)]]
+
+    def is_done(self) -> bool:
+        try:
+            marker = json.loads(self.marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return marker.get("fingerprint") == self.fingerprint() and \
+            (self.model_dir / "config.json").is_file()
+
+    def run(self, reporter: Reporter) -> dict:
+        if self.model_dir.exists() and not self.marker.exists() and any(self.model_dir.iterdir()):
+            raise UsageError(f"{self.model_dir} exists and was not made by llmsetup",
+                             hint="Move it away or set LLMSETUP_MODELS_DIR to another folder.")
+        self.model_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Build next to the target, then swap in: never a half-built model at the final path.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.model_dir.name}.", dir=self.model_dir.parent))
+        try:
+            result = run_module(self.backend.python_command(), "fixtures",
+                                self._args(tmp / "model"), log=self.plan.log_path(self.key))
+            write_json_atomic(tmp / "model" / self.marker.name,
+                              {"recipe": self.plan.recipe.name, "fingerprint": self.fingerprint()})
+            if self.model_dir.exists():
+                shutil.rmtree(self.model_dir)
+            (tmp / "model").rename(self.model_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {"model_dir": str(self.model_dir), "parameters": result.get("parameters")}
+
+
+def _model_stamp(model_dir: Path) -> list:
+    """Names, sizes and times of the model's files: a change means verify again."""
+    if not model_dir.is_dir():
+        return []
+    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime))
+                  for p in model_dir.iterdir() if p.is_file())
+
+
+class DownloadStep(Step):
+    """Fetch the weights from the recipe's sources (see :mod:`llmsetup.download`)."""
+
+    key = "download"
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        self.model_dir = plan.target.model_dir
+        self.title = f"Download {plan.recipe.repo_id} into {self.model_dir}"
+
+    def _flags(self) -> list[str]:
+        flags: list[str] = []
+        for key, value in self.plan.options.download_options.items():
+            if value in (None, False, [], ()):
+                continue
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                flags.append(flag)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    flags += [flag, str(item)]
+            else:
+                flags += [flag, str(value)]
+        return flags
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.plan.recipe.repo_id, self.plan.recipe.revision,
+                           str(self.model_dir))
+
+    def commands(self) -> list[list[str]]:
+        return [["llmsetup", "download", self.plan.recipe.name, *self._flags()]]
+
+    def is_done(self) -> bool:
+        from llmsetup.download import is_complete
+
+        return is_complete(self.model_dir)
+
+    def run(self, reporter: Reporter) -> dict:
+        from llmsetup.download import download_for_install
+
+        return download_for_install(self.plan.target, self.plan.settings,
+                                    self.plan.options.download_options, reporter.step_output)
+
+
+class VerifyStep(Step):
+    """Prove the model works: the kind's verifier, in the model's environment."""
+
+    key = "verify"
+
+    def __init__(self, plan: Plan, backend: EnvBackend) -> None:
+        super().__init__(plan)
+        self.backend = backend
+        quant = plan.options.quantization
+        self.title = f"Verify {plan.recipe.name}" + (f" ({quant})" if quant else "")
+
+    def _flags(self) -> list[str]:
+        flags = []
+        if self.plan.options.quantization:
+            flags.append(f"--{self.plan.options.quantization}")
+        if self.plan.options.cpu:
+            flags.append("--cpu")
+        return flags
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.backend.describe(), self._flags(),
+                           _model_stamp(self.plan.target.model_dir))
+
+    def commands(self) -> list[list[str]]:
+        name = str(self.plan.target.model_dir) if self.plan.target.from_folder \
+            else self.plan.recipe.name
+        return [["llmsetup", "verify", name, *self._flags()]]
+
+    def is_done(self) -> bool:
+        rec = self.record()
+        return self.record_matches() and bool(rec and rec.get("info", {}).get("passed"))
+
+    def run(self, reporter: Reporter) -> dict:
+        from llmsetup.verification import verify_target
+
+        python = self.backend.python_path() or sys.executable
+        result = verify_target(self.plan.target, self.plan.settings, python,
+                               quantization=self.plan.options.quantization,
+                               device="cpu" if self.plan.options.cpu else "auto",
+                               on_line=reporter.step_output,
+                               log=self.plan.log_path(self.key))
+        if not result.get("passed"):
+            raise CheckFailed(f"{self.plan.recipe.name} did not pass verification: "
+                              + str(result.get("reason", "see the log")),
+                              hint=f"Full log: {self.plan.log_path(self.key)}")
+        return result
+
+
+def _lock_for(recipe, profile: str, options: InstallOptions) -> Path | None:
+    if not options.use_lock:
+        return None
+    return recipe.lock_path(profile)
+
+
+def build(target, settings: Settings, options: InstallOptions) -> Plan:
+    """Assemble the steps for ``target`` from ``options``."""
+    recipe = target.recipe
+    plan = Plan(target, settings, options)
+    if options.ui == "webui":
+        from llmsetup.webui_steps import build_webui
+
+        return build_webui(plan)
+    profile = options.profile or recipe.default_profile
+    if profile not in recipe.profiles:
+        raise UsageError(f"{recipe.name} has no profile {profile!r}",
+                         hint="Profiles: " + ", ".join(recipe.profiles))
+    backend_name = choose_backend(options.env_backend, recipe.env.backend)
+    python_version = options.python or recipe.python_version(profile)
+    backend = make_backend(backend_name, recipe.env_name(profile), python_version, settings)
+    plan.steps.append(EnvStep(plan, backend))
+    pins = recipe.profiles[profile]
+    requirements = None
+    if pins:
+        requirements = RequirementsStep(plan, backend, profile, pins,
+                                        _lock_for(recipe, profile, options))
+        plan.steps.append(requirements)
+    if options.cuda_check:
+        plan.steps.append(CudaCheckStep(plan, backend, requirements))
+    add_download(plan, backend)
+    add_verify(plan, backend)
+    return plan
+
+
+def add_download(plan: Plan, backend: EnvBackend) -> None:
+    if plan.target.from_folder:
+        plan.skipped.append(("download", "a local model folder needs no download"))
+    elif not plan.options.download:
+        plan.skipped.append(("download", "--no-download"))
+    elif plan.recipe.sources == ["generate"]:
+        plan.steps.append(GenerateStep(plan, backend))
+    else:
+        plan.steps.append(DownloadStep(plan))
+
+
+def add_verify(plan: Plan, backend: EnvBackend) -> None:
+    if plan.options.verify:
+        plan.steps.append(VerifyStep(plan, backend))
+    else:
+        plan.skipped.append(("verify", "--no-verify"))

@@ -1,0 +1,193 @@
+"""The install plan with ``--ui webui``: the book's text-generation-webui route.
+
+clone at the commit -> webui environment -> trimmed requirements + the profile's torch
+(with the lock) -> torch/CUDA check -> download -> deploy into ``models/`` -> verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from llmsetup import webui
+from llmsetup.envs import choose_backend, make_backend
+from llmsetup.errors import UsageError
+from llmsetup.plan import Plan, Reporter, Step, file_digest, fingerprint, write_json_atomic
+from llmsetup.proc import run
+from llmsetup.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
+
+
+def webui_dir(plan: Plan) -> Path:
+    chosen = plan.options.webui_options.get("dir")
+    return Path(chosen).expanduser().absolute() if chosen else \
+        Path("text-generation-webui").absolute()
+
+
+def record_path(plan: Plan) -> Path:
+    return plan.state_dir / "webui.json"
+
+
+class CloneStep(Step):
+    key = "webui-clone"
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        self.spec = plan.recipe.webui
+        self.dir = webui_dir(plan)
+        self.url = webui.clone_url(self.spec.repo_url, plan.options.webui_options.get("git_mirror"))
+        self.title = f"Get text-generation-webui at {self.spec.commit} into {self.dir}"
+
+    def fingerprint(self) -> str:
+        return fingerprint(str(self.dir), self.spec.commit)
+
+    def commands(self) -> list[list[str]]:
+        checkout = ["git", "-C", str(self.dir), "checkout", "--detach", self.spec.commit]
+        if (self.dir / ".git").exists():
+            return [checkout]
+        return [["git", "clone", self.url, str(self.dir)], checkout]
+
+    def is_done(self) -> bool:
+        return (self.dir / ".git").exists() and webui.at_commit(self.dir, self.spec.commit)
+
+    def _save(self) -> None:
+        write_json_atomic(record_path(self.plan), {"dir": str(self.dir),
+                                                  "commit": webui.head_commit(self.dir)})
+
+    def run(self, reporter: Reporter) -> dict:
+        log = self.plan.log_path(self.key)
+        if (self.dir / ".git").exists():
+            if not webui.is_clean(self.dir):
+                raise UsageError(f"{self.dir} has local changes and is not at "
+                                 f"{self.spec.commit}", hint="Commit or stash them first; "
+                                 "llmsetup never discards your work.")
+            if not self.plan.options.webui_options.get("yes"):
+                raise UsageError(f"{self.dir} is at {webui.head_commit(self.dir)[:10]}, not the "
+                                 f"book's {self.spec.commit}",
+                                 hint="Rerun with --yes to check out the book's commit there.")
+        elif self.dir.exists() and any(self.dir.iterdir()):
+            raise UsageError(f"{self.dir} exists and is not a git checkout",
+                             hint="Choose another folder with --webui-dir.")
+        for argv in self.commands():
+            run(argv, log=log, on_line=reporter.step_output, what=" ".join(argv[:2]),
+                env={"GIT_TERMINAL_PROMPT": "0"},
+                hints=[("could not resolve host", "GitHub is unreachable: try --git-mirror."),
+                       ("timed out", "GitHub is slow or blocked: try --git-mirror."),
+                       ("did not match any", "The commit is not in that repository or mirror.")])
+        self._save()
+        return {"dir": str(self.dir), "commit": webui.head_commit(self.dir)}
+
+
+class WebUIRequirementsStep(RequirementsStep):
+    """The webui's requirements.txt trimmed at the cut-off line, plus the profile's torch."""
+
+    def __init__(self, plan: Plan, backend, profile: str, clone: CloneStep) -> None:
+        spec = plan.recipe.webui
+        lock = plan.recipe.lock_path(profile, webui=True) if plan.options.use_lock else None
+        super().__init__(plan, backend, profile, spec.profiles.get(profile, []), lock)
+        self.spec = spec
+        self.clone = clone
+        self.title = (f"Install the webui's requirements up to {spec.requirements_cutoff} "
+                      f"(profile {profile}{', lock ' + lock.name if lock else ', no lock'})")
+
+    @property
+    def requirements_file(self) -> Path:
+        return self.plan.state_dir / f"requirements.webui.{self.profile}.txt"
+
+    def _source(self) -> Path:
+        return self.clone.dir / "requirements.txt"
+
+    def trimmed(self) -> str | None:
+        try:
+            text = self._source().read_text(encoding="utf-8")
+        except OSError:
+            return None
+        return webui.trim_requirements(text, self.spec.requirements_cutoff)
+
+    def requirements_text(self) -> str:
+        trimmed = self.trimmed()
+        if trimmed is None:
+            raise UsageError(f"{self._source()} is missing", hint="The clone step did not finish.")
+        pins = "".join(p + "\n" for p in self.pins)
+        return (f"# llmsetup: text-generation-webui {self.spec.commit} requirements.txt up to "
+                f"{self.spec.requirements_cutoff}\n{trimmed}# llmsetup: profile {self.profile}\n"
+                f"{pins}")
+
+    def constraints_file(self) -> Path:
+        return self.plan.state_dir / f"constraints.webui.{self.profile}.txt"
+
+    def write_inputs(self) -> None:
+        super().write_inputs()
+        parts = [self.lock.read_text(encoding="utf-8")] if self.lock else []
+        parts.append("".join(c + "\n" for c in self.spec.constraints))
+        self.constraints_file().write_text("".join(parts), encoding="utf-8")
+
+    def all_pins(self) -> list[str]:
+        trimmed = self.trimmed() or ""
+        return webui.requirement_lines(trimmed) + self.pins
+
+    def fingerprint(self) -> str:
+        trimmed = self.trimmed() or ""
+        return fingerprint(self.backend.describe(), self.pins, self.spec.constraints,
+                           hashlib.sha256(trimmed.encode()).hexdigest()[:16],
+                           file_digest(self.lock))
+
+    def details(self) -> dict:
+        return {**super().details(), "trimmed_from": str(self._source()),
+                "cutoff": self.spec.requirements_cutoff, "constraints": self.spec.constraints}
+
+
+class DeployStep(Step):
+    key = "deploy"
+
+    def __init__(self, plan: Plan, clone: CloneStep) -> None:
+        super().__init__(plan)
+        mode = plan.options.webui_options.get("deploy") or "link"
+        target = clone.dir / "models" / plan.recipe.webui.model_dir_name
+        self.deployment = webui.Deployment(plan.target.model_dir, target, mode)
+        self.title = f"Deploy the model into {target} ({mode})"
+
+    def fingerprint(self) -> str:
+        d = self.deployment
+        return fingerprint(str(d.source), str(d.target), d.mode)
+
+    def commands(self) -> list[list[str]]:
+        d = self.deployment
+        if d.mode == "link":
+            return [["ln", "-s", str(d.source), str(d.target)]]
+        verb = ["mv"] if d.mode == "move" else ["cp", "-r"]
+        return [[*verb, str(d.source), str(d.target)]]
+
+    def is_done(self) -> bool:
+        return self.deployment.is_done()
+
+    def run(self, reporter: Reporter) -> dict:
+        mode = self.deployment.run()
+        return {"target": str(self.deployment.target), "mode": mode}
+
+
+def build_webui(plan: Plan) -> Plan:
+    recipe, options = plan.recipe, plan.options
+    spec = recipe.webui
+    if spec is None:
+        raise UsageError(f"{recipe.name} has no webui section",
+                         hint="Only the Llama-2 recipes are served through text-generation-webui; "
+                         "use `llmsetup chat` for the others.")
+    profile = options.profile or recipe.default_profile
+    if profile not in spec.profiles:
+        raise UsageError(f"{recipe.name}'s webui has no profile {profile!r}",
+                         hint="Profiles: " + ", ".join(spec.profiles))
+    env_name = spec.env.name if profile == recipe.default_profile else f"{spec.env.name}-{profile}"
+    python = options.python or spec.env.profile_python.get(profile, spec.env.python)
+    backend = make_backend(choose_backend(options.env_backend, spec.env.backend), env_name,
+                           python, plan.settings)
+    clone = CloneStep(plan)
+    plan.steps.append(clone)
+    plan.steps.append(EnvStep(plan, backend, plan.state_dir / "webui-env.json"))
+    requirements = WebUIRequirementsStep(plan, backend, profile, clone)
+    plan.steps.append(requirements)
+    if options.cuda_check:
+        plan.steps.append(CudaCheckStep(plan, backend, requirements))
+    add_download(plan, backend)
+    plan.steps.append(DeployStep(plan, clone))
+    add_verify(plan, backend)
+    return plan
