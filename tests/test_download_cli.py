@@ -158,6 +158,27 @@ def test_download_model_is_the_install_plans_entry_point(server, files):
     assert (model_dir() / WEIGHTS).read_bytes() == files[WEIGHTS]
 
 
+def test_install_runs_the_download_step_and_knows_when_it_is_done(cli, server, files):
+    from llmsetup.download import is_complete
+
+    args = ("install", "tiny", "--env-backend", "current", "--no-cuda-check", "--no-verify",
+            "--source", "hf")
+    first = cli(*args)
+    assert first.exit_code == 0, first.stderr
+    assert (model_dir() / WEIGHTS).read_bytes() == files[WEIGHTS]
+    assert is_complete(model_dir())
+    sent = server.total_sent()
+    again = cli(*args)
+    assert again.exit_code == 0 and server.total_sent() == sent  # step already done
+    with (model_dir() / "config.json").open("ab") as fh:  # damaged since: not done any more
+        fh.write(b" ")
+    assert not is_complete(model_dir())
+    third = cli(*args)
+    assert third.exit_code == 0, third.stderr
+    assert server.total_sent() - sent == len(files["config.json"])
+    assert (model_dir() / "config.json").read_bytes() == files["config.json"]
+
+
 def test_rich_progress_renders_bars_and_lines(server, files):
     from io import StringIO
 

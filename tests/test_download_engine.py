@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from llmsetup.download import CollectingReporter, DownloadOptions, ModelRef, download
+from llmsetup.download import (
+    CollectingReporter,
+    DownloadOptions,
+    ModelRef,
+    download,
+    is_complete,
+)
 from llmsetup.download.engine import parse_content_range
 from llmsetup.download.errors import IntegrityError, SourceError
 from llmsetup.download.http import RetryPolicy, retry_after_seconds
@@ -268,9 +274,11 @@ def test_cancel_then_rerun_fetches_each_byte_once(tmp_path, server, files):
         fetch(tmp_path, stopper, cancel=stopper.event)
     assert not (model_dir(tmp_path) / WEIGHTS).exists()
     assert list((model_dir(tmp_path) / ".llmsetup" / "partial").glob("*.part"))
+    assert not is_complete(model_dir(tmp_path))  # the small files are in; not the weights
     server.rate = None
     fetch(tmp_path)
     assert_complete(tmp_path, files)
+    assert is_complete(model_dir(tmp_path))
     assert server.total_sent(WEIGHTS) <= 1.05 * len(files[WEIGHTS])
 
 

@@ -15,15 +15,8 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any
 
+from llmsetup.download.progress import describe_event
 from llmsetup.secret import redact
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} PB"  # pragma: no cover
 
 
 class JsonLinesReporter(AbstractContextManager):
@@ -69,37 +62,6 @@ class LineReporter(AbstractContextManager):
 
     def __exit__(self, *exc) -> None:
         return None
-
-
-def describe_event(event: str, f: dict[str, Any]) -> str | None:
-    """The one line a person should see for an event (None for progress ticks)."""
-    if event == "source":
-        return f"Trying {f['detail']}"
-    if event == "source_failed":
-        hint = f" ({f['hint']})" if f.get("hint") else ""
-        return f"✗ {f['name']} failed: {f['reason']}{hint}; trying the next source"
-    if event == "listing":
-        return (f"{f['files']} files ({_size(f['bytes'])}) at revision {str(f['revision'])[:12]}; "
-                f"{f['fetch_files']} to fetch ({_size(f['fetch_bytes'])}), "
-                f"{f['skipped']} already present")
-    if event == "waiting":
-        return f"… {f['message']}"
-    if event == "file_done":
-        big = f["fetched"] >= 1_000_000  # a rate for a few bytes means nothing
-        speed = f["fetched"] / f["seconds"] if big and f.get("seconds") else 0
-        rate = f", {_size(speed)}/s" if speed else ""
-        return (f"✓ {f['path']} {_size(f['size'])} ({f['verified_by']} verified, from "
-                f"{f['source']}{rate})")
-    if event == "file_skipped":
-        return f"= {f['path']} {_size(f['size'])}: {f['reason']}"
-    if event == "retry":
-        wait = f" in {f['delay']:.1f}s" if f.get("delay") else ""
-        return f"↻ {f['path']}: {f['reason']}; retry {f['attempt']}{wait}"
-    if event == "note":
-        return f"  {f['message']}"
-    if event == "warning":
-        return f"Warning: {f['message']}"
-    return None
 
 
 class RichReporter(AbstractContextManager):

@@ -11,12 +11,14 @@ state of a file in flight), ``manifest`` (what was verified, and the check), ``s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmsetup.download.engine import EngineConfig
 from llmsetup.download.job import DownloadOptions, download
-from llmsetup.download.manifest import Manifest, check_folder, manifest_path
-from llmsetup.download.progress import NULL_REPORTER, CollectingReporter, Reporter
+from llmsetup.download.manifest import Manifest, check_folder, is_complete, manifest_path
+from llmsetup.download.progress import NULL_REPORTER, CollectingReporter, LineSink, Reporter
 from llmsetup.download.ref import ModelRef
 
 if TYPE_CHECKING:
@@ -32,7 +34,9 @@ __all__ = [
     "Reporter",
     "check_folder",
     "download",
+    "download_for_install",
     "download_model",
+    "is_complete",
     "manifest_path",
 ]
 
@@ -52,3 +56,20 @@ def download_model(target: Target, settings: Settings, options: DownloadOptions 
     if options.models_dir is not None and not target.from_folder:
         model_dir = options.models_dir / (target.recipe.target_dir or target.recipe.repo_id)
     return download(ModelRef.from_recipe(target.recipe, model_dir), settings, options, reporter)
+
+
+def download_for_install(target: Target, settings: Settings, options: dict,
+                         on_line: Callable[[str], None]) -> dict:
+    """The install plan's download step: ``options`` as ``llmsetup install`` collects them
+    (``source``: a list of sources in order, ``endpoint``, ``from``: a folder to adopt),
+    one line of output per event through ``on_line``. Returns what the step reports.
+    """
+    sources = options.get("source") or None
+    if isinstance(sources, str):
+        sources = [sources]
+    from_dir = options.get("from")
+    download_options = DownloadOptions(
+        sources=list(sources) if sources else None, endpoint=options.get("endpoint"),
+        from_dir=Path(from_dir) if from_dir else None)
+    manifest = download_model(target, settings, download_options, LineSink(on_line))
+    return {"model_dir": str(manifest.model_dir), **manifest.summary(), "run": manifest.run}

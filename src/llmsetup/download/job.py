@@ -28,7 +28,7 @@ from llmsetup.download.errors import (
 from llmsetup.download.http import describe_network_error, is_network_error
 from llmsetup.download.manifest import Entry, Manifest, file_hashes, shards_of
 from llmsetup.download.partial import PartialFile, content_key
-from llmsetup.download.progress import NULL_REPORTER, Reporter
+from llmsetup.download.progress import NULL_REPORTER, Reporter, human_bytes
 from llmsetup.download.ref import DOWNLOAD_SOURCES, ModelRef
 from llmsetup.download.select import select_files
 from llmsetup.download.sources import Listing, RemoteFile, Source, make_source
@@ -59,14 +59,6 @@ class DownloadOptions:
     engine: EngineConfig | None = None
     #: Seconds to wait for another process's download of the same folder (None: forever).
     lock_timeout: float | None = None
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} PB"  # pragma: no cover
 
 
 def source_order(ref: ModelRef, settings, options: DownloadOptions) -> list[str]:
@@ -163,11 +155,15 @@ def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter
                      names: list[str], started: float) -> Manifest:
     with folder_lock(ref.model_dir, reporter, options.lock_timeout):
         manifest = Manifest.load_or_new(ref.model_dir, ref.repo_id)
+        if manifest.complete:  # until this run finishes, the folder is not complete
+            manifest.complete = False
+            manifest.save()
         if options.from_dir is not None:
             from llmsetup.download.adopt import adopt_folder
 
             if adopt_folder(ref, options, manifest, names, settings, reporter):
                 manifest.run.update(source="local", seconds=round(time.monotonic() - started, 3))
+                _finished(manifest)
                 return manifest
         failures: list[SourceError] = []
         for name in names:
@@ -177,6 +173,7 @@ def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter
             try:
                 _from_source(source, ref, manifest, options, reporter, settings)
                 manifest.run["seconds"] = round(time.monotonic() - started, 3)
+                _finished(manifest)
                 return manifest
             except SourceError as exc:
                 failures.append(exc)
@@ -186,6 +183,11 @@ def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter
         if len(failures) == 1:
             raise failures[0]
         raise AllSourcesFailed(ref.repo_id, failures)
+
+
+def _finished(manifest: Manifest) -> None:
+    manifest.complete = True
+    manifest.save()
 
 
 def list_source(source: Source) -> Listing:

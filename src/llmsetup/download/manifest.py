@@ -54,6 +54,9 @@ class Manifest:
     model_dir: Path
     repo_id: str
     files: dict[str, Entry] = field(default_factory=dict)
+    #: True once a download (or adoption) of the whole selection finished; a run in
+    #: progress or one that failed half-way leaves it False.
+    complete: bool = False
     #: What the last download did (source, bytes fetched, ...); not saved.
     run: dict = field(default_factory=dict, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -66,7 +69,8 @@ class Manifest:
             files = {p: Entry(**e) for p, e in doc["files"].items()}
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return cls(model_dir, repo_id or str(doc.get("repo_id", "")), files)
+        return cls(model_dir, repo_id or str(doc.get("repo_id", "")), files,
+                   complete=bool(doc.get("complete")))
 
     @classmethod
     def load_or_new(cls, model_dir: Path, repo_id: str) -> Manifest:
@@ -78,7 +82,7 @@ class Manifest:
         covers the write too, so an older snapshot can never overwrite a newer one."""
         path = manifest_path(self.model_dir)
         with self._lock:
-            doc = {"format": FORMAT, "repo_id": self.repo_id,
+            doc = {"format": FORMAT, "repo_id": self.repo_id, "complete": self.complete,
                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    "files": {p: asdict(e) for p, e in sorted(self.files.items())}}
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,9 +120,25 @@ class Manifest:
 
     def to_json(self) -> dict:
         return {"model_dir": str(self.model_dir), "repo_id": self.repo_id,
+                "complete": self.complete,
                 "manifest": str(manifest_path(self.model_dir)), **self.summary(),
                 "run": self.run,
                 "entries": {p: asdict(e) for p, e in sorted(self.files.items())}}
+
+
+def is_complete(model_dir: Path) -> bool:
+    """Whether a finished download is here, untouched since: cheap (no hashing).
+
+    The manifest must say the last download finished, every file it lists must still
+    have its recorded size and mtime, and every shard an index names must be present.
+    ``llmsetup check`` is the thorough version.
+    """
+    manifest = Manifest.load(model_dir)
+    if manifest is None or not manifest.complete or not manifest.files:
+        return False
+    if any(manifest.unchanged(path) is None for path in manifest.files):
+        return False
+    return not missing_shards(model_dir)
 
 
 def file_hashes(path: Path, want_git: bool = False) -> tuple[str, str | None]:
