@@ -114,9 +114,18 @@ def test_download_human_output_names_each_file(cli, server, files):
 
 
 def test_download_demo_says_it_is_built_by_install(cli):
-    result = cli("download", "demo")
-    assert result.exit_code == 2
-    assert "llmsetup install demo" in result.stderr
+    for args in (("download", "demo"), ("download", "demo", "--source", "hf")):
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert "llmsetup install demo" in result.stderr
+
+
+def test_several_sources_are_tried_in_the_order_given(cli, server, files):
+    server.repos["org/tiny"].modelscope_id = None
+    result = cli("download", "tiny", "--source", "modelscope", "--source", "hf")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.index("Trying modelscope") < result.stderr.index("Trying hf")
+    assert "aliendao" not in result.stderr
 
 
 def test_unknown_name_exits_2_with_suggestions(cli):

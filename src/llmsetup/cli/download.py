@@ -11,9 +11,10 @@ from llmsetup.cli._context import state
 from llmsetup.cli._options import JsonOpt, TargetArg
 from llmsetup.cli._output import Output
 
-SourceOpt = Annotated[str | None, typer.Option(
+SourceOpt = Annotated[list[str] | None, typer.Option(
     "--source", metavar="SOURCE",
-    help="Use only this source: hf, hf-mirror, aliendao or modelscope.",
+    help="Use only this source: hf, hf-mirror, aliendao or modelscope (repeat it to give "
+    "several, tried in that order).",
     show_default="the recipe's sources in order, each tried if the one before fails")]
 EndpointOpt = Annotated[str | None, typer.Option(
     "--endpoint", metavar="URL", help="A Hugging Face endpoint (a mirror's URL); implies "
@@ -79,7 +80,8 @@ def download_cmd(
     app = state(ctx)
     out = Output(json_)
     ref = _ref(app, target, models_dir)
-    options = DownloadOptions(source=source, endpoint=endpoint, revision=revision,
+    options = DownloadOptions(sources=list(source) if source else None, endpoint=endpoint,
+                              revision=revision,
                               connections=connections, include=list(include or []),
                               exclude=list(exclude or []), all_formats=all_formats,
                               from_dir=from_dir, copy=copy)

@@ -63,7 +63,8 @@ class DownloadOptions:
 
 def source_order(ref: ModelRef, settings, options: DownloadOptions) -> list[str]:
     """Which sources to try, in order (see docs/download.md)."""
-    if "generate" in ref.sources and not options.source:
+    if set(ref.sources) == {"generate"} or ("generate" in ref.sources
+                                             and not (options.source or options.sources)):
         raise NotDownloadable(
             f"{ref.name or ref.repo_id} is not downloaded: llmsetup builds it locally",
             hint=f"Run `llmsetup install {ref.name or ref.repo_id}`.")
