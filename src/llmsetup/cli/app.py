@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llmsetup import __version__
-from llmsetup.cli import bench, catalog, chat, doctor, install, recipes, serve, verify
+from llmsetup.cli import bench, catalog, chat, doctor, download, install, recipes, serve, verify
 from llmsetup.cli._context import state
 from llmsetup.cli._errors import LLMSetupGroup
 from llmsetup.cli.transcribe import transcribe_cmd
@@ -52,6 +52,8 @@ app.command("list")(catalog.list_cmd)
 app.command("show")(catalog.show_cmd)
 app.command("doctor")(doctor.doctor_cmd)
 app.command("install")(install.install_cmd)
+app.command("download")(download.download_cmd)
+app.command("check")(download.check_cmd)
 app.command("verify")(verify.verify_cmd)
 app.command("chat")(chat.chat_cmd)
 app.command("serve")(serve.serve_cmd)

@@ -1,0 +1,63 @@
+"""What can go wrong in a download, as errors the CLI's one table already knows.
+
+A :class:`SourceError` means "this source cannot deliver this model now": the download
+moves on to the next source and, if every source fails, :class:`AllSourcesFailed` lists
+why each one did. Everything else (a full disk, a bad option, Ctrl-C) stops at once,
+because another source would not help.
+"""
+
+from __future__ import annotations
+
+from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
+
+
+class SourceError(LLMSetupError):
+    """One source failed for this model; the next source may succeed."""
+
+    def __init__(self, source: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"{source}: {message}", hint)
+        self.source = source
+        self.reason = message
+
+
+class AccessDenied(SourceError):
+    """401 or 403: a token is missing, wrong, or has not accepted a gated model's terms."""
+
+
+class NotOnSource(SourceError):
+    """404 or 410: the repository, revision or file does not exist at this source."""
+
+
+class IntegrityError(SourceError):
+    """The bytes did not match the size or sha256 the source published, even after retries."""
+
+
+class UnsafeListing(SourceError):
+    """A listing named a path that would escape the model folder (``..``, absolute, drive)."""
+
+
+class DiskSpaceError(LLMSetupError):
+    """Not enough free disk for what is left to download (checked before any transfer)."""
+
+
+class AllSourcesFailed(LLMSetupError):
+    """Every source was tried; ``failures`` holds (source, reason) for each."""
+
+    def __init__(self, what: str, failures: list[SourceError]) -> None:
+        lines = "\n".join(f"  - {f.source}: {f.reason}" for f in failures)
+        hints = [f.hint for f in failures if f.hint]
+        super().__init__(
+            f"could not download {what} from any source:\n{lines}",
+            hint=hints[0] if len(set(hints)) == 1 else (
+                "\n".join(dict.fromkeys(hints)) if hints
+                else "Rerun later (it resumes), or pick a source with --source / --endpoint."),
+        )
+        self.failures = failures
+
+
+class NotDownloadable(UsageError):
+    """The recipe's model is built locally (the ``generate`` source), not downloaded."""
+
+
+class ManifestProblem(CheckFailed):
+    """``llmsetup check`` found a missing, wrong or unverifiable file."""

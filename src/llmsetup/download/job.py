@@ -1,0 +1,338 @@
+"""One model's download: lock the folder, try each source in order, record the manifest.
+
+For each source: list, choose files, skip what is already verified, check free disk,
+run the engine, check that every shard an index names is there. A
+:class:`~llmsetup.download.errors.SourceError` moves on to the next source (files that
+finished stay, partial data keyed by content is resumed by the next source); anything
+else (a full disk, Ctrl-C) stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from llmsetup.download.engine import Engine, EngineConfig, FileResult, Transfer
+from llmsetup.download.errors import (
+    AllSourcesFailed,
+    DiskSpaceError,
+    NotDownloadable,
+    SourceError,
+)
+from llmsetup.download.http import describe_network_error, is_network_error
+from llmsetup.download.manifest import Entry, Manifest, file_hashes, shards_of
+from llmsetup.download.partial import PartialFile, content_key
+from llmsetup.download.progress import NULL_REPORTER, Reporter, human_bytes
+from llmsetup.download.ref import DOWNLOAD_SOURCES, ModelRef
+from llmsetup.download.select import select_files
+from llmsetup.download.sources import Listing, RemoteFile, Source, make_source
+from llmsetup.download.sources.base import STATE_DIR
+from llmsetup.errors import LLMSetupError, UsageError
+
+DEFAULT_CONNECTIONS = 8
+_DISK_MARGIN = 16 << 20
+
+
+@dataclass
+class DownloadOptions:
+    """Everything ``llmsetup download`` (or the install plan) may ask for."""
+
+    sources: list[str] | None = None
+    source: str | None = None
+    endpoint: str | None = None
+    revision: str | None = None
+    connections: int | None = None
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    all_formats: bool = False
+    from_dir: Path | None = None
+    copy: bool = False
+    models_dir: Path | None = None
+    #: Set it (from any thread) to stop like Ctrl-C: state saved, KeyboardInterrupt raised.
+    cancel: threading.Event | None = None
+    engine: EngineConfig | None = None
+    #: Seconds to wait for another process's download of the same folder (None: forever).
+    lock_timeout: float | None = None
+
+
+def source_order(ref: ModelRef, settings, options: DownloadOptions) -> list[str]:
+    """Which sources to try, in order (see docs/download.md)."""
+    if set(ref.sources) == {"generate"} or ("generate" in ref.sources
+                                             and not (options.source or options.sources)):
+        raise NotDownloadable(
+            f"{ref.name or ref.repo_id} is not downloaded: llmsetup builds it locally",
+            hint=f"Run `llmsetup install {ref.name or ref.repo_id}`.")
+    if options.source:
+        names = [options.source]
+    elif options.sources:
+        names = list(options.sources)
+    elif options.endpoint:
+        names = ["hf"]  # an explicit endpoint is the user's choice of where to go
+    else:
+        configured = settings.get("download.sources")
+        names = list(ref.sources)
+        if configured:
+            preferred = [s for s in configured if s in ref.sources]
+            names = preferred or names
+    for name in names:
+        if name == "generate":
+            raise NotDownloadable(
+                f"the generate source builds {ref.name or ref.repo_id} locally; it is not a "
+                "download", hint=f"Run `llmsetup install {ref.name or 'NAME'}`.")
+        if name not in DOWNLOAD_SOURCES:
+            raise UsageError(f"unknown download source {name!r}",
+                             hint="Sources: " + ", ".join(DOWNLOAD_SOURCES) + ".")
+    return names
+
+
+@contextlib.contextmanager
+def folder_lock(model_dir: Path, reporter: Reporter, timeout: float | None) -> Iterator[None]:
+    """One download per model folder at a time; a second one waits and says so."""
+    from filelock import FileLock, Timeout
+
+    state = model_dir / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(state / "lock"))
+    owner = state / "lock.owner"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = owner.read_text(encoding="utf-8").strip() if owner.is_file() else "?"
+        reporter.emit("waiting", message=f"another llmsetup download (pid {who}) is writing "
+                      f"{model_dir}; waiting for it to finish")
+        try:
+            lock.acquire(timeout=-1 if timeout is None else timeout)
+        except Timeout:
+            raise LLMSetupError(f"{model_dir} is still being downloaded by pid {who}",
+                                hint="Wait for it to finish, or stop it; then rerun.") from None
+    try:
+        with contextlib.suppress(OSError):
+            owner.write_text(str(os.getpid()), encoding="utf-8")
+        yield
+    finally:
+        lock.release()
+
+
+def download(ref: ModelRef, settings, options: DownloadOptions | None = None,
+             reporter: Reporter = NULL_REPORTER) -> Manifest:
+    """Download ``ref`` into ``ref.model_dir``; returns the manifest (``.run`` says how)."""
+    options = options or DownloadOptions()
+    if options.revision:
+        ref.revision = options.revision
+    names = source_order(ref, settings, options)
+    started = time.monotonic()
+    created = [p for p in (ref.model_dir, ref.model_dir.parent) if not p.exists()]
+    try:
+        return _download_locked(ref, settings, options, reporter, names, started)
+    finally:
+        if created:
+            _tidy(ref.model_dir, ref.model_dir.parent in created)
+
+
+def _tidy(model_dir: Path, parent_too: bool) -> None:
+    """Remove a model folder this run created and left with nothing but the lock."""
+    state = model_dir / STATE_DIR
+    try:
+        if {p.name for p in model_dir.iterdir()} != {STATE_DIR} or \
+                {p.name for p in state.iterdir()} - {"lock", "lock.owner"}:
+            return
+        for name in ("lock", "lock.owner"):
+            (state / name).unlink(missing_ok=True)
+        state.rmdir()
+        model_dir.rmdir()
+        if parent_too:
+            model_dir.parent.rmdir()  # the ORG folder we made, if nothing else is in it
+    except OSError:
+        return
+
+
+def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter: Reporter,
+                     names: list[str], started: float) -> Manifest:
+    with folder_lock(ref.model_dir, reporter, options.lock_timeout):
+        manifest = Manifest.load_or_new(ref.model_dir, ref.repo_id)
+        if manifest.complete:  # until this run finishes, the folder is not complete
+            manifest.complete = False
+            manifest.save()
+        if options.from_dir is not None:
+            from llmsetup.download.adopt import adopt_folder
+
+            if adopt_folder(ref, options, manifest, names, settings, reporter):
+                manifest.run.update(source="local", seconds=round(time.monotonic() - started, 3))
+                _finished(manifest)
+                return manifest
+        failures: list[SourceError] = []
+        for name in names:
+            source = make_source(name, ref, settings, endpoint=options.endpoint,
+                                 cancel=options.cancel)
+            reporter.emit("source", name=name, detail=source.describe())
+            try:
+                _from_source(source, ref, manifest, options, reporter, settings)
+                manifest.run["seconds"] = round(time.monotonic() - started, 3)
+                _finished(manifest)
+                return manifest
+            except SourceError as exc:
+                failures.append(exc)
+                reporter.emit("source_failed", name=name, reason=exc.reason, hint=exc.hint)
+            finally:
+                source.close()
+        if len(failures) == 1:
+            raise failures[0]
+        raise AllSourcesFailed(ref.repo_id, failures)
+
+
+def _finished(manifest: Manifest) -> None:
+    manifest.complete = True
+    manifest.save()
+
+
+def list_source(source: Source) -> Listing:
+    """``source.list_files()`` with network errors as :class:`SourceError`."""
+    try:
+        return source.list_files()
+    except SourceError:
+        raise
+    except Exception as exc:
+        if not is_network_error(exc):
+            raise
+        raise SourceError(source.name, f"unreachable: {describe_network_error(exc)}",
+                          hint="Check the network, or try another source.") from None
+
+
+def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: DownloadOptions,
+                 reporter: Reporter, settings) -> None:
+    listing = list_source(source)
+    for note in listing.notes:
+        reporter.emit("note", message=f"{source.name}: {note}")
+    for warning in listing.warnings:
+        reporter.emit("warning", message=f"{source.name}: {warning}")
+    selection = select_files(listing.files, options.include or ref.include,
+                             [*ref.exclude, *options.exclude], options.all_formats)
+    if not selection.files:
+        raise UsageError(f"no file of {ref.repo_id} matches the filters "
+                         f"({len(listing.files)} files listed)",
+                         hint="Check --include/--exclude (globs match the whole path).")
+    transfers, skipped = _plan(selection.files, source, manifest, reporter)
+    need = sum(t.file.size - t.partial.saved_bytes() for t in transfers)
+    _check_disk(ref.model_dir, need)
+    reporter.emit("listing", source=source.name, revision=listing.revision,
+                  files=len(selection.files), bytes=sum(f.size for f in selection.files),
+                  fetch_files=len(transfers), fetch_bytes=need,
+                  fetch_size=sum(t.file.size for t in transfers), skipped=skipped)
+    connections = min(options.connections or int(settings.get("download.connections") or 0)
+                      or DEFAULT_CONNECTIONS, source.max_connections)
+    fetched: list[FileResult] = []
+
+    def on_done(r: FileResult) -> None:
+        manifest.record(r.path, Entry(r.size, r.sha256, r.verified_by, r.source, r.revision,
+                                      git_oid=r.git_oid))
+        fetched.append(r)
+
+    engine = Engine(options.engine, reporter, options.cancel, on_done=on_done)
+    engine.run(transfers, connections)
+    _check_shards(ref.model_dir, selection.files, listing, source, reporter)
+    with contextlib.suppress(OSError):
+        (ref.model_dir / STATE_DIR / "partial").rmdir()  # only when empty
+    manifest.run.update(source=source.name, revision=listing.revision,
+                        files=len(selection.files), fetched_files=len(fetched),
+                        fetched_bytes=sum(r.fetched for r in fetched), skipped=skipped,
+                        connections=connections,
+                        notes=listing.notes + listing.warnings)
+
+
+def _plan(files: list[RemoteFile], source: Source, manifest: Manifest,
+          reporter: Reporter) -> tuple[list[Transfer], int]:
+    """The files still to fetch; files already present and verified are skipped."""
+    model_dir = manifest.model_dir
+    partial_dir = model_dir / STATE_DIR / "partial"
+    transfers: list[Transfer] = []
+    skipped = 0
+    for f in sorted(files, key=lambda f: (f.size, f.path)):  # small files first: quick errors
+        final = model_dir / f.path
+        if _already_there(f, final, source, manifest, reporter):
+            skipped += 1
+            continue
+        key = content_key(f.path, f.size, f.sha256, source.partial_identity())
+        partial = PartialFile(partial_dir, f.path, key, f.size,
+                              git_oid=None if f.sha256 else f.git_oid)
+        if final.is_file() and final.stat().st_size < f.size and f.path not in manifest.files \
+                and partial.saved_bytes() == 0:
+            # Another tool's unfinished download at the final path: resume from it.
+            partial.adopt_prefix(final)
+        transfers.append(Transfer(f, source, final, partial))
+    return transfers, skipped
+
+
+def _already_there(f: RemoteFile, final: Path, source: Source, manifest: Manifest,
+                   reporter: Reporter) -> bool:
+    entry = manifest.unchanged(f.path)
+    if entry is not None:  # we wrote it and it is untouched: compare the recorded hashes
+        if entry.size != f.size:
+            return False
+        if f.sha256:
+            if entry.sha256 != f.sha256:
+                return False  # the remote changed
+            if entry.verified_by != "sha256":  # now we have the publisher's hash: upgrade
+                manifest.record(f.path, Entry(f.size, entry.sha256, "sha256", entry.source,
+                                              entry.revision))
+        elif f.git_oid and entry.git_oid != f.git_oid:
+            return False
+        reporter.emit("file_skipped", path=f.path, size=f.size, reason="verified earlier"
+                      if f.verifiable != "size" else "present (no hash published to compare)")
+        return True
+    if not final.is_file() or final.stat().st_size != f.size:
+        return False
+    # A complete-looking file we did not record (or that changed): verify before trusting.
+    if f.verifiable == "size":
+        sha256, _ = file_hashes(final)
+        manifest.record(f.path, Entry(f.size, sha256, "size", source.name, source.revision))
+        reporter.emit("file_skipped", path=f.path, size=f.size,
+                      reason="present with the right size (no hash published)")
+        return True
+    sha256, git = file_hashes(final, want_git=not f.sha256)
+    if (f.sha256 and sha256 == f.sha256) or (not f.sha256 and git == f.git_oid):
+        manifest.record(f.path, Entry(f.size, sha256, f.verifiable, source.name, source.revision,
+                                      git_oid=None if f.sha256 else f.git_oid))
+        reporter.emit("file_skipped", path=f.path, size=f.size,
+                      reason=f"present; {f.verifiable} verified")
+        return True
+    return False
+
+
+def _check_disk(model_dir: Path, need: int) -> None:
+    """Fail before any transfer when the folder's disk cannot hold what is left."""
+    probe = model_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need + _DISK_MARGIN > free:
+        raise DiskSpaceError(
+            f"not enough free disk in {model_dir}: need {human_bytes(need)}, "
+            f"free {human_bytes(free)}",
+            hint="Free some space, or choose another folder with --models-dir or "
+            "LLMSETUP_MODELS_DIR. Nothing was downloaded.")
+
+
+def _check_shards(model_dir: Path, files: list[RemoteFile], listing: Listing, source: Source,
+                  reporter: Reporter) -> None:
+    """Every shard an ``*.index.json`` names must be there (or be skipped on purpose)."""
+    listed = {f.path for f in listing.files}
+    for f in files:
+        if not f.path.endswith(".index.json"):
+            continue
+        folder = PurePosixPath(f.path).parent
+        for shard in shards_of(model_dir / f.path):
+            rel = (folder / shard).as_posix()
+            if (model_dir / rel).is_file():
+                continue
+            if rel not in listed:
+                raise SourceError(source.name, f"{f.path} names the shard {shard}, which the "
+                                  "source does not have", hint="The repository at this source "
+                                  "is incomplete; try another source.")
+            reporter.emit("warning", message=f"{f.path} names {shard}, which your "
+                          "--include/--exclude skipped: the model will not load without it")

@@ -1,0 +1,368 @@
+"""A file being downloaded: its data on disk, which byte ranges are there, and its hash.
+
+Layout, in ``<model dir>/.llmsetup/partial/`` (same file system as the final path, so the
+last step is an atomic rename):
+
+- ``<path-id>-<key>.part``: the data, written in place at each range's offset;
+- ``<path-id>-<key>.json``: which ranges of it are written (rewritten atomically).
+
+The key names the *content*: (path, size, sha256) when the publisher gave a sha256, so a
+download that a mirror started can be finished by another source; (source, revision,
+path, size) when there is no hash, because then nothing proves two sources agree.
+A changed remote gives a new key, and the old partial of that path is removed.
+
+Hashing happens while the data arrives: the bytes that extend the contiguous prefix are
+hashed from memory as they are written; bytes written ahead of the prefix (by the other
+connections) are read back when the prefix reaches them, seconds later, from the page
+cache. So there is no second pass over a finished file, and memory stays bounded. One
+connection at a time does the hashing, outside the lock, while the others keep
+receiving: on a fast link the sha256 runs in parallel with the network.
+
+Each checkpoint first flushes the data to disk (fdatasync), then writes the state: the
+state never claims bytes a power cut could lose, and the disk writes the data while the
+download runs, so the fsync before the final rename has little left to do.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import threading
+import uuid
+from pathlib import Path
+
+_READ_BACK = 4 << 20
+_RACY_NS = 2_000_000_000
+
+
+def content_key(path: str, size: int, sha256: str | None, identity: str) -> str:
+    """The partial-file key of one remote file (see the module docstring)."""
+    basis = f"sha256:{sha256}:{size}:{path}" if sha256 else f"{identity}:{size}:{path}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:24]
+
+
+def path_id(path: str) -> str:
+    return hashlib.sha256(path.encode()).hexdigest()[:12]
+
+
+class RangeSet:
+    """Sorted, merged, half-open byte ranges ``[start, end)``."""
+
+    def __init__(self, ranges: list[list[int]] | None = None) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in ranges or []:
+            self.add(start, end)
+
+    def add(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        i = bisect.bisect_left(self._ends, start)  # first range that ends at or after start
+        j = bisect.bisect_right(self._starts, end)  # ranges from i to j-1 touch [start, end)
+        if i < j:
+            start = min(start, self._starts[i])
+            end = max(end, self._ends[j - 1])
+        self._starts[i:j] = [start]
+        self._ends[i:j] = [end]
+
+    def covered(self) -> int:
+        return sum(e - s for s, e in zip(self._starts, self._ends, strict=True))
+
+    def run_end(self, pos: int) -> int:
+        """End of the range that contains ``pos`` (or starts at it); ``pos`` if none."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        if i >= 0 and self._ends[i] > pos:
+            return self._ends[i]
+        return pos
+
+    def missing(self, size: int) -> list[tuple[int, int]]:
+        gaps, pos = [], 0
+        for s, e in zip(self._starts, self._ends, strict=True):
+            if s > pos:
+                gaps.append((pos, min(s, size)))
+            pos = max(pos, e)
+        if pos < size:
+            gaps.append((pos, size))
+        return [(s, e) for s, e in gaps if e > s]
+
+    def as_list(self) -> list[list[int]]:
+        return [[s, e] for s, e in zip(self._starts, self._ends, strict=True)]
+
+    def max_end(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+
+def _pwrite(fd: int, buffers: list, offset: int, lock: threading.Lock) -> None:
+    """Write ``buffers`` back to back at ``offset`` (one pwritev where there is one)."""
+    views = [memoryview(b) for b in buffers]
+    if hasattr(os, "pwritev"):
+        while views:
+            written = os.pwritev(fd, views, offset)
+            offset += written
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
+    else:  # Windows has neither pwrite nor pwritev: seek and write under a lock.
+        with lock:
+            os.lseek(fd, offset, os.SEEK_SET)
+            for view in views:
+                while view:
+                    view = view[os.write(fd, view):]
+
+
+def _pread(fd: int, size: int, offset: int, lock: threading.Lock) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    with lock:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, size)
+
+
+def write_json_atomic(path: Path, doc: object) -> None:
+    """Write JSON through a uniquely named temp file and an atomic rename."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class PartialFile:
+    """The data, the written ranges and the running hashes of one file in flight.
+
+    Thread-safe: connections call :meth:`write` (no lock held) and then :meth:`record`.
+    """
+
+    def __init__(self, folder: Path, path: str, key: str, size: int,
+                 git_oid: str | None = None) -> None:
+        self.folder = folder
+        self.path = path
+        self.key = key
+        self.size = size
+        self.data_path = folder / f"{path_id(path)}-{key}.part"
+        self.state_path = folder / f"{path_id(path)}-{key}.json"
+        self.lock = threading.Lock()
+        self._hash_cv = threading.Condition(self.lock)
+        # One connection at a time hashes (the "hashing role"); the others only record
+        # their ranges and go back to the network. ``_gen`` changes on reset, so that a
+        # connection still hashing stale bytes drops its work.
+        self._hashing = False
+        self._gen = 0
+        self._io_lock = threading.Lock()
+        # Serialises state-file writes with reset/commit/discard, so that a checkpoint
+        # taken just before a reset can never be written after it.
+        self._state_lock = threading.Lock()
+        self._want_git = git_oid is not None
+        self.fd: int | None = None
+        self._reset_hashes()
+        self.ranges = RangeSet()
+        self._dirty = False
+
+    def _reset_hashes(self) -> None:
+        self.hash_pos = 0
+        self._sha256 = hashlib.sha256()
+        self._git = hashlib.sha1(b"blob %d\0" % self.size) if self._want_git else None
+
+    # -- opening and resuming -------------------------------------------------------
+
+    def saved_bytes(self) -> int:
+        """Bytes a previous run left (without opening anything): for the disk check."""
+        ranges = self._load_state()
+        return ranges.covered() if ranges else 0
+
+    def _load_state(self) -> RangeSet | None:
+        try:
+            doc = json.loads(self.state_path.read_text(encoding="utf-8"))
+            data_size = self.data_path.stat().st_size
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("key") != self.key or doc.get("size") != self.size:
+            return None
+        try:
+            ranges = RangeSet([[int(s), int(e)] for s, e in doc.get("done", [])])
+        except (TypeError, ValueError):
+            return None
+        # A data file longer than the remote, or ranges past its end, are not ours to trust.
+        if data_size > self.size or ranges.max_end() > min(self.size, data_size):
+            return None
+        return ranges
+
+    def open(self) -> int:
+        """Open (creating or resuming) and return how many bytes are already there."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._remove_stale()
+        ranges = self._load_state()
+        if ranges is None:
+            self.data_path.unlink(missing_ok=True)
+            self.state_path.unlink(missing_ok=True)
+            ranges = RangeSet()
+        self.ranges = ranges
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        self.fd = os.open(self.data_path, flags, 0o644)
+        os.ftruncate(self.fd, self.size)
+        return ranges.covered()
+
+    def adopt_prefix(self, existing: Path) -> int:
+        """Take a shorter file left at the final path (another tool's partial) as a prefix.
+
+        Returns its length. Its bytes are checked like any others by the final hash.
+        """
+        length = existing.stat().st_size
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._remove_stale()
+        self.state_path.unlink(missing_ok=True)
+        os.replace(existing, self.data_path)
+        write_json_atomic(self.state_path, {"key": self.key, "size": self.size,
+                                            "done": [[0, length]] if length else []})
+        return length
+
+    def _remove_stale(self) -> None:
+        """Partials of the same path with another key: the remote has changed since."""
+        prefix = f"{path_id(self.path)}-"
+        for other in self.folder.glob(prefix + "*"):
+            if not other.name.startswith(f"{prefix}{self.key}."):
+                other.unlink(missing_ok=True)
+
+    # -- writing --------------------------------------------------------------------
+
+    def write(self, offset: int, buffers: list) -> None:
+        """Write ``buffers`` (bytes-like, back to back) at ``offset``."""
+        assert self.fd is not None
+        _pwrite(self.fd, buffers, offset, self._io_lock)
+
+    def record(self, offset: int, buffers: list) -> None:
+        """Mark ``buffers`` (already written at ``offset``) as present; advance the hash.
+
+        If no other connection is hashing, this one takes the role: it hashes its own
+        bytes from memory when they extend the prefix, then whatever else became
+        contiguous (read back), and gives the role up. Hashing happens outside the lock,
+        so the other connections keep receiving meanwhile.
+        """
+        length = sum(len(b) for b in buffers)
+        with self.lock:
+            self.ranges.add(offset, offset + length)
+            self._dirty = True
+            if self._hashing:
+                return
+            self._hashing = True
+            gen, sha, git, pos = self._gen, self._sha256, self._git, self.hash_pos
+        if offset == pos:
+            for b in buffers:
+                sha.update(b)
+                if git is not None:
+                    git.update(b)
+            pos += length
+        self._drain(gen, sha, git, pos)
+
+    def _drain(self, gen: int, sha, git, pos: int) -> None:
+        """Publish ``pos``, hash the contiguous written bytes past it, give up the role."""
+        assert self.fd is not None
+        try:
+            while True:
+                with self.lock:
+                    if gen != self._gen:
+                        return  # reset meanwhile: the new state is not ours to touch
+                    self.hash_pos = pos
+                    end = self.ranges.run_end(pos)
+                    if end <= pos:
+                        self._hashing = False
+                        self._hash_cv.notify_all()
+                        return
+                chunk = _pread(self.fd, min(_READ_BACK, end - pos), pos, self._io_lock)
+                if not chunk:
+                    raise OSError(f"{self.data_path}: shorter than its recorded ranges")
+                sha.update(chunk)
+                if git is not None:
+                    git.update(chunk)
+                pos += len(chunk)
+        except BaseException:
+            with self.lock:
+                if gen == self._gen:
+                    self._hashing = False
+                    self._hash_cv.notify_all()
+            raise
+
+    def covered(self) -> int:
+        with self.lock:
+            return self.ranges.covered()
+
+    def missing(self) -> list[tuple[int, int]]:
+        with self.lock:
+            return self.ranges.missing(self.size)
+
+    def checkpoint(self) -> None:
+        """Flush the data written so far, then save which ranges it covers."""
+        with self._state_lock:
+            with self.lock:
+                if not self._dirty or self.fd is None:
+                    return
+                doc = {"key": self.key, "size": self.size, "done": self.ranges.as_list()}
+                self._dirty = False
+            getattr(os, "fdatasync", os.fsync)(self.fd)
+            write_json_atomic(self.state_path, doc)
+
+    def reset(self) -> None:
+        """Forget everything written (after a hash mismatch, or a server without Range)."""
+        with self._state_lock:
+            with self.lock:
+                self.ranges = RangeSet()
+                self._reset_hashes()
+                self._gen += 1
+                self._hashing = False
+                self._dirty = False
+                self._hash_cv.notify_all()
+            if self.fd is not None:
+                os.ftruncate(self.fd, 0)
+                os.ftruncate(self.fd, self.size)
+            self.state_path.unlink(missing_ok=True)
+
+    # -- finishing ------------------------------------------------------------------
+
+    def digests(self) -> tuple[str, str | None]:
+        """(sha256, git blob sha1) of the whole file; every byte must be written."""
+        with self.lock:
+            while self._hashing:
+                self._hash_cv.wait()
+            if self.hash_pos < self.size and self.ranges.run_end(self.hash_pos) < self.size:
+                raise OSError(f"{self.data_path}: not every byte is written yet")
+            self._hashing = True
+            gen, sha, git, pos = self._gen, self._sha256, self._git, self.hash_pos
+        self._drain(gen, sha, git, pos)
+        with self.lock:
+            return self._sha256.hexdigest(), (self._git.hexdigest() if self._git else None)
+
+    def commit(self, final: Path) -> None:
+        """fsync, close and atomically move the data to ``final``; drop the state file.
+
+        The file's mtime is set two seconds back: a rerun trusts a file whose size and
+        mtime still match the manifest, and file systems stamp times coarsely (a tick of
+        milliseconds, two seconds on FAT), so without this a write in the same tick as the
+        download would go unnoticed (git's "racy clean" problem). Any later write now
+        gives a different mtime.
+        """
+        assert self.fd is not None
+        with self._state_lock:
+            os.fsync(self.fd)
+            st = os.fstat(self.fd)
+            self.close()
+            os.utime(self.data_path, ns=(st.st_atime_ns, st.st_mtime_ns - _RACY_NS))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.data_path, final)
+            self.state_path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Remove the data and the state (bad bytes that must not be resumed)."""
+        with self._state_lock:
+            self.close()
+            self.data_path.unlink(missing_ok=True)
+            self.state_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

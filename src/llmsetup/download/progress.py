@@ -1,0 +1,114 @@
+"""Progress events of a download, and the receivers that do nothing or collect them.
+
+The core emits plain events; the CLI renders them (rich bars on a terminal, one line per
+file in a pipe, JSON lines with ``--json``). Events, with their fields:
+
+- ``source``: name, detail: trying a source;
+- ``source_failed``: name, reason, hint: it failed, the next one is tried;
+- ``listing``: source, revision, files, bytes, fetch_files, fetch_bytes (still missing),
+  fetch_size (their whole size, resumed bytes included), skipped;
+- ``waiting``: message: another process holds the model folder's lock;
+- ``file_start``: path, size, resumed, source;
+- ``progress``: path, done, size (a few times a second per active file);
+- ``retry``: path, attempt, reason, delay;
+- ``file_done``: path, size, sha256, verified_by, source, fetched, seconds;
+- ``file_skipped``: path, size, reason (already present and verified);
+- ``note``: message: something worth knowing (where hashes came from);
+- ``warning``: message (and path where it concerns one file).
+
+Events are emitted from the engine's threads: receivers must be thread-safe. Every text
+field is already redacted.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as disks and networks count)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+_size = human_bytes
+
+
+class Reporter(Protocol):
+    """Receives progress events (see the module docstring)."""
+
+    def emit(self, event: str, **fields: Any) -> None: ...
+
+
+class NullReporter:
+    """Drops every event."""
+
+    def emit(self, event: str, **fields: Any) -> None:
+        return None
+
+
+NULL_REPORTER = NullReporter()
+
+
+class CollectingReporter:
+    """Keeps every event in a list (for the library caller who wants to look afterwards)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            self.events.append((event, fields))
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f for e, f in self.events if e == event]
+
+
+def describe_event(event: str, f: dict[str, Any]) -> str | None:
+    """The one line a person should see for an event (None for progress ticks)."""
+    if event == "source":
+        return f"Trying {f['detail']}"
+    if event == "source_failed":
+        hint = f" ({f['hint']})" if f.get("hint") else ""
+        return f"✗ {f['name']} failed: {f['reason']}{hint}; trying the next source"
+    if event == "listing":
+        return (f"{f['files']} files ({_size(f['bytes'])}) at revision {str(f['revision'])[:12]}; "
+                f"{f['fetch_files']} to fetch ({_size(f['fetch_bytes'])}), "
+                f"{f['skipped']} already present")
+    if event == "waiting":
+        return f"… {f['message']}"
+    if event == "file_done":
+        big = f["fetched"] >= 1_000_000  # a rate for a few bytes means nothing
+        speed = f["fetched"] / f["seconds"] if big and f.get("seconds") else 0
+        rate = f", {_size(speed)}/s" if speed else ""
+        return (f"✓ {f['path']} {_size(f['size'])} ({f['verified_by']} verified, from "
+                f"{f['source']}{rate})")
+    if event == "file_skipped":
+        return f"= {f['path']} {_size(f['size'])}: {f['reason']}"
+    if event == "retry":
+        wait = f" in {f['delay']:.1f}s" if f.get("delay") else ""
+        return f"↻ {f['path']}: {f['reason']}; retry {f['attempt']}{wait}"
+    if event == "note":
+        return f"  {f['message']}"
+    if event == "warning":
+        return f"Warning: {f['message']}"
+    return None
+
+
+class LineSink:
+    """Turns events into the lines of :func:`describe_event` for a ``line -> None`` callback
+    (the install plan's step output)."""
+
+    def __init__(self, on_line) -> None:
+        self.on_line = on_line
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = describe_event(event, fields)
+        if line:
+            self.on_line(line)

@@ -1,0 +1,444 @@
+"""A real HTTP server on 127.0.0.1 that speaks the three download protocols, with faults.
+
+One server holds repositories and answers, on one port:
+
+- the Hugging Face API subset: ``/api/models/{repo}[/revision/{rev}]``,
+  ``/api/models/{repo}/tree/{rev}?recursive=true`` (paginated, ``lfs.oid``) and
+  ``/{repo}/resolve/{rev}/{path}`` (GET/HEAD, Range, ETag, X-Repo-Commit), enough for
+  llmsetup and for huggingface_hub's ``snapshot_download``;
+- the aliendao protocol: ``/models/{repo}[/{dir}]?json=true`` and
+  ``/download/models/{repo}/{path}[?token=]``;
+- the ModelScope API subset: ``/api/v1/models/{id}/repo/files`` and
+  ``/api/v1/models/{id}/repo?FilePath=``.
+
+Faults are switched per file path and consumed per request (``times``; None = forever):
+``status`` (any code, optional headers), ``drop`` (close the connection after ``after``
+bytes of a reply), ``corrupt`` (flip the byte at file ``offset``), ``ignore_range``,
+``bad_content_range``, ``cap_range`` (answer at most ``max`` bytes of a range, with a
+correct Content-Range), ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
+(302 to the same URL on the host name ``localhost``, like a CDN). ``rate``
+caps every connection (bytes/s). ``sent`` counts body bytes per path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5", ".gguf")
+
+
+def git_blob_id(data) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + bytes(data)).hexdigest()
+
+
+@dataclass
+class Repo:
+    repo_id: str
+    files: dict[str, bytes]
+    modelscope_id: str | None = None
+    gated: bool = False
+    incomplete: bool = False  # aliendao: still syncing
+    listed_size: dict[str, int] = field(default_factory=dict)  # listings lie about sizes
+    extra_names: list[str] = field(default_factory=list)  # extra (unsafe) names in listings
+    aliendao_sizes: bool = True  # whether the aliendao listing carries sizes
+    _hashes: dict = field(default_factory=dict, repr=False)
+
+    def sha256(self, path: str) -> str:
+        """The file's sha256, cached while its content object stays the same (the
+        benchmark serves 300 MB; hashing it per request would measure the server)."""
+        data = self.files.get(path, b"")
+        cached = self._hashes.get(path)
+        if cached is None or cached[0] is not data:
+            cached = (data, hashlib.sha256(data).hexdigest(), git_blob_id(data))
+            self._hashes[path] = cached
+        return cached[1]
+
+    def git_oid(self, path: str) -> str:
+        self.sha256(path)
+        return self._hashes[path][2]
+
+    @property
+    def commit(self) -> str:
+        h = hashlib.sha1()
+        for path in sorted(self.files):
+            h.update(path.encode() + b"\0" + self.sha256(path).encode())
+        return h.hexdigest()
+
+    def is_lfs(self, path: str) -> bool:
+        return path.endswith(LFS_SUFFIXES)
+
+    def size_of(self, path: str) -> int:
+        return self.listed_size.get(path, len(self.files.get(path, b"")))
+
+    def names(self) -> list[str]:
+        return sorted(self.files) + list(self.extra_names)
+
+
+class FixtureServer:
+    """See the module docstring. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, rate: float | None = None, page_size: int = 1000) -> None:
+        self.rate = rate
+        self.page_size = page_size
+        self.repos: dict[str, Repo] = {}
+        self.hf_token: str | None = None
+        self.aliendao_token: str | None = None
+        self.sent: Counter[str] = Counter()
+        self.requests: list[dict] = []
+        self._faults: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.fixture = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def add_repo(self, repo_id: str, files: dict[str, bytes], **kw) -> Repo:
+        repo = Repo(repo_id, dict(files), **kw)
+        self.repos[repo_id] = repo
+        return repo
+
+    def fault(self, path: str, kind: str, times: int | None = 1, **params) -> None:
+        with self._lock:
+            self._faults.setdefault(path, []).append({"kind": kind, "times": times, **params})
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take(self, path: str, kind: str, where: tuple[int, int] | None = None) -> dict | None:
+        """Consume one use of a fault; a ``corrupt`` fault only by a reply that covers it."""
+        with self._lock:
+            for f in self._faults.get(path, []):
+                if where is not None and not where[0] <= f.get("offset", -1) < where[1]:
+                    continue
+                if f["kind"] == kind and (f["times"] is None or f["times"] > 0):
+                    if f["times"] is not None:
+                        f["times"] -= 1
+                    return f
+        return None
+
+    def total_sent(self, path: str | None = None) -> int:
+        with self._lock:
+            return self.sent[path] if path else sum(self.sent.values())
+
+    def _count(self, path: str, n: int) -> None:
+        with self._lock:
+            self.sent[path] += n
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FixtureServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- routing ----------------------------------------------------------------------
+
+    def handle(self, h: _Handler, head: bool) -> None:
+        split = urlsplit(h.path)
+        parts = [unquote(p) for p in split.path.strip("/").split("/")]
+        query = {k: v[0] for k, v in parse_qs(split.query).items()}
+        with self._lock:
+            self.requests.append({"method": h.command, "path": split.path, "query": query,
+                                  "range": h.headers.get("Range"),
+                                  "auth": h.headers.get("Authorization"),
+                                  "cookie": h.headers.get("Cookie")})
+        if parts[:2] == ["api", "v1"]:
+            return self._modelscope(h, parts[2:], query, head)
+        if parts[:2] == ["api", "models"] and len(parts) >= 4:
+            return self._hf_api(h, parts[2:], query)
+        if parts[0] == "models" and len(parts) >= 3:
+            return self._aliendao_list(h, parts[1:], query)
+        if parts[:2] == ["download", "models"] and len(parts) >= 5:
+            return self._aliendao_file(h, parts[2:], query, head)
+        if len(parts) >= 5 and parts[2] == "resolve":
+            return self._hf_resolve(h, parts, head)
+        return _json(h, 404, {"error": "no route"})
+
+    def _repo(self, h: _Handler, repo_id: str, hf: bool = True) -> Repo | None:
+        repo = self.repos.get(repo_id)
+        if repo is None:
+            _json(h, 404 if not hf else 401, {"error": "Repository not found"},
+                  {"X-Error-Code": "RepoNotFound"})
+            return None
+        if hf and repo.gated and h.headers.get("Authorization") != f"Bearer {self.hf_token}":
+            _json(h, 401, {"error": "gated"}, {"X-Error-Code": "GatedRepo",
+                  "X-Error-Message": f"Access to model {repo_id} is restricted."})
+            return None
+        return repo
+
+    # -- Hugging Face -----------------------------------------------------------------
+
+    def _hf_api(self, h: _Handler, parts: list[str], query: dict) -> None:
+        repo = self._repo(h, "/".join(parts[:2]))
+        if repo is None:
+            return
+        rest = parts[2:]
+        rev = "/".join(rest[1:]) if rest else "main"
+        if rev not in ("main", repo.commit):
+            return _json(h, 404, {"error": "Revision not found"},
+                         {"X-Error-Code": "RevisionNotFound"})
+        if not rest or rest[0] == "revision":
+            return _json(h, 200, {"id": repo.repo_id, "modelId": repo.repo_id,
+                                  "sha": repo.commit, "private": False,
+                                  "siblings": [{"rfilename": n} for n in repo.names()]})
+        if rest[0] != "tree":
+            return _json(h, 404, {"error": "no route"})
+        entries = []
+        dirs = sorted({"/".join(n.split("/")[:i]) for n in repo.files
+                       for i in range(1, n.count("/") + 1)})
+        entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in dirs]
+        for name in repo.names():
+            entry = {"type": "file", "oid": repo.git_oid(name), "size": repo.size_of(name),
+                     "path": name}
+            if repo.is_lfs(name):
+                entry["lfs"] = {"oid": repo.sha256(name),
+                                "size": repo.size_of(name), "pointerSize": 134}
+            entries.append(entry)
+        cursor = int(query.get("cursor", 0))
+        page = entries[cursor:cursor + self.page_size]
+        headers = {}
+        if cursor + self.page_size < len(entries):
+            headers["Link"] = (f'<{self.url}/api/models/{repo.repo_id}/tree/{rev}?recursive=true'
+                               f'&cursor={cursor + self.page_size}>; rel="next"')
+        _json(h, 200, page, headers)
+
+    def _hf_resolve(self, h: _Handler, parts: list[str], head: bool) -> None:
+        repo = self._repo(h, "/".join(parts[:2]))
+        if repo is None:
+            return
+        rev, path = parts[3], "/".join(parts[4:])
+        if rev not in ("main", repo.commit) or path not in repo.files:
+            return _json(h, 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
+        data = repo.files[path]
+        etag = repo.sha256(path) if repo.is_lfs(path) else repo.git_oid(path)
+        self._send_file(h, path, data, head, {"ETag": f'"{etag}"', "X-Repo-Commit": repo.commit})
+
+    # -- aliendao ---------------------------------------------------------------------
+
+    def _aliendao_list(self, h: _Handler, parts: list[str], query: dict) -> None:
+        repo = self._repo(h, "/".join(parts[:2]), hf=False)
+        if repo is None or query.get("json") != "true":
+            return None if repo is None else _json(h, 400, {"error": "json=true expected"})
+        sub = "/".join(parts[2:])
+        prefix = f"{sub}/" if sub else ""
+        files, dirs = [], set()
+        for name in sorted(repo.files):
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix):]
+            if "/" in rest:
+                dirs.add(rest.split("/")[0])
+                continue
+            entry = {"name": rest, "type": "file", "path": f"/models/{repo.repo_id}/{name}"}
+            if repo.aliendao_sizes:
+                entry["size"] = repo.size_of(name)
+            files.append(entry)
+        files += [{"name": d, "type": "dir", "path": f"/models/{repo.repo_id}/{prefix}{d}"}
+                  for d in sorted(dirs)]
+        if not sub:
+            files += [{"name": n.rsplit("/", 1)[-1], "type": "file", "size": 1,
+                       "path": f"/models/{repo.repo_id}/{n}"} for n in repo.extra_names]
+        if repo.incomplete and not sub:
+            files.append({"name": "~incomplete.txt", "type": "file",
+                          "path": f"/models/{repo.repo_id}/~incomplete.txt"})
+        _json(h, 200, {"code": 0, "data": {"files": files}})
+
+    def _aliendao_file(self, h: _Handler, parts: list[str], query: dict, head: bool) -> None:
+        repo = self._repo(h, "/".join(parts[:2]), hf=False)
+        if repo is None:
+            return
+        if self.aliendao_token is not None and query.get("token") != self.aliendao_token:
+            return _json(h, 403, {"error": "invalid token"})
+        path = "/".join(parts[2:])
+        if path not in repo.files:
+            return _json(h, 404, {"error": "not found"})
+        self._send_file(h, path, repo.files[path], head, {})
+
+    # -- ModelScope -------------------------------------------------------------------
+
+    def _modelscope(self, h: _Handler, parts: list[str], query: dict, head: bool) -> None:
+        if parts[:1] != ["models"] or len(parts) < 4 or parts[3] != "repo":
+            return _json(h, 404, {"Code": 404, "Message": "no route", "Success": False})
+        ms_id = "/".join(parts[1:3])
+        repo = next((r for r in self.repos.values() if r.modelscope_id == ms_id), None)
+        if repo is None:
+            return _json(h, 404, {"Code": 10010205001, "Message": f"model {ms_id} not exists",
+                                  "Success": False})
+        if parts[4:] == ["files"]:
+            files = [{"Name": n.rsplit("/", 1)[-1], "Path": n, "Type": "blob",
+                      "Size": repo.size_of(n), "Revision": repo.commit,
+                      "Sha256": repo.sha256(n),
+                      "IsLFS": repo.is_lfs(n)} for n in repo.names()]
+            return _json(h, 200, {"Code": 200, "Data": {"Files": files}, "Success": True})
+        path = query.get("FilePath", "")
+        if path not in repo.files:
+            return _json(h, 404, {"Code": 404, "Message": "file not found", "Success": False})
+        self._send_file(h, path, repo.files[path], head, {})
+
+    # -- bytes ------------------------------------------------------------------------
+
+    def _send_file(self, h: _Handler, path: str, data, head: bool, extra: dict) -> None:
+        fault = self._take(path, "status")
+        if fault is not None:
+            return _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
+        if "redirected" not in h.path and self._take(path, "redirect") is not None:
+            # Like a CDN: the same bytes on another host name (localhost vs 127.0.0.1).
+            port = self._httpd.server_address[1]
+            sep = "&" if "?" in h.path else "?"
+            return _json(h, 302, {}, {"Location": f"http://localhost:{port}{h.path}{sep}redirected=1"})
+        size = len(data)
+        start, end, status = 0, size - 1, 200
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", h.headers.get("Range") or "")
+        if match and self._take(path, "ignore_range") is None:
+            start = int(match.group(1))
+            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            cap = self._take(path, "cap_range")
+            if cap is not None:  # like CDNs that answer a long range with a shorter one
+                end = min(end, start + cap["max"] - 1)
+            if start >= size:
+                return _json(h, 416, {"error": "range"}, {"Content-Range": f"bytes */{size}"})
+            status = 206
+        h.send_response(status)
+        h.send_header("Content-Length", str(end - start + 1))
+        h.send_header("Accept-Ranges", "bytes")
+        h.send_header("Content-Type", "application/octet-stream")
+        for k, v in extra.items():
+            h.send_header(k, v)
+        if status == 206:
+            shift = 1 if self._take(path, "bad_content_range") is not None else 0
+            h.send_header("Content-Range", f"bytes {start + shift}-{end + shift}/{size}")
+        h.end_headers()
+        if not head:
+            self._body(h, path, data, start, end + 1)
+
+    def _body(self, h: _Handler, path: str, data, start: int, stop: int) -> None:
+        drop = self._take(path, "drop")
+        stall = self._take(path, "stall")
+        corrupt = self._take(path, "corrupt", where=(start, stop))
+        # Throttled replies go out in pieces of 1/50 s: cheap enough for a Python server to
+        # hold eight connections at 20 MB/s each on two cores.
+        chunk = max(16 << 10, int(self.rate / 50)) if self.rate else 1 << 20
+        view = memoryview(data)
+        pos, began = start, time.monotonic()
+        try:
+            while pos < stop:
+                n = min(chunk, stop - pos)
+                if drop is not None:
+                    n = min(n, start + drop["after"] - pos)
+                    if n <= 0:
+                        h.connection.shutdown(socket.SHUT_RDWR)
+                        h.close_connection = True
+                        return
+                if stall is not None:
+                    if pos - start >= stall["after"]:
+                        time.sleep(stall["seconds"])
+                        stall = None
+                    else:
+                        n = min(n, start + stall["after"] - pos)
+                piece = view[pos:pos + n]
+                if corrupt is not None and pos <= corrupt["offset"] < pos + n:
+                    piece = bytearray(piece)
+                    piece[corrupt["offset"] - pos] ^= 0xFF
+                h.wfile.write(piece)
+                pos += n
+                self._count(path, n)
+                if self.rate:
+                    delay = began + (pos - start) / self.rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            h.close_connection = True
+
+
+def _json(h: _Handler, status: int, doc, headers: dict | None = None) -> None:
+    body = json.dumps(doc).encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(body)))
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    if h.command != "HEAD":
+        h.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops the SYNs of a client opening 8 connections at once,
+    # which then waits a second to retry: no real server is configured like that.
+    request_queue_size = 128
+    def handle_error(self, request, client_address) -> None:
+        """A client that drops a connection (as a download does after a split) is normal."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and
+        # the client's delayed ACK add 40 ms to every small reply (real servers avoid it).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format, *args) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        self.server.fixture.handle(self, head=False)  # type: ignore[attr-defined]
+
+    def do_HEAD(self) -> None:
+        self.server.fixture.handle(self, head=True)  # type: ignore[attr-defined]
+
+
+# -- helpers shared by the download tests ------------------------------------------------
+
+def random_bytes(n: int, seed: int = 0) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def tiny_model_files(weights: int = 3 << 20, seed: int = 0) -> dict[str, bytes]:
+    """A small model repository: config, tokenizer, safetensors weights, and a .bin copy."""
+    return {
+        "config.json": json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
+        .encode(),
+        "tokenizer/tokenizer.json": json.dumps({"version": "1.0", "seed": seed}).encode(),
+        "model.safetensors": random_bytes(weights, seed),
+        "pytorch_model.bin": random_bytes(4096, seed + 1),
+    }
+
+
+def fast_engine(**overrides):
+    """Engine knobs for tests: small parts (several connections on a few MB), short waits."""
+    from llmsetup.download.engine import EngineConfig
+    from llmsetup.download.http import RetryPolicy
+
+    config = {"part_size": 1 << 20, "min_split": 256 << 10, "block": 64 << 10,
+              "read_timeout_s": 1.0, "connect_timeout_s": 2.0, "stall_window_s": 2.0,
+              "retry": RetryPolicy(attempts=4, backoff_base_s=0.02, backoff_max_s=0.1),
+              "checkpoint_s": 0.1, "progress_s": 0.05}
+    config.update(overrides)
+    return EngineConfig(**config)
