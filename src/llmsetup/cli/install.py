@@ -156,6 +156,9 @@ def install_cmd(
                        "git_mirror": git_mirror or settings.get("git.mirror"),
                        "deploy": deploy, "yes": yes},
     )
+    if tgt.recipe.kind == "asr" and options.quantization:
+        raise UsageError("--4bit and --8bit are for text models; "
+                         f"{tgt.recipe.name} is a speech model")
     plan = build_plan(tgt, settings, options)
     if no_lock:
         out.warn("--no-lock: the direct pins float their dependencies to today's versions; "
