@@ -323,3 +323,33 @@ def test_serve_without_install_says_how(cli):
     assert result.exit_code == 2 and "--ui webui" in result.stderr
     result = cli("serve", "gemma-2b")
     assert result.exit_code == 2 and "llmsetup chat gemma-2b" in result.stderr
+
+
+def test_verify_webui_checks_page_and_chat(cli, setup):
+    assert _install(cli, setup).exit_code == 0
+    port, api_port = _free_port(), _free_port()
+    script = Path(sys.executable).parent / "llmsetup"
+    proc = subprocess.Popen([str(script), "--recipes-dir", str(setup["recipes"]), "serve",
+                             "tiny-chat", "--api", "--port", str(port), "--api-port",
+                             str(api_port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        while "serving" not in (line := proc.stderr.readline()):
+            assert line, "the server stopped"
+        result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
+                     f"http://127.0.0.1:{port}", "--webui-api", f"http://127.0.0.1:{api_port}",
+                     "--json")
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        assert doc["page_status"] == 200 and doc["passed"] is True
+        assert doc["api"]["answer"].startswith("echo: ")
+        # Without the API port the page alone is checked, and the output says so.
+        result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
+                     f"http://127.0.0.1:{port}")
+        assert result.exit_code == 0 and "No API" in result.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
+                 f"http://127.0.0.1:{port}")
+    assert result.exit_code == 1 and "does not answer" in result.stderr

@@ -50,6 +50,12 @@ def verify_cmd(
     save_converted: Annotated[Path | None, typer.Option(
         "--save-converted", metavar="FILE",
         help="Speech models: also keep the converted audio (the book's test.mp3).")] = None,
+    webui: Annotated[str | None, typer.Option(
+        "--webui", metavar="URL", help="Check a running text-generation-webui instead: its page, "
+        "and one chat answer through its API when it has one.")] = None,
+    webui_api: Annotated[str | None, typer.Option(
+        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, port "
+        "5000).")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Load a model and prove it works: smoke prompts for text models, a recording for Whisper.
@@ -62,9 +68,12 @@ def verify_cmd(
     from llmsetup.errors import CheckFailed, UsageError
 
     app = state(ctx)
+    out = Output(json_)
+    if webui or webui_api:
+        _verify_webui(app, target, webui, webui_api, max_new_tokens, out)
+        return
     resolved = app.target(target)
     interpreter = python_for(resolved, app.settings, python)
-    out = Output(json_)
     if resolved.kind == "asr":
         _verify_speech(resolved, app.settings, interpreter, out,
                        text_only=bits4 or bits8 or double_quant or bool(prompt), audio=audio,
@@ -124,6 +133,52 @@ def _verify_speech(target, settings, python: str, out: Output, *, text_only: boo
             show(exc.report)  # what was heard, then the error says why it did not pass
         raise
     show(result)
+
+
+def _verify_webui(app, target: str, url: str | None, api_url: str | None,
+                  max_new_tokens: int | None, out: Output) -> None:
+    """The page answers; with the API on, one chat request gets a non-empty answer."""
+    from urllib.parse import urlsplit
+
+    from llmsetup.errors import CheckFailed, UsageError
+    from llmsetup.webui import chat_once, check_page
+
+    if not url:
+        raise UsageError("--webui-api needs --webui URL (the page)")
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if not parts.hostname:
+        raise UsageError(f"--webui {url}: not a URL", hint="e.g. --webui http://127.0.0.1:7860")
+    recipe = app.catalog.get(target) if not Path(target).exists() else None
+    prompt = (recipe.smoke.prompts[0] if recipe and recipe.smoke.prompts
+              else "Hello! Who are you?")
+    status = check_page(parts.geturl())
+    doc: dict = {"target": target, "webui": parts.geturl(), "page_status": status,
+                 "api": None, "passed": status == 200}
+    if status != 200:
+        out.result(doc)
+        raise CheckFailed(f"the webui page at {parts.geturl()} answered {status}, not 200")
+    api = api_url or f"{parts.scheme}://{parts.hostname}:5000"
+    try:
+        answer = chat_once(api, prompt, max_tokens=max_new_tokens or 64)
+        doc["api"] = {"url": api, "prompt": prompt, "answer": answer}
+        doc["passed"] = bool(answer.strip())
+    except CheckFailed as exc:
+        if api_url:  # asked for explicitly: it must answer
+            raise
+        doc["api"] = {"url": api, "skipped": exc.message}
+
+    def render(console) -> None:
+        console.print(f"{parts.geturl()} answers ({status}).", markup=False)
+        if doc["api"] and "answer" in doc["api"]:
+            console.print(f"API chat: {prompt!r} -> {doc['api']['answer']!r}", markup=False)
+        elif doc["api"]:
+            console.print(f"No API at {api} (start the server with --api to check a chat "
+                          "answer too).", markup=False)
+
+    out.result(doc, render)
+    if not doc["passed"]:
+        raise CheckFailed("the webui API answered with empty text",
+                          hint="Check the loaded model in the webui's Model tab.")
 
 
 def _progress(out: Output, event: dict) -> None:
