@@ -209,3 +209,11 @@ def test_unknown_config_setting_is_named(cli, llmsetup_home):
     result = cli("list")
     assert result.exit_code == 2
     assert "pip.mirorr" in result.stderr
+
+
+def test_a_folder_named_like_a_recipe_does_not_hide_it(cli, tmp_path, monkeypatch):
+    (tmp_path / "gemma-2b").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert cli.json("show", "gemma-2b")["recipe"]["repo_id"] == "alpindale/gemma-2b"
+    result = cli("show", "./gemma-2b")  # an explicit path is a path
+    assert result.exit_code == 2 and "no config.json" in result.stderr

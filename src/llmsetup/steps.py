@@ -415,7 +415,23 @@ class VerifyStep(Step):
             raise CheckFailed(f"{self.plan.recipe.name} did not pass verification: "
                               + str(result.get("reason", "see the log")),
                               hint=f"Full log: {self.plan.log_path(self.key)}")
-        return result
+        return {**result, "summary": verify_summary(result)}
+
+
+def verify_summary(result: dict) -> str:
+    """The proof in a line or two: what the model answered (or heard), and how fast."""
+    lines = []
+    for item in result.get("prompts") or []:
+        lines.append(f"{item['prompt']!r} -> {item['answer']!r}")
+    for item in result.get("items") or []:
+        lines.append(f"{Path(str(item.get('file', ''))).name}: {item.get('text', '')!r}")
+    facts = [f"{result['device']}" if result.get("device") else None,
+             f"{result['dtype']}" if result.get("dtype") else None,
+             f"load {result['load_s']:.1f}s" if result.get("load_s") is not None else None,
+             f"{result['decode_tokens_per_s']:.0f} tokens/s"
+             if result.get("decode_tokens_per_s") else None]
+    lines.append(", ".join(f for f in facts if f))
+    return "\n    ".join(lines[:4])
 
 
 def _lock_for(recipe, profile: str, options: InstallOptions) -> Path | None:

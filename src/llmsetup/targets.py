@@ -30,6 +30,7 @@ class Target:
 
 
 def looks_like_path(text: str) -> bool:
+    """A path: it starts like one (``./x``, ``~/x``, ``/x``) or names an existing folder."""
     return text.startswith((".", "/", "~")) or "\\" in text or Path(text).expanduser().is_dir()
 
 
@@ -86,8 +87,13 @@ def recipe_for_folder(folder: Path) -> Recipe:
 
 
 def resolve(name_or_path: str, settings: Settings, catalog: Catalog) -> Target:
-    """Find the recipe or folder the user named."""
-    if looks_like_path(name_or_path):
+    """Find the recipe or folder the user named.
+
+    A bare word is a recipe name first; only when no recipe has that name is it taken as a
+    folder in the current directory (so a folder called ``demo`` never hides the recipe).
+    """
+    explicit = name_or_path.startswith((".", "/", "~")) or "\\" in name_or_path
+    if explicit or (looks_like_path(name_or_path) and name_or_path not in catalog.names()):
         folder = Path(name_or_path).expanduser().absolute()
         if not folder.is_dir():
             raise NotFoundError(f"{name_or_path}: no such folder",
