@@ -217,3 +217,11 @@ def test_a_folder_named_like_a_recipe_does_not_hide_it(cli, tmp_path, monkeypatc
     assert cli.json("show", "gemma-2b")["recipe"]["repo_id"] == "alpindale/gemma-2b"
     result = cli("show", "./gemma-2b")  # an explicit path is a path
     assert result.exit_code == 2 and "no config.json" in result.stderr
+
+
+def test_cli_reference_is_current():
+    """docs/cli.md is generated from the commands' help; it must match the code."""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "cli_reference.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
