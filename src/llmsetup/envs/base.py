@@ -54,29 +54,23 @@ class PipOptions:
                 opts.trusted_hosts.append(host)
         return opts
 
-    def pip_args(self) -> list[str]:
+    def _args(self, index_flag: str, trusted_flag: str) -> list[str]:
         args: list[str] = []
         if self.no_index:
             args.append("--no-index")
         elif self.index_url:
-            args += ["-i", self.index_url]
+            args += [index_flag, self.index_url]
         for host in self.trusted_hosts:
-            args += ["--trusted-host", host]
+            args += [trusted_flag, host]
         for folder in self.find_links:
             args += ["--find-links", folder]
         return args
 
+    def pip_args(self) -> list[str]:
+        return self._args("-i", "--trusted-host")
+
     def uv_args(self) -> list[str]:
-        args: list[str] = []
-        if self.no_index:
-            args.append("--no-index")
-        elif self.index_url:
-            args += ["--index-url", self.index_url]
-        for host in self.trusted_hosts:
-            args += ["--allow-insecure-host", host]
-        for folder in self.find_links:
-            args += ["--find-links", folder]
-        return args
+        return self._args("--index-url", "--allow-insecure-host")
 
 
 class EnvBackend(ABC):
@@ -120,6 +114,27 @@ class EnvBackend(ABC):
     def describe(self) -> dict:
         return {"backend": self.name, "name": self.env_name, "python": self.python_version,
                 "location": self.location()}
+
+
+class FolderBackend(EnvBackend):
+    """A virtual environment in a folder of ours: ``$LLMSETUP_HOME/envs/ENV`` (uv, venv)."""
+
+    @property
+    def folder(self) -> Path:
+        return self.envs_dir / self.env_name
+
+    def exists(self) -> bool:
+        return venv_python(self.folder).exists()
+
+    def python_command(self) -> list[str]:
+        return [str(venv_python(self.folder))]
+
+    def python_path(self) -> str | None:
+        path = venv_python(self.folder)
+        return str(path) if path.exists() else None
+
+    def location(self) -> str:
+        return str(self.folder)
 
 
 def venv_python(folder: Path) -> Path:

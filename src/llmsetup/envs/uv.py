@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from llmsetup.envs.base import EnvBackend, PipOptions, venv_python
+from llmsetup.envs.base import FolderBackend, PipOptions, venv_python
 from llmsetup.errors import EnvironmentProblem
 
 
@@ -19,12 +19,8 @@ def find_uv() -> str | None:
     return str(beside) if beside.exists() else None
 
 
-class UvBackend(EnvBackend):
+class UvBackend(FolderBackend):
     name = "uv"
-
-    @property
-    def folder(self) -> Path:
-        return self.envs_dir / self.env_name
 
     @property
     def uv(self) -> str:
@@ -35,20 +31,10 @@ class UvBackend(EnvBackend):
             raise EnvironmentProblem("uv was asked for but is not installed",
                                      hint="`pip install uv`, or use --env-backend venv / conda.")
 
-    def exists(self) -> bool:
-        return venv_python(self.folder).exists()
-
     def create_commands(self, replace: bool = False) -> list[list[str]]:
         # No --seed: it would fetch pip from the index, and uv installs without it.
         clear = ["--clear"] if replace else []
         return [[self.uv, "venv", *clear, "--python", self.python_version, str(self.folder)]]
-
-    def python_command(self) -> list[str]:
-        return [str(venv_python(self.folder))]
-
-    def python_path(self) -> str | None:
-        path = venv_python(self.folder)
-        return str(path) if path.exists() else None
 
     def install_command(self, requirements: Path, constraints: Path | None,
                         pip: PipOptions) -> list[str]:
@@ -57,6 +43,3 @@ class UvBackend(EnvBackend):
         if constraints:
             argv += ["-c", str(constraints)]
         return argv + pip.uv_args()
-
-    def location(self) -> str:
-        return str(self.folder)

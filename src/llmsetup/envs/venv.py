@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from llmsetup.envs.base import EnvBackend, PipOptions, pip_install_tail, venv_python
+from llmsetup.envs.base import FolderBackend, PipOptions, pip_install_tail, venv_python
 from llmsetup.errors import EnvironmentProblem
 
 
@@ -27,31 +27,14 @@ def find_python(version: str) -> str:
     )
 
 
-class VenvBackend(EnvBackend):
+class VenvBackend(FolderBackend):
     name = "venv"
-
-    @property
-    def folder(self) -> Path:
-        return self.envs_dir / self.env_name
-
-    def exists(self) -> bool:
-        return venv_python(self.folder).exists()
 
     def create_commands(self, replace: bool = False) -> list[list[str]]:
         clear = ["--clear"] if replace else []
         return [[find_python(self.python_version), "-m", "venv", *clear, str(self.folder)]]
 
-    def python_command(self) -> list[str]:
-        return [str(venv_python(self.folder))]
-
-    def python_path(self) -> str | None:
-        path = venv_python(self.folder)
-        return str(path) if path.exists() else None
-
     def install_command(self, requirements: Path, constraints: Path | None,
                         pip: PipOptions) -> list[str]:
         return [str(venv_python(self.folder)), "-m", "pip",
                 *pip_install_tail(requirements, constraints), *pip.pip_args()]
-
-    def location(self) -> str:
-        return str(self.folder)
