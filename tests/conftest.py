@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,12 @@ from typer.testing import CliRunner
 
 # Fixtures of the speech tests (tiny Whisper models, espeak recordings), for every module.
 pytest_plugins = ["tests.speech_fixtures"]
+
+# A suite started in the background by a shell without job control inherits SIGINT as
+# ignored, and an ignored signal stays ignored across exec: the CLI processes that tests
+# interrupt would never see Ctrl-C. A handler (not an ignore) is reset to the default in
+# every child, so they all get Python's usual KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "src" / "llmsetup" / "runtime"
