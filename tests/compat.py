@@ -27,6 +27,14 @@ def _python(env: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def compat_python() -> str:
+    from filelock import FileLock
+
+    COMPAT_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(COMPAT_DIR) + ".lock"):  # parallel test workers build it once
+        return _build()
+
+
+def _build() -> str:
     marker = COMPAT_DIR / "llmsetup-compat.json"
     python = _python(COMPAT_DIR)
     if marker.is_file() and python.exists() and json.loads(marker.read_text()) == COMPAT_PINS:
