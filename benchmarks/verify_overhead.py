@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, llmsetup_cmd
+from _common import ROOT, interleaved, llmsetup_cmd, spread
 
 RUNTIME = ROOT / "src" / "llmsetup" / "runtime"
 
@@ -96,11 +95,6 @@ def same_work(verify: dict, bare: dict) -> None:
                  f"{generated} generated; bare {bare['prompt_tokens']}, {bare['generated']}")
 
 
-def spread(values: list[float]) -> str:
-    q = statistics.quantiles(values, n=4)
-    return f"{q[0]:.3f}-{q[2]:.3f} s"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,7 +103,6 @@ def main() -> None:
     parser.add_argument("--prompt", default="What is the capital of France?")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="llmsetup-bench-verify-") as tmp:
         folder = Path(tmp)
         os.environ.update(LLMSETUP_HOME=str(folder / "home"),
@@ -131,12 +124,8 @@ def main() -> None:
         docs = {name: run(argv)[1] for name, argv in commands.items()}  # warm-up, and a check
         for name in ("llmsetup verify", "runtime module alone"):
             same_work(docs[name], docs["bare transformers"])
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(args.rounds):
-            names = list(commands)
-            rng.shuffle(names)
-            for name in names:
-                times[name].append(run(commands[name])[0])
+        times = interleaved({name: lambda a=argv: run(a)[0] for name, argv in commands.items()},
+                            args.rounds, args.seed)
     answer = docs["llmsetup verify"]["prompts"][0]
     print(f"tiny Llama ({ARCH['hidden_size']} hidden, {ARCH['num_hidden_layers']} layers), "
           f"{answer['prompt_tokens']} prompt tokens, {answer['new_tokens']} new tokens "
@@ -145,8 +134,9 @@ def main() -> None:
     base = times["bare transformers"]
     for name, values in times.items():
         paired = statistics.median(v / b for v, b in zip(values, base, strict=True))
-        print(f"  {name:<18} median {statistics.median(values):.3f} s  (p25-p75 "
-              f"{spread(values)})  {statistics.median(values) / statistics.median(base):.3f}x"
+        lo, hi = spread(values)
+        print(f"  {name:<20} median {statistics.median(values):.3f} s  (p25-p75 "
+              f"{lo:.3f}-{hi:.3f} s)  {statistics.median(values) / statistics.median(base):.3f}x"
               f"  per-round {paired:.3f}x")
     ratio = statistics.median(times["llmsetup verify"]) / statistics.median(base)
     median = {name: statistics.median(values) for name, values in times.items()}
