@@ -53,7 +53,7 @@
 
 set -euo pipefail
 
-usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 CPU=0 TINY=0 PREPARE=0 OUTDIR=
 while [ $# -gt 0 ]; do
