@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,14 +48,43 @@ def timed(argv: list[str], **kwargs) -> float:
     return time.perf_counter() - start
 
 
-def median_of(fn, repeat: int) -> float:
-    return statistics.median(fn() for _ in range(repeat))
+def interleaved(fns: dict[str, Callable[[], float]], rounds: int,
+                seed: int = 0) -> dict[str, list[float]]:
+    """Each of ``fns`` once per round, in a new shuffled order each round.
+
+    On a machine shared with other jobs, load comes and goes: measuring one setting after
+    the other would pin a passing load on one of them; interleaved, it falls on all alike.
+    """
+    rng = random.Random(seed)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for _ in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            times[name].append(fns[name]())
+    return times
 
 
-def report(title: str, rows: list[tuple[str, float]], baseline: str, unit: str = "s") -> None:
-    """Print each measurement and its ratio to the baseline row."""
-    base = dict(rows)[baseline]
+def spread(values: list[float]) -> tuple[float, float]:
+    """The 25th and 75th percentiles (the whole range for fewer than 4 values)."""
+    if len(values) < 4:
+        return min(values), max(values)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def report(title: str, rows: list[tuple[str, float | list[float]]], baseline: str,
+           unit: str = "s") -> None:
+    """Print each measurement (the median of a list, with its spread) and its ratio to the
+    baseline row's."""
+    medians = {name: statistics.median(v) if isinstance(v, list) else v for name, v in rows}
+    base = medians[baseline]
     print(f"\n{title}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
-        print(f"  {name:<{width}}  {value:8.3f} {unit}   {value / base:6.2f}x of {baseline}")
+        extra = ""
+        if isinstance(value, list):
+            lo, hi = spread(value)
+            extra = f"  (p25-p75 {lo:.3f}-{hi:.3f})"
+        print(f"  {name:<{width}}  {medians[name]:8.3f} {unit}   "
+              f"{medians[name] / base:6.2f}x of {baseline}{extra}")

@@ -3,7 +3,7 @@
 
     python benchmarks/asr.py [--model DIR] [--seconds 70] [--repeat 3] [--device auto]
 
-Compares, with the model loaded once:
+Compares, with the model loaded once, the settings taking turns in a shuffled order:
 
 - greedy decoding (``num_beams=1``, what llmsetup passes and the book's transformers 4.38.1
   did) against the 5-beam default that transformers 5.x's speech pipeline uses when the
@@ -19,13 +19,14 @@ repeated to ``--seconds``; espeak-ng and ffmpeg must be installed.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, median_of, report
+from _common import ROOT, interleaved, report
 
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -76,17 +77,16 @@ def main() -> None:
             return time.perf_counter() - start
 
         run(greedy, 16)  # warm-up: first calls pay one-time costs
-        rows = [
-            ("greedy, batch 16 (llmsetup)", median_of(lambda: run(greedy, 16), args.repeat)),
-            ("5.x default beams, batch 16", median_of(lambda: run(default_beams, 16),
-                                                      args.repeat)),
-            ("greedy, batch 1", median_of(lambda: run(greedy, 1), args.repeat)),
-        ]
+        times = interleaved({
+            "greedy, batch 16 (llmsetup)": lambda: run(greedy, 16),
+            "5.x default beams, batch 16": lambda: run(default_beams, 16),
+            "greedy, batch 1": lambda: run(greedy, 1),
+        }, args.repeat)
     report(f"{args.seconds} s of audio on {device} ({info['dtype']}, {info['attention']}), "
-           f"{info['parameters'] / 1e6:.1f} M parameters, median of {args.repeat}",
-           rows, baseline="greedy, batch 16 (llmsetup)")
-    for name, seconds in rows:
-        print(f"  {name}: real-time factor {seconds / item.duration_s:.4f}")
+           f"{info['parameters'] / 1e6:.1f} M parameters, median of {args.repeat}, "
+           "interleaved", list(times.items()), baseline="greedy, batch 16 (llmsetup)")
+    for name, values in times.items():
+        print(f"  {name}: real-time factor {statistics.median(values) / item.duration_s:.4f}")
 
 
 if __name__ == "__main__":

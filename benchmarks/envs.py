@@ -6,15 +6,17 @@ local wheel folder, measured side by side in one run.
 
 Each run creates a fresh environment and installs a recipe whose requirements are
 ``--packages`` generated wheels (a dependency chain, each with a little code) from a
-``--find-links`` folder with ``--no-index``: no network, so only the backends differ.
+``--find-links`` folder with ``--no-index``: no network, so only the backends differ. The
+two backends take turns, in a shuffled order each round.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
-from _common import llmsetup_cmd, median_of, report, temp_home, timed
+from _common import interleaved, llmsetup_cmd, report, temp_home, timed
 from tests.wheels import make_wheel
 
 
@@ -52,11 +54,11 @@ def main() -> None:
                           "--no-index", "--no-lock", "--no-cuda-check", "--no-download",
                           "--no-verify"])
 
-        rows = [(backend, median_of(lambda b=backend: install(b), args.repeat))
-                for backend in ("venv", "uv")]
+        times = interleaved({backend: lambda b=backend: install(b)
+                             for backend in ("venv", "uv")}, args.repeat)
     report(f"install: create env + {args.packages} wheels from a local folder "
-           f"(median of {args.repeat})", rows, baseline="venv")
-    venv_s, uv_s = rows[0][1], rows[1][1]
+           f"(median of {args.repeat}, interleaved)", list(times.items()), baseline="venv")
+    venv_s, uv_s = (statistics.median(times[b]) for b in ("venv", "uv"))
     print(f"\n  uv is {venv_s / uv_s:.1f}x faster than venv")
 
 

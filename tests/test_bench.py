@@ -90,3 +90,13 @@ def test_bench_errors(cli):
     assert result.exit_code == 2 and "Add --random-weights" in result.stderr
     result = cli("bench", "gemma-2b", "--4bit", "--8bit")
     assert result.exit_code == 2
+
+
+def test_attn_compare_reports_both_paths_and_the_speedup(cli, chat_llama):
+    doc = _bench(cli, chat_llama, "--attn", "compare", "--prompt-tokens", "8",
+                 "--new-tokens", "4", "--batch-size", "1")
+    variants = [(r["precision"], r.get("variant"), r["attn"]) for r in doc["results"]]
+    assert variants == [("full", None, "sdpa"), ("full", "eager", "eager")]
+    # Decode speed of SDPA over eager, batch 1, from the two runs above.
+    runs = [r["runs"][0]["decode_tokens_per_s"] for r in doc["results"]]
+    assert doc["speedups"]["sdpa_over_eager"] == round(runs[0] / runs[1], 3)

@@ -29,6 +29,65 @@ def test_version(cli):
     assert result.exit_code == 0 and __version__ in result.stdout
 
 
+def _eager_app():
+    """The root app as Typer builds it when every command is registered up front."""
+    import copy
+
+    import typer
+
+    from llmsetup.cli._errors import LLMSetupGroup
+    from llmsetup.cli._lazy import _load
+    from llmsetup.cli.app import Root, app
+
+    eager = copy.copy(app)
+    eager.info = copy.copy(app.info)
+    eager.info.cls = LLMSetupGroup
+    eager.registered_commands, eager.registered_groups = [], []
+    for name, spec in Root.table.items():
+        target = _load(spec)
+        if isinstance(target, typer.Typer):
+            eager.add_typer(target, name=name)
+        else:
+            eager.command(name)(target)
+    return eager
+
+
+@pytest.mark.parametrize("args", [["--help"], [], ["lst"], ["recipes"], ["recipes", "--help"],
+                                  ["bench", "--help"], ["list", "--nope"]])
+def test_the_lazy_root_reads_exactly_like_typers_eager_build(cli, args):
+    """The root imports and builds only the command that runs (start-up: see
+    docs/performance.md); what a user sees must not change: help, usage errors, the
+    "did you mean" of a mistyped command."""
+    from typer.testing import CliRunner
+
+    from llmsetup.cli.app import app
+
+    runner = CliRunner()
+    lazy, eager = runner.invoke(app, args), runner.invoke(_eager_app(), args)
+    assert (lazy.exit_code, lazy.stdout, lazy.stderr) == \
+        (eager.exit_code, eager.stdout, eager.stderr)
+    assert lazy.output.strip()
+
+
+def test_a_command_imports_only_its_own_module():
+    code = (
+        "import sys\n"
+        "sys.argv = ['llmsetup', 'list', '--json']\n"
+        "from llmsetup.cli.app import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('llmsetup.cli.')), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    loaded = proc.stderr.strip().splitlines()[-1]
+    assert "llmsetup.cli.catalog" in loaded
+    for other in ("install", "download", "verify", "bench", "chat", "serve", "transcribe"):
+        assert f"llmsetup.cli.{other}'" not in loaded
+
+
 def test_list_json_lists_every_recipe(cli):
     doc = cli.json("list")
     rows = {r["name"]: r for r in doc["recipes"]}

@@ -1,21 +1,44 @@
-"""The root of the command line: registers the command modules and runs them."""
+"""The root of the command line: the table of commands, and the root options.
+
+A command is registered with one row of :class:`Root`'s table: its name, and the module
+in ``llmsetup.cli`` and function (or Typer sub-app) that implement it. Only the command
+that runs is imported and built (see ``_lazy.py``): start-up is most of what short
+commands cost.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import typer
 
 from llmsetup import __version__
-from llmsetup.cli import bench, catalog, chat, doctor, download, install, recipes, serve, verify
 from llmsetup.cli._context import state
-from llmsetup.cli._errors import LLMSetupGroup
-from llmsetup.cli.transcribe import transcribe_cmd
+from llmsetup.cli._lazy import LazyGroup
+
+
+class Root(LazyGroup):
+    # In the order `--help` lists them.
+    table: ClassVar[dict[str, tuple[str, str]]] = {
+        "list": ("catalog", "list_cmd"),
+        "show": ("catalog", "show_cmd"),
+        "doctor": ("doctor", "doctor_cmd"),
+        "install": ("install", "install_cmd"),
+        "download": ("download", "download_cmd"),
+        "check": ("download", "check_cmd"),
+        "verify": ("verify", "verify_cmd"),
+        "chat": ("chat", "chat_cmd"),
+        "serve": ("serve", "serve_cmd"),
+        "transcribe": ("transcribe", "transcribe_cmd"),
+        "bench": ("bench", "bench_cmd"),
+        "recipes": ("recipes", "app"),
+    }
+
 
 app = typer.Typer(
     name="llmsetup",
-    cls=LLMSetupGroup,
+    cls=Root,
     help="Install local LLMs and speech models in one command, prove they work, and tell "
     "the truth about their speed and memory.",
     no_args_is_help=True,
@@ -47,19 +70,6 @@ def root(
     truth about their speed and memory."""
     state(ctx).recipes_dirs = [p.expanduser().absolute() for p in recipes_dir or []]
 
-
-app.command("list")(catalog.list_cmd)
-app.command("show")(catalog.show_cmd)
-app.command("doctor")(doctor.doctor_cmd)
-app.command("install")(install.install_cmd)
-app.command("download")(download.download_cmd)
-app.command("check")(download.check_cmd)
-app.command("verify")(verify.verify_cmd)
-app.command("chat")(chat.chat_cmd)
-app.command("serve")(serve.serve_cmd)
-app.command("transcribe")(transcribe_cmd)
-app.command("bench")(bench.bench_cmd)
-app.add_typer(recipes.app, name="recipes")
 
 
 def main() -> None:
