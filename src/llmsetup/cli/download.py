@@ -45,11 +45,14 @@ def _ref(app, name: str, models_dir: Path | None):
 
     settings, catalog = app.settings, app.catalog
     models = (models_dir.expanduser().absolute() if models_dir else settings.models_dir)
-    if name in catalog.names():
-        recipe = catalog.get(name)
-        return ModelRef.from_recipe(recipe, models / (recipe.target_dir or recipe.repo_id))
+    # The cached index: no YAML parsing and no schema when no recipe file changed.
+    recipes = {entry["name"]: entry for entry in catalog.index()}
+    if name in recipes:
+        recipe = recipes[name]
+        return ModelRef.from_recipe(recipe, models / (recipe["target_dir"] or recipe["repo_id"]))
     if "/" in name:
-        return ModelRef.from_repo_id(name, models, catalog.all(), settings.get("download.sources"))
+        return ModelRef.from_repo_id(name, models, list(recipes.values()),
+                                     settings.get("download.sources"))
     catalog.get(name)  # raises "no recipe named ..." with suggestions
     raise AssertionError("unreachable")
 
@@ -87,7 +90,7 @@ def download_cmd(
                               from_dir=from_dir, copy=copy)
     log = LogReporter(app.settings.logs_dir / "download.log")
     try:
-        with download_reporter(json_, out.err) as reporter:
+        with download_reporter(json_, lambda: out.err) as reporter:
             log.emit("start", repo_id=ref.repo_id, model_dir=str(ref.model_dir))
             manifest = download(ref, app.settings, options, Tee(reporter, log))
     except BaseException as exc:
