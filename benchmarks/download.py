@@ -14,9 +14,10 @@ and the ratios, and the CPU time each client and the server used (on loopback th
 is the limit). Targets (issue 4): capped, llmsetup at least 6x faster than
 huggingface_hub; uncapped, llmsetup's throughput within 10% of curl's, verification
 included. Not a test: run it by hand,
-``python benchmarks/download.py [--size-mb N] [--repeat N] [--only uncapped] [--nice -10]``.
-On a machine shared with other jobs, ``--nice -10`` (root) runs the server and every
-client alike ahead of those jobs: an approximation of an idle machine.
+``python benchmarks/download.py [--size-mb N] [--repeat N] [--only uncapped|capped]``.
+On a machine shared with other jobs, each run also records how much CPU the rest of the
+machine used meanwhile (Linux): on loopback a client that needs both cores (llmsetup:
+one receives and writes, one hashes) is slowed more by a busy neighbour than curl.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def clean_env(work: Path, url: str) -> dict[str, str]:
     return env
 
 
-#: CPU seconds of the last timed client, and of the server (this process's threads).
+#: CPU seconds of the last timed client, of the server (this process's threads), and of
+#: everything else on the machine meanwhile (other jobs).
 CPU: dict[str, float] = {}
 
 
@@ -72,16 +74,28 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _machine_busy() -> float:
+    """CPU seconds every core has spent busy since boot (0 where /proc/stat is absent)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     # Start every client with no dirty pages from the one before, so that none of them
     # pays for another's disk writes.
     os.sync()
     client, server = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
+    busy = _machine_busy()
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     CPU["client"] = _cpu(resource.RUSAGE_CHILDREN) - client
     CPU["server"] = _cpu(resource.RUSAGE_SELF) - server  # the server threads; main waits
+    CPU["others"] = max(0.0, _machine_busy() - busy - CPU["client"] - CPU["server"])
     if done.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return seconds, done.stdout
@@ -136,6 +150,7 @@ def one_round(server: FixtureServer, work: Path, size: int, want: str, label: st
             runs.setdefault(key, []).append(value)
         runs.setdefault(f"{name}_cpu", []).append(round(CPU["client"], 3))
         runs.setdefault(f"{name}_server_cpu", []).append(round(CPU["server"], 3))
+        runs.setdefault(f"{name}_others_cpu", []).append(round(CPU["others"], 3))
 
     for i in range(repeat):
         tag = f"{label}{i}"
@@ -161,11 +176,7 @@ def main() -> None:
                         help="runs of each client per setting; the median is reported")
     parser.add_argument("--only", choices=("capped", "uncapped"),
                         help="run one setting only")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="niceness for the server and every client (negative: root)")
     args = parser.parse_args()
-    if args.nice:
-        os.nice(args.nice)
     if not shutil.which("curl"):
         raise SystemExit("curl is needed for this benchmark")
     size = args.size_mb * 1_000_000
@@ -176,7 +187,7 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, huggingface_hub {huggingface_hub.__version__}")
     print(f"file: {size / 1e6:.0f} MB safetensors on loopback (127.0.0.1); "
-          f"median of {args.repeat} run(s) per client; niceness {os.nice(0)}; "
+          f"median of {args.repeat} run(s) per client; "
           f"load average before: {os.getloadavg()[0]:.2f}")
     capped = uncapped = None
     with tempfile.TemporaryDirectory(prefix="llmsetup-bench-") as tmp, FixtureServer() as server:
@@ -200,10 +211,13 @@ def main() -> None:
 
 
 def print_cpu(results: dict) -> None:
-    print("  CPU seconds (median; client process / the loopback server's threads): " + ", ".join(
-        f"{name} {statistics.median(results['runs'][f'{name}_cpu']):.2f} / "
-        f"{statistics.median(results['runs'][f'{name}_server_cpu']):.2f}"
-        for name in ("llmsetup", "huggingface_hub", "curl")))
+    print("  CPU seconds during each run (median; the client process / the loopback server's "
+          "threads / the machine's other jobs):")
+    for name in ("llmsetup", "huggingface_hub", "curl"):
+        runs = results["runs"]
+        print(f"    {name:16} {statistics.median(runs[f'{name}_cpu']):.2f} / "
+              f"{statistics.median(runs[f'{name}_server_cpu']):.2f} / "
+              f"{statistics.median(runs[f'{name}_others_cpu']):.2f}")
 
 
 def print_capped(capped: dict) -> None:
