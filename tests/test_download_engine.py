@@ -429,6 +429,24 @@ def test_bytes_written_in_order_are_hashed_from_memory_and_a_resume_is_read_back
     resumed.close()
 
 
+def test_a_read_back_error_reaches_the_digest(tmp_path, monkeypatch):
+    data = random_bytes(1 << 20, seed=13)
+
+    def failing(self, offset: int, length: int) -> bytes:
+        raise OSError("disk read error")
+
+    monkeypatch.setattr(PartialFile, "_read_back", failing)
+    partial = PartialFile(tmp_path, "w.bin", "k", len(data))
+    partial.open()
+    partial.write(4096, [data[4096:]])  # ahead of the prefix: to be read back
+    partial.record(4096, [data[4096:]])
+    partial.write(0, [data[:4096]])
+    partial.record(0, [data[:4096]])
+    with pytest.raises(OSError, match="disk read error"):
+        partial.digests()
+    partial.close()
+
+
 def test_content_range_and_retry_after_parsing():
     assert parse_content_range("bytes 0-9/100") == (0, 9, 100)
     assert parse_content_range("bytes 5-9/*") == (5, 9, None)

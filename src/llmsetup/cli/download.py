@@ -26,7 +26,8 @@ ModelsDirOpt = Annotated[Path | None, typer.Option(
     show_default="LLMSETUP_MODELS_DIR or ./dataroot/models")]
 ConnectionsOpt = Annotated[int | None, typer.Option(
     "--connections", metavar="N", min=1, max=64,
-    help="Parallel connections (capped by the source: aliendao allows 2).", show_default="8")]
+    help="Parallel connections, at most (capped by the source: aliendao allows 2). The "
+    "first starts alone; the others open unless it alone beats 256 MB/s.", show_default="8")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
     "--include", metavar="GLOB", help="Only files whose path matches (repeatable).")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(
