@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -64,4 +65,9 @@ app.add_typer(recipes.app, name="recipes")
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="llmsetup")
+    try:
+        app(prog_name="llmsetup")
+    finally:
+        # The process ends here. Without this, its last act is a garbage collection over
+        # every object of every module loaded (typer, pydantic, requests...): about 35 ms.
+        gc.freeze()
