@@ -118,7 +118,8 @@ def run_llmsetup(work: Path, env: dict, label: str) -> tuple[float, float, int]:
     seconds, stdout = timed([sys.executable, "-m", "llmsetup", "download", REPO, "--source",
                              "hf", "--models-dir", str(out), "--json"], env)
     run = json.loads(stdout)["run"]
-    return seconds, run["seconds"], run["connections_used"]
+    # (before the connection ramp, every connection opened: "connections")
+    return seconds, run["seconds"], run.get("connections_used", run["connections"])
 
 
 def run_hf(work: Path, env: dict, url: str, label: str) -> float:
