@@ -81,7 +81,7 @@ class EngineConfig:
     checkpoint_s: float = 2.0
     #: ... and after every this many bytes: the disk writes the data while the download
     #: runs, so the flush before the final rename has little left to do.
-    checkpoint_bytes: int = 64 << 20
+    checkpoint_bytes: int = 16 << 20
     progress_s: float = 0.25
     #: Bytes/s: a connection at least this fast gets no company (see the module
     #: docstring). None opens every connection at once.
