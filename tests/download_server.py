@@ -160,7 +160,8 @@ class FixtureServer:
             self.requests.append({"method": h.command, "path": split.path, "query": query,
                                   "range": h.headers.get("Range"),
                                   "auth": h.headers.get("Authorization"),
-                                  "cookie": h.headers.get("Cookie")})
+                                  "cookie": h.headers.get("Cookie"),
+                                  "client_port": h.client_address[1]})
         if parts[:2] == ["api", "v1"]:
             return self._modelscope(h, parts[2:], query, head)
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
@@ -432,13 +433,15 @@ def tiny_model_files(weights: int = 3 << 20, seed: int = 0) -> dict[str, bytes]:
 
 
 def fast_engine(**overrides):
-    """Engine knobs for tests: small parts (several connections on a few MB), short waits."""
+    """Engine knobs for tests: small parts (several connections on a few MB), short waits,
+    and every connection at once (loopback is fast enough to keep one otherwise, and the
+    tests are about what many connections do)."""
     from llmsetup.download.engine import EngineConfig
     from llmsetup.download.http import RetryPolicy
 
     config = {"part_size": 1 << 20, "min_split": 256 << 10, "block": 64 << 10,
               "read_timeout_s": 1.0, "connect_timeout_s": 2.0, "stall_window_s": 2.0,
               "retry": RetryPolicy(attempts=4, backoff_base_s=0.02, backoff_max_s=0.1),
-              "checkpoint_s": 0.1, "progress_s": 0.05}
+              "checkpoint_s": 0.1, "progress_s": 0.05, "fast_link": None}
     config.update(overrides)
     return EngineConfig(**config)

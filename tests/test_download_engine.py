@@ -186,6 +186,28 @@ def test_server_answering_shorter_ranges_is_followed_without_retries(tmp_path, s
     assert server.total_sent(WEIGHTS) == len(files[WEIGHTS])
 
 
+def _weight_ports(server) -> set[int]:
+    return {r["client_port"] for r in server.requests if r["path"].endswith(WEIGHTS)}
+
+
+def test_a_fast_first_connection_keeps_the_download_to_itself(tmp_path, server, files):
+    # Loopback is far faster than 1 byte/s: the other connections never open, and the
+    # one connection is kept alive from part to part (one TCP port for every request).
+    manifest = fetch(tmp_path, engine=fast_engine(fast_link=1.0, probe_s=0.3))
+    assert_complete(tmp_path, files)
+    assert manifest.run["connections_used"] == 1 and manifest.run["connections"] == 8
+    assert len([r for r in server.requests if r["path"].endswith(WEIGHTS)]) >= 3
+    assert len(_weight_ports(server)) == 1
+
+
+def test_a_slow_first_connection_opens_the_others(tmp_path, server, files):
+    server.rate = 1 << 20  # 1 MB/s per connection, well under the 8 MB/s asked for
+    manifest = fetch(tmp_path, engine=fast_engine(fast_link=8e6, probe_s=0.05))
+    assert_complete(tmp_path, files)
+    assert manifest.run["connections_used"] == 8
+    assert len(_weight_ports(server)) >= 2
+
+
 def test_stalled_connection_times_out_and_resumes(tmp_path, server, files):
     server.fault(WEIGHTS, "stall", times=1, after=100_000, seconds=3)
     reporter = CollectingReporter()
@@ -375,6 +397,54 @@ def test_partial_file_hashes_blocks_written_in_any_order_by_many_threads(tmp_pat
         assert sha256 == sha(data)
         assert git == hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
         partial.close()
+
+
+def test_bytes_written_in_order_are_hashed_from_memory_and_a_resume_is_read_back(
+        tmp_path, monkeypatch):
+    data = random_bytes(3 << 20, seed=12)
+    half = len(data) // 2
+    reads: list[int] = []
+    original = PartialFile._read_back
+
+    def counting(self, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return original(self, offset, length)
+
+    monkeypatch.setattr(PartialFile, "_read_back", counting)
+    partial = PartialFile(tmp_path, "w.bin", "k", len(data))
+    partial.open()
+    for off in range(0, half, 65536):  # one connection, in order: nothing is read back
+        block = data[off:off + 65536]
+        partial.write(off, [block])
+        partial.record(off, [block])
+    partial.checkpoint()
+    partial.close()
+    assert reads == []
+    resumed = PartialFile(tmp_path, "w.bin", "k", len(data))
+    assert resumed.open() == half
+    resumed.write(half, [data[half:]])
+    resumed.record(half, [data[half:]])
+    assert resumed.digests()[0] == sha(data)
+    assert sum(reads) >= half  # what the first run left is read back from the disk
+    resumed.close()
+
+
+def test_a_read_back_error_reaches_the_digest(tmp_path, monkeypatch):
+    data = random_bytes(1 << 20, seed=13)
+
+    def failing(self, offset: int, length: int) -> bytes:
+        raise OSError("disk read error")
+
+    monkeypatch.setattr(PartialFile, "_read_back", failing)
+    partial = PartialFile(tmp_path, "w.bin", "k", len(data))
+    partial.open()
+    partial.write(4096, [data[4096:]])  # ahead of the prefix: to be read back
+    partial.record(4096, [data[4096:]])
+    partial.write(0, [data[:4096]])
+    partial.record(0, [data[:4096]])
+    with pytest.raises(OSError, match="disk read error"):
+        partial.digests()
+    partial.close()
 
 
 def test_content_range_and_retry_after_parsing():

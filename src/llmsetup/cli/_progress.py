@@ -12,6 +12,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -155,10 +156,12 @@ def _short(path: str, width: int = 36) -> str:
     return path if len(path) <= width else "…" + path[-(width - 1):]
 
 
-def download_reporter(json_mode: bool, err_console) -> AbstractContextManager:
-    """The reporter for this terminal (see the module docstring)."""
+def download_reporter(json_mode: bool, err_console: Callable[[], Any]
+                      ) -> AbstractContextManager:
+    """The reporter for this terminal (see the module docstring); ``err_console()``
+    gives the rich console, made (and rich imported) only for the bars."""
     if json_mode:
         return JsonLinesReporter()
     if sys.stderr.isatty():
-        return RichReporter(err_console)
+        return RichReporter(err_console())
     return LineReporter()

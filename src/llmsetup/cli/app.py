@@ -8,6 +8,7 @@ commands cost.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated, ClassVar
 
@@ -74,4 +75,9 @@ def root(
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="llmsetup")
+    try:
+        app(prog_name="llmsetup")
+    finally:
+        # The process ends here. Without this, its last act is a garbage collection over
+        # every object of every module loaded (typer, pydantic, requests...): about 35 ms.
+        gc.freeze()

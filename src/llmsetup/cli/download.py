@@ -26,7 +26,8 @@ ModelsDirOpt = Annotated[Path | None, typer.Option(
     show_default="LLMSETUP_MODELS_DIR or ./dataroot/models")]
 ConnectionsOpt = Annotated[int | None, typer.Option(
     "--connections", metavar="N", min=1, max=64,
-    help="Parallel connections (capped by the source: aliendao allows 2).", show_default="8")]
+    help="Parallel connections, at most (capped by the source: aliendao allows 2). The "
+    "first starts alone; the others open unless it alone beats 256 MB/s.", show_default="8")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
     "--include", metavar="GLOB", help="Only files whose path matches (repeatable).")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(
@@ -45,11 +46,14 @@ def _ref(app, name: str, models_dir: Path | None):
 
     settings, catalog = app.settings, app.catalog
     models = (models_dir.expanduser().absolute() if models_dir else settings.models_dir)
-    if name in catalog.names():
-        recipe = catalog.get(name)
-        return ModelRef.from_recipe(recipe, models / (recipe.target_dir or recipe.repo_id))
+    # The cached index: no YAML parsing and no schema when no recipe file changed.
+    recipes = {entry["name"]: entry for entry in catalog.index()}
+    if name in recipes:
+        recipe = recipes[name]
+        return ModelRef.from_recipe(recipe, models / (recipe["target_dir"] or recipe["repo_id"]))
     if "/" in name:
-        return ModelRef.from_repo_id(name, models, catalog.all(), settings.get("download.sources"))
+        return ModelRef.from_repo_id(name, models, list(recipes.values()),
+                                     settings.get("download.sources"))
     catalog.get(name)  # raises "no recipe named ..." with suggestions
     raise AssertionError("unreachable")
 
@@ -87,7 +91,7 @@ def download_cmd(
                               from_dir=from_dir, copy=copy)
     log = LogReporter(app.settings.logs_dir / "download.log")
     try:
-        with download_reporter(json_, out.err) as reporter:
+        with download_reporter(json_, lambda: out.err) as reporter:
             log.emit("start", repo_id=ref.repo_id, model_dir=str(ref.model_dir))
             manifest = download(ref, app.settings, options, Tee(reporter, log))
     except BaseException as exc:

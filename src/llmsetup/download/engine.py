@@ -5,6 +5,14 @@ A pool of ``connections`` threads (each with its own keep-alive HTTP connection)
 many small files go in parallel. When no part is left, an idle connection splits the
 largest range still in flight (the tail of a file never waits on one slow connection).
 
+The first connection starts alone; the others open as soon as it proves slower than
+``fast_link`` (after ``probe_s``, or at any later moment). Mirrors that cap each
+connection, and most real links, get every connection within a few hundredths of a
+second; a link on which one connection already runs faster than that (a LAN, a local
+mirror, loopback) keeps one, because there the CPU is the limit (every byte is received,
+written and hashed) and each extra connection costs CPU: more threads, and bytes
+written ahead of the hashed prefix must be read back to be hashed.
+
 Per reply:
 
 - a ranged request must get ``206`` with exactly the asked-for start and the listed total
@@ -71,7 +79,15 @@ class EngineConfig:
     #: Whole-file downloads before a hash mismatch is final.
     hash_attempts: int = 2
     checkpoint_s: float = 2.0
+    #: ... and after every this many bytes: the disk writes the data while the download
+    #: runs, so the flush before the final rename has little left to do.
+    checkpoint_bytes: int = 16 << 20
     progress_s: float = 0.25
+    #: Bytes/s: a connection at least this fast gets no company (see the module
+    #: docstring). None opens every connection at once.
+    fast_link: float | None = 256e6
+    #: How long the first connection runs alone before the rate is judged.
+    probe_s: float = 0.05
 
 
 @dataclass
@@ -146,15 +162,24 @@ class Engine:
         self._results: list[FileResult] = []
         self._failure: BaseException | None = None
         self._connections = 1
+        self._admitted = 1  # connections allowed to work now (see the module docstring)
+        self._flowed = 0  # bytes written by every connection, for the rate and checkpoints
+        self._flowed_at_checkpoint = 0
+
+    @property
+    def connections_used(self) -> int:
+        """How many connections were opened (after :meth:`run`)."""
+        return self._admitted
 
     # -- the main thread --------------------------------------------------------------
 
     def run(self, transfers: list[Transfer], connections: int) -> list[FileResult]:
         """Fetch every transfer; raise the first failure, or KeyboardInterrupt."""
         self._jobs = [_Job(t) for t in transfers]
-        self._connections = max(1, connections)
-        workers = [threading.Thread(target=self._worker, name=f"llmsetup-dl-{i}", daemon=True)
-                   for i in range(min(self._connections, max(1, self._part_count_hint())))]
+        self._connections = max(1, min(connections, self._part_count_hint()))
+        self._admitted = 1 if self.config.fast_link is not None else self._connections
+        workers = [threading.Thread(target=self._worker, args=(i,), name=f"llmsetup-dl-{i}",
+                                    daemon=True) for i in range(self._connections)]
         interrupted = False
         try:
             for w in workers:
@@ -176,18 +201,41 @@ class Engine:
                    (j.t for j in self._jobs))
 
     def _watch(self) -> None:
-        last_checkpoint = time.monotonic()
+        cfg = self.config
+        last_checkpoint = last_progress = time.monotonic()
+        probe = (last_checkpoint, 0, cfg.probe_s)  # since when, bytes then, how long
         while True:
+            ramping = self._admitted < self._connections
             with self._cv:
                 if self._failure is not None or all(j.state == "done" for j in self._jobs):
                     return
-                self._cv.wait(self.config.progress_s)
+                self._cv.wait(min(cfg.progress_s, cfg.probe_s) if ramping else cfg.progress_s)
+                flowed = self._flowed
             if self.cancel is not None and self.cancel.is_set():
                 raise KeyboardInterrupt
-            self._emit_progress()
-            if time.monotonic() - last_checkpoint >= self.config.checkpoint_s:
+            now = time.monotonic()
+            if ramping and now - probe[0] >= probe[2]:
+                probe = self._judge_rate(probe, now, flowed)
+            if now - last_progress >= cfg.progress_s:
+                self._emit_progress()
+                last_progress = now
+            if now - last_checkpoint >= cfg.checkpoint_s or \
+                    flowed - self._flowed_at_checkpoint >= cfg.checkpoint_bytes:
+                self._flowed_at_checkpoint = flowed
                 self._checkpoint()
                 last_checkpoint = time.monotonic()
+
+    def _judge_rate(self, probe: tuple[float, int, float], now: float,
+                    flowed: int) -> tuple[float, int, float]:
+        """Open every connection if the ones working are slower than ``fast_link``."""
+        since, before, _ = probe
+        assert self.config.fast_link is not None
+        if (flowed - before) / (now - since) < self.config.fast_link:
+            with self._cv:
+                self._admitted = self._connections
+                self._cv.notify_all()
+        # Later windows are longer: a short pause of a fast connection is no reason.
+        return now, flowed, max(self.config.probe_s, self.config.progress_s)
 
     def _shutdown(self, workers: list[threading.Thread]) -> None:
         """Stop the connections, then save what every file has (the resume point)."""
@@ -228,12 +276,17 @@ class Engine:
 
     # -- scheduling -------------------------------------------------------------------
 
-    def _take(self) -> tuple[_Job, _Part | None] | None:
+    def _take(self, index: int) -> tuple[_Job, _Part | None] | None:
         """The next part to fetch, or (job, None) to finalize a job, or None to stop."""
         with self._cv:
             while True:
                 if self._halt.is_set():
                     return None
+                if index >= self._admitted:  # not opened (yet): see _judge_rate
+                    if all(j.state in ("done", "failed") for j in self._jobs):
+                        return None
+                    self._cv.wait(0.5)
+                    continue
                 busy = False
                 for job in self._jobs:
                     if job.state in ("done", "failed"):
@@ -313,10 +366,10 @@ class Engine:
 
     # -- a connection -----------------------------------------------------------------
 
-    def _worker(self) -> None:
+    def _worker(self, index: int) -> None:
         session = self._session_factory()
         try:
-            while (work := self._take()) is not None:
+            while (work := self._take(index)) is not None:
                 job, part = work
                 if part is None or self._run_part(session, job, part):
                     self._finalize(job)
@@ -499,6 +552,9 @@ class Engine:
             if part.gen == job.gen:
                 part.pos += n
                 job.fetched += n
+            self._flowed += n
+            if self._flowed - self._flowed_at_checkpoint >= self.config.checkpoint_bytes:
+                self._cv.notify_all()  # the main thread flushes the data to disk
             return n, part.pos >= part.end
 
     # -- finishing a file -------------------------------------------------------------

@@ -241,7 +241,7 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
     manifest.run.update(source=source.name, revision=listing.revision,
                         files=len(selection.files), fetched_files=len(fetched),
                         fetched_bytes=sum(r.fetched for r in fetched), skipped=skipped,
-                        connections=connections,
+                        connections=connections, connections_used=engine.connections_used,
                         notes=listing.notes + listing.warnings)
 
 

@@ -11,12 +11,12 @@ download that a mirror started can be finished by another source; (source, revis
 path, size) when there is no hash, because then nothing proves two sources agree.
 A changed remote gives a new key, and the old partial of that path is removed.
 
-Hashing happens while the data arrives: the bytes that extend the contiguous prefix are
-hashed from memory as they are written; bytes written ahead of the prefix (by the other
-connections) are read back when the prefix reaches them, seconds later, from the page
-cache. So there is no second pass over a finished file, and memory stays bounded. One
-connection at a time does the hashing, outside the lock, while the others keep
-receiving: on a fast link the sha256 runs in parallel with the network.
+Hashing happens while the data arrives, on a thread of its own
+(:class:`~llmsetup.download.hasher.Hasher`): the bytes that extend the contiguous prefix
+are handed over from memory as they are written; bytes written ahead of the prefix (by
+the other connections) are read back when the prefix reaches them, seconds later, from
+the page cache. So there is no second pass over a finished file, memory stays bounded,
+and on a fast link the sha256 runs on another core while the connections receive.
 
 Each checkpoint first flushes the data to disk (fdatasync), then writes the state: the
 state never claims bytes a power cut could lose, and the disk writes the data while the
@@ -33,7 +33,8 @@ import threading
 import uuid
 from pathlib import Path
 
-_READ_BACK = 4 << 20
+from llmsetup.download.hasher import Hasher
+
 _RACY_NS = 2_000_000_000
 
 
@@ -136,6 +137,7 @@ class PartialFile:
     """The data, the written ranges and the running hashes of one file in flight.
 
     Thread-safe: connections call :meth:`write` (no lock held) and then :meth:`record`.
+    Lock order: the hasher's lock may take :attr:`lock`, never the other way round.
     """
 
     def __init__(self, folder: Path, path: str, key: str, size: int,
@@ -147,26 +149,23 @@ class PartialFile:
         self.data_path = folder / f"{path_id(path)}-{key}.part"
         self.state_path = folder / f"{path_id(path)}-{key}.json"
         self.lock = threading.Lock()
-        self._hash_cv = threading.Condition(self.lock)
-        # One connection at a time hashes (the "hashing role"); the others only record
-        # their ranges and go back to the network. ``_gen`` changes on reset, so that a
-        # connection still hashing stale bytes drops its work.
-        self._hashing = False
-        self._gen = 0
         self._io_lock = threading.Lock()
         # Serialises state-file writes with reset/commit/discard, so that a checkpoint
         # taken just before a reset can never be written after it.
         self._state_lock = threading.Lock()
-        self._want_git = git_oid is not None
         self.fd: int | None = None
-        self._reset_hashes()
         self.ranges = RangeSet()
         self._dirty = False
+        self._want_git = git_oid is not None
+        self._hasher = Hasher(size, self._want_git, self._read_back, self._written_until)
 
-    def _reset_hashes(self) -> None:
-        self.hash_pos = 0
-        self._sha256 = hashlib.sha256()
-        self._git = hashlib.sha1(b"blob %d\0" % self.size) if self._want_git else None
+    def _read_back(self, offset: int, length: int) -> bytes:
+        assert self.fd is not None
+        return _pread(self.fd, length, offset, self._io_lock)
+
+    def _written_until(self, offset: int) -> int:
+        with self.lock:
+            return self.ranges.run_end(offset)
 
     # -- opening and resuming -------------------------------------------------------
 
@@ -205,6 +204,11 @@ class PartialFile:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
         self.fd = os.open(self.data_path, flags, 0o644)
         os.ftruncate(self.fd, self.size)
+        # A fresh hasher (a closed one is done for good); it starts on what a previous
+        # run left, while the connections download the rest.
+        self._hasher.close()
+        self._hasher = Hasher(self.size, self._want_git, self._read_back, self._written_until)
+        self._hasher.start()
         return ranges.covered()
 
     def adopt_prefix(self, existing: Path) -> int:
@@ -236,56 +240,21 @@ class PartialFile:
         _pwrite(self.fd, buffers, offset, self._io_lock)
 
     def record(self, offset: int, buffers: list) -> None:
-        """Mark ``buffers`` (already written at ``offset``) as present; advance the hash.
+        """Mark ``buffers`` (already written at ``offset``) as present and hash them.
 
-        If no other connection is hashing, this one takes the role: it hashes its own
-        bytes from memory when they extend the prefix, then whatever else became
-        contiguous (read back), and gives the role up. Hashing happens outside the lock,
-        so the other connections keep receiving meanwhile.
+        They are handed to the hasher in memory if they extend the prefix; the caller
+        must not change them afterwards. This may wait for the hasher while it is
+        behind by more than its queue (on a link faster than the sha256).
         """
         length = sum(len(b) for b in buffers)
+        # Offered before they are recorded: so the hasher never starts reading back
+        # bytes that are on their way to it in memory.
+        taken = self._hasher.offer(offset, buffers, length)
         with self.lock:
             self.ranges.add(offset, offset + length)
             self._dirty = True
-            if self._hashing:
-                return
-            self._hashing = True
-            gen, sha, git, pos = self._gen, self._sha256, self._git, self.hash_pos
-        if offset == pos:
-            for b in buffers:
-                sha.update(b)
-                if git is not None:
-                    git.update(b)
-            pos += length
-        self._drain(gen, sha, git, pos)
-
-    def _drain(self, gen: int, sha, git, pos: int) -> None:
-        """Publish ``pos``, hash the contiguous written bytes past it, give up the role."""
-        assert self.fd is not None
-        try:
-            while True:
-                with self.lock:
-                    if gen != self._gen:
-                        return  # reset meanwhile: the new state is not ours to touch
-                    self.hash_pos = pos
-                    end = self.ranges.run_end(pos)
-                    if end <= pos:
-                        self._hashing = False
-                        self._hash_cv.notify_all()
-                        return
-                chunk = _pread(self.fd, min(_READ_BACK, end - pos), pos, self._io_lock)
-                if not chunk:
-                    raise OSError(f"{self.data_path}: shorter than its recorded ranges")
-                sha.update(chunk)
-                if git is not None:
-                    git.update(chunk)
-                pos += len(chunk)
-        except BaseException:
-            with self.lock:
-                if gen == self._gen:
-                    self._hashing = False
-                    self._hash_cv.notify_all()
-            raise
+        if not taken:
+            self._hasher.wake()
 
     def covered(self) -> int:
         with self.lock:
@@ -311,11 +280,8 @@ class PartialFile:
         with self._state_lock:
             with self.lock:
                 self.ranges = RangeSet()
-                self._reset_hashes()
-                self._gen += 1
-                self._hashing = False
                 self._dirty = False
-                self._hash_cv.notify_all()
+            self._hasher.reset()
             if self.fd is not None:
                 os.ftruncate(self.fd, 0)
                 os.ftruncate(self.fd, self.size)
@@ -326,15 +292,9 @@ class PartialFile:
     def digests(self) -> tuple[str, str | None]:
         """(sha256, git blob sha1) of the whole file; every byte must be written."""
         with self.lock:
-            while self._hashing:
-                self._hash_cv.wait()
-            if self.hash_pos < self.size and self.ranges.run_end(self.hash_pos) < self.size:
+            if self.ranges.run_end(0) < self.size:
                 raise OSError(f"{self.data_path}: not every byte is written yet")
-            self._hashing = True
-            gen, sha, git, pos = self._gen, self._sha256, self._git, self.hash_pos
-        self._drain(gen, sha, git, pos)
-        with self.lock:
-            return self._sha256.hexdigest(), (self._git.hexdigest() if self._git else None)
+        return self._hasher.digests()
 
     def commit(self, final: Path) -> None:
         """fsync, close and atomically move the data to ``final``; drop the state file.
@@ -363,6 +323,8 @@ class PartialFile:
             self.state_path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        """Stop the hashing and close the data file."""
+        self._hasher.close()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None

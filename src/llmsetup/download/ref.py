@@ -2,7 +2,10 @@
 
 A :class:`ModelRef` comes from a recipe (``llmsetup download gemma-2b``, and the install
 plan) or from a bare ``ORG/REPO``; for the latter a recipe with that repository id (or
-with it as its gated ``upstream``) lends its source ids, filters and hints.
+with it as its gated ``upstream``) lends its source ids, filters and hints. A recipe is
+either a :class:`~llmsetup.recipes.schema.Recipe` or its entry in the catalog's cached
+index (the same fields as plain data), which the CLI uses so that a download starts
+without loading every recipe file and building the schema.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from llmsetup.errors import NotFoundError
-from llmsetup.recipes.schema import DEFAULT_SOURCES, REPO_RE, Recipe
+from llmsetup.recipes.names import DEFAULT_SOURCES, REPO_RE
+
+if TYPE_CHECKING:
+    from llmsetup.recipes.schema import Recipe
 
 DOWNLOAD_SOURCES = ("hf", "hf-mirror", "aliendao", "modelscope")
 
@@ -33,34 +40,48 @@ class ModelRef:
     public_copy: str | None = None
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe, model_dir: Path) -> ModelRef:
+    def from_recipe(cls, recipe: Recipe | dict, model_dir: Path) -> ModelRef:
         public = None
-        if recipe.upstream and recipe.upstream.gated:
-            public = (f"{recipe.repo_id} is already the public copy of {recipe.upstream.repo_id}")
-        return cls(repo_id=recipe.repo_id, model_dir=model_dir, revision=recipe.revision,
-                   sources=list(recipe.sources), source_ids=dict(recipe.source_ids),
-                   include=list(recipe.download.include), exclude=list(recipe.download.exclude),
-                   name=recipe.name, public_copy=public)
+        if _get(recipe, "upstream.gated"):
+            public = (f"{_get(recipe, 'repo_id')} is already the public copy of "
+                      f"{_get(recipe, 'upstream.repo_id')}")
+        return cls(repo_id=_get(recipe, "repo_id"), model_dir=model_dir,
+                   revision=_get(recipe, "revision"), sources=list(_get(recipe, "sources")),
+                   source_ids=dict(_get(recipe, "source_ids")),
+                   include=list(_get(recipe, "download.include")),
+                   exclude=list(_get(recipe, "download.exclude")),
+                   name=_get(recipe, "name"), public_copy=public)
 
     @classmethod
-    def from_repo_id(cls, repo_id: str, models_dir: Path, recipes: list[Recipe],
+    def from_repo_id(cls, repo_id: str, models_dir: Path, recipes: list[Recipe] | list[dict],
                      default_sources: list[str] | None = None) -> ModelRef:
         if not re.fullmatch(REPO_RE, repo_id):
             raise NotFoundError(f"{repo_id!r} is neither a recipe name nor an ORG/REPO id",
                                 hint="See `llmsetup list`, or give a repository id like "
                                 "NousResearch/Llama-2-7b-chat-hf.")
         for recipe in recipes:
-            if recipe.repo_id == repo_id and "generate" not in recipe.sources:
-                return cls.from_recipe(recipe, models_dir / (recipe.target_dir or repo_id))
+            if _get(recipe, "repo_id") == repo_id and "generate" not in _get(recipe, "sources"):
+                return cls.from_recipe(recipe,
+                                       models_dir / (_get(recipe, "target_dir") or repo_id))
         ref = cls(repo_id=repo_id, model_dir=models_dir / repo_id,
                   sources=[s for s in (default_sources or DEFAULT_SOURCES) if s != "generate"])
         for recipe in recipes:
-            if recipe.upstream and recipe.upstream.repo_id == repo_id:
-                ref.public_copy = (f"`llmsetup download {recipe.name}` fetches the public copy "
-                                   f"{recipe.repo_id}")
+            if _get(recipe, "upstream.repo_id") == repo_id:
+                ref.public_copy = (f"`llmsetup download {_get(recipe, 'name')}` fetches the "
+                                   f"public copy {_get(recipe, 'repo_id')}")
         return ref
 
     def id_for(self, source: str) -> str:
         """The repository id at ``source`` (hf-mirror shares hf's ids)."""
         base = "hf" if source == "hf-mirror" else source
         return self.source_ids.get(source) or self.source_ids.get(base) or self.repo_id
+
+
+def _get(recipe: Any, path: str) -> Any:
+    """A field of a recipe or of its index entry: ``"upstream.repo_id"``; None if unset."""
+    value = recipe
+    for key in path.split("."):
+        if value is None:
+            return None
+        value = value.get(key) if isinstance(value, dict) else getattr(value, key)
+    return value

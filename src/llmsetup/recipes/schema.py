@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from llmsetup.recipes.memory import memory_gb
+from llmsetup.recipes.names import DEFAULT_SOURCES, NAME_RE, REPO_RE
 
 Kind = Literal["causal-lm", "asr"]
 SourceName = Literal["hf", "hf-mirror", "aliendao", "modelscope", "generate"]
@@ -28,9 +29,6 @@ Backend = Literal["auto", "conda", "uv", "venv", "current"]
 ChatTemplate = Literal["llama-2", "gemma", "chatml", "plain"]
 
 ALL_SOURCES: tuple[str, ...] = ("hf", "hf-mirror", "aliendao", "modelscope", "generate")
-DEFAULT_SOURCES = ["hf-mirror", "aliendao", "modelscope", "hf"]
-NAME_RE = r"^[a-z0-9][a-z0-9._-]*$"
-REPO_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 def _check_pin(value: str) -> str:
