@@ -175,11 +175,13 @@ def summary_lines(report: dict) -> list[str]:
         if item.get("text") is not None:
             line += f": {item['text'][:80]!r}"
         lines.append(line)
+    rss = report.get("peak_rss_mb")
+    rss_text = f"{rss:.0f} MB" if rss is not None else "not reported on this system"
     if report.get("peak_gpu_memory_mb"):
         lines.append(f"Peak GPU memory {report['peak_gpu_memory_mb'] / 1024:.2f} GB "
-                     f"(process RSS {report['peak_rss_mb']:.0f} MB)")
+                     f"(process RSS {rss_text})")
     else:
-        lines.append(f"Peak memory (RSS) {report['peak_rss_mb']:.0f} MB")
+        lines.append(f"Peak memory (RSS) {rss_text}")
     return lines
 
 

@@ -86,7 +86,8 @@ def bench_cmd(
 def _mem(result: dict) -> str:
     if result.get("peak_gpu_memory_mb") is not None:
         return f"{result['peak_gpu_memory_mb'] / 1024:.2f} GB GPU"
-    return f"{result.get('peak_rss_mb', 0) / 1024:.2f} GB RSS"
+    rss = result.get("peak_rss_mb")
+    return f"{rss / 1024:.2f} GB RSS" if rss is not None else "?"
 
 
 def render(console, doc: dict) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -163,8 +162,12 @@ def resolve_device(requested: str) -> str:
     return "cpu"
 
 
-def rss_peak_mb() -> float:
-    """Peak resident memory of this process in MB."""
+def rss_peak_mb() -> float | None:
+    """Peak resident memory of this process in MB (None where the OS does not say)."""
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / 1024 if sys.platform != "darwin" else peak / 1024**2, 1)
 
