@@ -51,10 +51,8 @@ def describe_target(target: Target, settings: Settings) -> dict:
         "memory_gb": recipe.memory_gb(),
         "installed": is_installed(target.model_dir),
     }
-    try:
-        from llmsetup.plan import InstallOptions, build_plan
-    except ImportError:  # the install plan arrives with the install command
-        return doc
+    from llmsetup.plan import InstallOptions, build_plan
+
     plan = build_plan(target, settings, InstallOptions())
     doc["plan"] = plan.describe()
     return doc
