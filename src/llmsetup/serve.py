@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmsetup import webui
+from llmsetup.envs import recorded_env
 from llmsetup.errors import NotFoundError, UsageError
 from llmsetup.proc import clean_env, quote
 from llmsetup.settings import Settings
@@ -28,20 +28,13 @@ class ServeOptions:
     ready_timeout: float = 600.0
 
 
-def _record(settings: Settings, recipe_name: str, name: str) -> dict | None:
-    try:
-        return json.loads((settings.state_dir / recipe_name / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def server_plan(recipe, settings: Settings, opts: ServeOptions) -> dict:
     """Everything needed to start the server: folder, command, URLs."""
     spec = recipe.webui
     if spec is None:
         raise UsageError(f"{recipe.name} is not served through text-generation-webui",
                          hint=f"Chat with it directly: `llmsetup chat {recipe.name}`.")
-    installed = _record(settings, recipe.name, "webui.json") or {}
+    installed = recorded_env(settings, recipe.name, "webui.json") or {}
     folder = opts.webui_dir or (Path(installed["dir"]) if installed.get("dir") else None)
     if folder is None or not (folder / "server.py").is_file():
         raise NotFoundError(
@@ -52,7 +45,7 @@ def server_plan(recipe, settings: Settings, opts: ServeOptions) -> dict:
     if not model_dir.exists():
         raise NotFoundError(f"the model is not deployed at {model_dir}",
                             hint=f"Run `llmsetup install {recipe.name} --ui webui` to deploy it.")
-    env = _record(settings, recipe.name, "webui-env.json") or {}
+    env = recorded_env(settings, recipe.name, "webui-env.json") or {}
     python = [env["python"]] if env.get("python") else [sys.executable]
     port = opts.port or spec.port
     api_port = opts.api_port or spec.api_port

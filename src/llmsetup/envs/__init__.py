@@ -19,9 +19,10 @@ def record_path(settings: Settings, recipe_name: str) -> Path:
     return settings.state_dir / recipe_name / "env.json"
 
 
-def recorded_env(settings: Settings, recipe_name: str) -> dict | None:
-    """What ``install`` recorded about ``recipe_name``'s environment, if anything."""
-    path = record_path(settings, recipe_name)
+def recorded_env(settings: Settings, recipe_name: str, record: str = "env.json") -> dict | None:
+    """What ``install`` recorded about ``recipe_name`` (its environment by default; the
+    webui installs also record ``webui.json`` and ``webui-env.json``), if anything."""
+    path = settings.state_dir / recipe_name / record
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
