@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from llmsetup.envs.base import PipOptions
 from llmsetup.errors import LLMSetupError, UsageError
+from llmsetup.fileio import write_json_atomic
 from llmsetup.proc import quote
 from llmsetup.settings import Settings
 
@@ -74,14 +74,6 @@ def file_digest(path: Path | None) -> str | None:
     if path is None or not path.is_file():
         return None
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file and a rename, so a record is never half written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class Step(ABC):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
+from llmsetup.fileio import write_text_atomic
 from llmsetup.secret import redact
 from llmsetup.subtitles import FORMATS, render, transcript_doc
 
@@ -253,18 +254,6 @@ def plan_outputs(files: Sequence[Path], output: str | None, fmt: str | None,
     return fmt, paths
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary name next to ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
-
-
 def transcribe(*, target, settings, files: Sequence[str], output: str | None = None,
                fmt: str | None = None, python: str | None = None, language: str | None = None,
                task: str | None = None, batch_size: int | None = None,
@@ -295,7 +284,7 @@ def transcribe(*, target, settings, files: Sequence[str], output: str | None = N
             index = int(event["index"])
             content = render(fmt, event, model=target.recipe.name)
             if outputs[index] is not None:
-                write_atomic(outputs[index], content)
+                write_text_atomic(outputs[index], content)
             event["output"] = str(outputs[index]) if outputs[index] else None
             transcripts.append(event)
             if on_event:

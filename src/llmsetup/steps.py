@@ -13,6 +13,7 @@ from pathlib import Path
 from llmsetup.envs import choose_backend, make_backend, record_path
 from llmsetup.envs.base import EnvBackend
 from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
+from llmsetup.fileio import write_json_atomic
 from llmsetup.plan import (
     InstallOptions,
     Plan,
@@ -20,7 +21,6 @@ from llmsetup.plan import (
     Step,
     file_digest,
     fingerprint,
-    write_json_atomic,
 )
 from llmsetup.proc import run
 from llmsetup.runner import run_module, script

@@ -12,7 +12,8 @@ from pathlib import Path
 from llmsetup import webui
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
-from llmsetup.plan import Plan, Reporter, Step, file_digest, fingerprint, write_json_atomic
+from llmsetup.fileio import write_json_atomic
+from llmsetup.plan import Plan, Reporter, Step, file_digest, fingerprint
 from llmsetup.proc import run
 from llmsetup.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
 

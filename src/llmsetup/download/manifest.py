@@ -23,8 +23,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from llmsetup.download.partial import write_json_atomic
 from llmsetup.download.sources.base import STATE_DIR
+from llmsetup.fileio import write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1
@@ -86,7 +86,7 @@ class Manifest:
                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    "files": {p: asdict(e) for p, e in sorted(self.files.items())}}
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, doc)
+            write_json_atomic(path, doc, indent=1)
 
     def record(self, path: str, entry: Entry) -> None:
         """Add or replace ``path`` and save at once (a crash keeps what is verified)."""

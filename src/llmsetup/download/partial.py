@@ -30,10 +30,10 @@ import hashlib
 import json
 import os
 import threading
-import uuid
 from pathlib import Path
 
 from llmsetup.download.hasher import Hasher
+from llmsetup.fileio import write_json_atomic
 
 _RACY_NS = 2_000_000_000
 
@@ -121,16 +121,6 @@ def _pread(fd: int, size: int, offset: int, lock: threading.Lock) -> bytes:
     with lock:
         os.lseek(fd, offset, os.SEEK_SET)
         return os.read(fd, size)
-
-
-def write_json_atomic(path: Path, doc: object) -> None:
-    """Write JSON through a uniquely named temp file and an atomic rename."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class PartialFile:
@@ -222,7 +212,7 @@ class PartialFile:
         self.state_path.unlink(missing_ok=True)
         os.replace(existing, self.data_path)
         write_json_atomic(self.state_path, {"key": self.key, "size": self.size,
-                                            "done": [[0, length]] if length else []})
+                                            "done": [[0, length]] if length else []}, indent=1)
         return length
 
     def _remove_stale(self) -> None:
@@ -273,7 +263,7 @@ class PartialFile:
                 doc = {"key": self.key, "size": self.size, "done": self.ranges.as_list()}
                 self._dirty = False
             getattr(os, "fdatasync", os.fsync)(self.fd)
-            write_json_atomic(self.state_path, doc)
+            write_json_atomic(self.state_path, doc, indent=1)
 
     def reset(self) -> None:
         """Forget everything written (after a hash mismatch, or a server without Range)."""
