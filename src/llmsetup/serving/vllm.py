@@ -48,7 +48,7 @@ class VllmOptions:
     ray_address: str | None = None
     bits4: bool = False
     random_weights: bool = False
-    cpu_kv_cache_gib: float = 2.0
+    cpu_kv_cache_gib: int = 2  # vLLM reads VLLM_CPU_KVCACHE_SPACE as whole GiB
     cpu_threads_bind: str | None = None
     extra: list[str] = field(default_factory=list)
     api_key: Secret | None = None
@@ -91,8 +91,8 @@ class VllmOptions:
         if self.cpu and self.gpu_memory_utilization is not None:
             raise UsageError("--gpu-memory-utilization has no meaning with --cpu",
                              hint="On the CPU the KV cache size is --kv-cache-gib.")
-        if self.cpu_kv_cache_gib <= 0:
-            raise UsageError("--kv-cache-gib must be more than 0")
+        if self.cpu_kv_cache_gib < 1:
+            raise UsageError("--kv-cache-gib must be at least 1 (whole GiB)")
         if self.model is None:
             raise UsageError("no model folder to serve")
         return self
@@ -142,7 +142,7 @@ def server_env(settings: Settings, opts: VllmOptions) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
     }
     if opts.cpu:
-        env["VLLM_CPU_KVCACHE_SPACE"] = f"{opts.cpu_kv_cache_gib:g}"
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(int(opts.cpu_kv_cache_gib))
         if opts.cpu_threads_bind:
             env["VLLM_CPU_OMP_THREADS_BIND"] = opts.cpu_threads_bind
     if opts.ray_address:
