@@ -21,7 +21,7 @@ FLOORS = {
     "catalog_view": 8,
     "install": 7,
     "host": 6, "webui": 6, "doctor": 6,
-    "download": 5, "targets": 5,
+    "download": 5, "targets": 5, "serving": 5,
     "envs": 4, "hardware": 4,
     "recipes": 3, "settings": 3,
     "proc": 2, "fileio": 2,

@@ -95,6 +95,11 @@ if not os.path.isfile(os.path.join("models", args.model, "config.json")):
 class Page(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
+        if self.path == "/v1/models":
+            body = json.dumps({"data": [{"id": args.model}]}).encode()
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body)
+            return
         body = f"<html>Text generation web UI: {args.model}</html>".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from llmsetup.errors import UsageError
+from llmsetup.errors import CheckFailed, UsageError
 from llmsetup.serving.openai_client import Client, StreamStats
 
 _WORDS = ("the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on",
@@ -81,7 +81,13 @@ def percentile(values: list[float], pct: float) -> float | None:
 def run_load(client: Client, opts: LoadOptions, on_progress=None) -> dict:
     """Send the load; one JSON-ready document with the aggregate numbers."""
     opts.checked()
-    model = opts.model or client.models()[0]  # fails early (and clearly) if unreachable
+    model = opts.model
+    if model is None:  # asking first fails early, and clearly, when the server is not there
+        served = client.models()
+        if not served:
+            raise CheckFailed(f"{client.base}/v1/models lists no model",
+                              hint="The server started without a model; load one first.")
+        model = served[0]
     jobs: queue.Queue[int] = queue.Queue()
     for number in range(opts.requests):
         jobs.put(number)
