@@ -106,6 +106,9 @@ def install_cmd(
     ui: Annotated[str | None, typer.Option(
         "--ui", help="webui: install text-generation-webui at the book's commit and deploy the "
         "model into it (Llama-2 recipes).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="vllm: install vLLM's server in its own environment (with --cpu its "
+        "CPU build), download, and verify through the server.")] = None,
     webui_dir: Annotated[Path | None, typer.Option(
         "--webui-dir", help="Where the webui checkout goes (or is already).",
         show_default="./text-generation-webui")] = None,
@@ -135,6 +138,9 @@ def install_cmd(
         raise UsageError("--4bit and --8bit exclude each other")
     if ui not in (None, "webui"):
         raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
+    if engine not in (None, "vllm"):
+        raise UsageError(f"unknown --engine {engine!r}",
+                         hint="The one engine to install is: vllm (the webui is --ui webui).")
     app = state(ctx)
     out = Output(json_)
     settings = app.settings
@@ -153,7 +159,7 @@ def install_cmd(
         quantization="4bit" if bits4 else "8bit" if bits8 else None,
         download_options=DownloadOptions(sources=list(source) if source else None,
                                          endpoint=endpoint, from_dir=from_dir),
-        ui=ui,
+        ui=ui, engine=engine,
         webui_options=WebUIOptions(dir=webui_dir, git_mirror=git_mirror or settings.get("git.mirror"),
                                    deploy=deploy, yes=yes),
     )

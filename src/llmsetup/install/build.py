@@ -1,7 +1,8 @@
 """The one place that picks an install's route and assembles its steps.
 
-Routes: the model's own environment (the default), and ``--ui webui`` (the book's
-text-generation-webui, :mod:`llmsetup.install.webui_route`). The plan never imports the
+Routes: the model's own environment (the default), ``--ui webui`` (the book's
+text-generation-webui, :mod:`llmsetup.install.webui_route`) and ``--engine vllm`` (vLLM's
+server, :mod:`llmsetup.install.engine_route`). The plan never imports the
 steps, and the steps never import a route: only this module knows them all.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
-from llmsetup.install import webui_route
+from llmsetup.install import engine_route, webui_route
 from llmsetup.install.plan import InstallOptions, Plan
 from llmsetup.install.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
 from llmsetup.settings import Settings
@@ -18,7 +19,11 @@ from llmsetup.settings import Settings
 def build_plan(target, settings: Settings, options: InstallOptions) -> Plan:
     """The install plan for ``target`` with ``options``."""
     plan = Plan(target, settings, options)
-    if options.ui == "webui":
+    if options.ui == "webui" and options.engine:
+        raise UsageError("--ui webui and --engine vllm are two different servers: choose one")
+    if options.engine == "vllm":
+        engine_route.add_steps(plan)
+    elif options.ui == "webui":
         webui_route.add_steps(plan)
     else:
         _model_route(plan)

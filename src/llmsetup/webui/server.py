@@ -31,6 +31,8 @@ class ServeOptions:
     extra: list[str] | None = None
     webui_dir: Path | None = None
     ready_timeout: float = 600.0
+    #: Beyond loopback, a login for the page (unless ``serve --no-auth``).
+    auth: bool = True
 
 
 def server_plan(recipe, settings: Settings, opts: ServeOptions) -> dict:
@@ -57,10 +59,34 @@ def server_plan(recipe, settings: Settings, opts: ServeOptions) -> dict:
     argv = server_command(python, spec.model_dir_name, host=opts.host, port=port,
                                 api=opts.api, api_port=api_port, quantization=opts.quantization,
                                 cpu=opts.cpu, extra=opts.extra or [])
+    login = _login(settings, opts)
+    if login:
+        argv += ["--gradio-auth-path", str(login["login_file"])]
     local = "127.0.0.1" if opts.host in ("0.0.0.0", "::") else opts.host
     return {"dir": str(folder), "argv": argv, "command": quote(argv),
             "url": f"http://{local}:{port}/",
-            "api_url": f"http://{local}:{api_port}/" if opts.api else None}
+            "api_url": f"http://{local}:{api_port}/" if opts.api else None, **login}
+
+
+def _login(settings: Settings, opts: ServeOptions) -> dict:
+    """Beyond loopback: the page's login, from a file (``--gradio-auth-path``), never argv.
+
+    The webui takes an API key only as ``--api-key KEY`` on its command line, where every
+    user of the machine can read it; so its API stays on loopback unless ``--no-auth``.
+    """
+    from llmsetup.serving import auth
+
+    if auth.is_loopback(opts.host) or not opts.auth:
+        return {}
+    if opts.api:
+        raise UsageError(
+            "the webui's API would listen beyond loopback without a key: the webui takes "
+            "its API key only on the command line, which every user here can read",
+            hint="Serve the API with --engine vllm (its key travels in the environment), "
+            "keep the webui on loopback and tunnel to it (ssh -L), or add --no-auth on a "
+            "trusted network.")
+    path, _password, created = auth.ensure_webui_login(settings)
+    return {"login_file": str(path), "login_created": created}
 
 
 def server_command(python: list[str], model_name: str, *, host: str, port: int, api: bool,
