@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -358,3 +359,46 @@ def test_verify_webui_checks_page_and_chat(cli, setup):
     result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
                  f"http://127.0.0.1:{port}")
     assert result.exit_code == 1 and "does not answer" in result.stderr
+
+
+def test_serve_beyond_loopback_gets_a_page_login_from_a_file(cli, setup, llmsetup_home):
+    """127.0.0.2 stands for a network address. The stand-in does not check the login (the
+    real webui's gradio does); what is checked here is what llmsetup controls: the login is
+    made once, mode 600, passed as a file, printed once, never in argv."""
+    assert _install(cli, setup).exit_code == 0
+    port = _free_port()
+    script = Path(sys.executable).parent / "llmsetup"
+    argv = [str(script), "--recipes-dir", str(setup["recipes"]), "serve", "tiny-chat",
+            "--listen-host", "127.0.0.2", "--port", str(port)]
+    errs = []
+    for _ in range(2):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lines = []
+            while "serving" not in (line := proc.stderr.readline()):
+                assert line, "".join(lines)
+                lines.append(line)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        errs.append("".join(lines) + err)
+    login = llmsetup_home / "auth" / "webui-login"
+    assert stat.S_IMODE(login.stat().st_mode) == 0o600
+    user, _, password = login.read_text().strip().partition(":")
+    assert user == "llmsetup" and len(password) >= 12
+    assert f"password {password}" in errs[0] and password not in errs[1]
+    assert "the one stored in" in errs[1]
+    launched = json.loads((setup["webui"] / "launched.json").read_text())["argv"]
+    assert launched[launched.index("--gradio-auth-path") + 1] == str(login)
+    assert "--listen" in launched and not any(password in a for a in launched)
+
+
+def test_webui_api_beyond_loopback_is_refused_without_no_auth(cli, setup):
+    assert _install(cli, setup).exit_code == 0
+    args = ["--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen", "--api",
+            "--dry-run"]
+    refused = cli(*args)
+    assert refused.exit_code == 2 and "only on the command line" in refused.stderr
+    assert "--engine vllm" in refused.stderr
+    allowed = cli(*args, "--no-auth")
+    assert allowed.exit_code == 0 and "--gradio-auth-path" not in allowed.stdout
