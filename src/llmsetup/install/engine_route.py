@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
+from pathlib import Path
 
 from llmsetup.envs import choose_backend, make_backend
-from llmsetup.envs.base import EnvBackend
+from llmsetup.envs.base import EnvBackend, PipOptions
 from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
 from llmsetup.install.plan import Plan, PlanReporter, Step, fingerprint
 from llmsetup.install.steps import (
@@ -83,6 +84,12 @@ class RemoveBrokenStep(Step):
             run(self.commands()[0], log=self.plan.log_path(self.key),
                 on_line=reporter.step_output, what="removing broken packages")
         return {"removed": present or []}
+
+
+def _has_cpu_torch(pip: PipOptions) -> bool:
+    """A --find-links folder holds torch's CPU build: no need for torch's own index (which
+    may be unreachable, and pip retries an unreachable index for every package)."""
+    return any(any(Path(folder).glob("torch-*+cpu-*.whl")) for folder in pip.find_links)
 
 
 def _free_port() -> int:
@@ -169,7 +176,7 @@ def add_steps(plan: Plan) -> None:
     if options.cpu and options.quantization:
         raise UsageError("--4bit with vLLM needs a GPU", hint="Leave it out with --cpu.")
     profile = profile_for(options.cpu)
-    if profile.extra_index and not options.pip.no_index:
+    if profile.extra_index and not options.pip.no_index and not _has_cpu_torch(options.pip):
         options.pip = replace(options.pip, extra_index_urls=[*options.pip.extra_index_urls,
                                                              profile.extra_index])
     python_version = options.python or profile.python
