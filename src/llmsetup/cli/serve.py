@@ -153,6 +153,7 @@ def _print_secret_once(message: str) -> None:
 
 def _serve_vllm(app, name: str, opts, *, python: str | None, no_auth: bool,
                 ready_timeout: float, dry_run: bool, out: Output) -> None:
+    from llmsetup.errors import NotFoundError
     from llmsetup.serving import vllm_server
 
     target = app.target(name)
@@ -164,14 +165,12 @@ def _serve_vllm(app, name: str, opts, *, python: str | None, no_auth: bool,
     recipe_name = None if target.from_folder else target.recipe.name
     if dry_run and python is None:
         try:
-            interpreter = vllm_server.engine_python(app.settings, recipe_name, None)
-        except Exception:  # not installed yet: show the plan with the path install would use
+            interpreter = vllm_server.engine_python(app.settings, recipe_name, None, opts.cpu)
+        except NotFoundError:  # not installed yet: show the plan all the same
             interpreter = "<vllm env>/bin/python"
     else:
-        interpreter = vllm_server.engine_python(app.settings, recipe_name, python)
+        interpreter = vllm_server.engine_python(app.settings, recipe_name, python, opts.cpu)
     if not dry_run and not (target.model_dir / "config.json").is_file():
-        from llmsetup.errors import NotFoundError
-
         raise NotFoundError(f"{target.model_dir} holds no model", hint=(
             "--random-weights replaces the weights only: vLLM still reads the folder's "
             "config.json and tokenizer." if opts.random_weights else

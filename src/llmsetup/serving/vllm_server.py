@@ -21,6 +21,7 @@ from llmsetup.serving.openai_client import Client
 from llmsetup.serving.vllm import (
     VllmOptions,
     gpu_problem,
+    profile_for,
     ray_commands,
     server_command,
     server_env,
@@ -61,8 +62,10 @@ class ServePlan:
         return doc
 
 
-def engine_python(settings: Settings, recipe_name: str | None, python: str | None) -> str:
-    """The interpreter of the vLLM environment: ``--python``, else what install recorded."""
+def engine_python(settings: Settings, recipe_name: str | None, python: str | None,
+                  cpu: bool = False) -> str:
+    """The interpreter of the vLLM environment: ``--python``; else what install recorded for
+    the recipe; else the shared engine environment under LLMSETUP_HOME (a model folder)."""
     if python:
         if not Path(python).expanduser().exists():
             raise UsageError(f"--python {python}: no such interpreter")
@@ -70,6 +73,9 @@ def engine_python(settings: Settings, recipe_name: str | None, python: str | Non
     record = recorded_env(settings, recipe_name, ENV_RECORD) if recipe_name else None
     if record and record.get("python") and Path(record["python"]).exists():
         return record["python"]
+    shared = settings.envs_dir / profile_for(cpu).name / "bin" / "python"
+    if shared.exists():
+        return str(shared)
     name = recipe_name or "NAME"
     raise NotFoundError(f"no vLLM environment for {name}",
                         hint=f"Install it first: `llmsetup install {name} --engine vllm` (add "
