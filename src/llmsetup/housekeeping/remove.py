@@ -189,7 +189,7 @@ def _manifest_files(removal: Removal, model_dir: Path, manifest, state: Path) ->
         note += (f"; {links} hard link(s) to files adopted with --from: removing a link "
                  f"frees nothing ({linked:,} bytes stay in the original folder)")
     removal.items.append(Item("model", model_dir, size, note, files=files))
-    recorded = {p for p in files}
+    recorded = {model_dir / rel for rel in manifest.files} | set(files)
     extra = [p for p in _walk_files(model_dir) if p not in recorded
              and linked_folder_between(model_dir, p) is None]
     extra += [Path(r) / d for r, ds, _f in os.walk(model_dir) for d in ds
