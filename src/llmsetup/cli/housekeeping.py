@@ -36,14 +36,13 @@ def _render(removal, verb: str):
     return render
 
 
-def _confirm(out: Output, removal, yes: bool, dry_run: bool, again: str) -> bool:
+def _confirm(out: Output, removal, yes: bool, dry_run: bool) -> bool:
     """Whether to go ahead: --yes, else a question on a terminal; without one, exit 2."""
     if dry_run or not removal.items or yes:
         return not dry_run and bool(removal.items)
     if not sys.stdin.isatty():
         raise UsageError("not removing anything without confirmation: this is not a terminal",
-                         hint=f"Rerun with --yes to remove, or --dry-run to see what "
-                         f"would go: {again}")
+                         hint="Rerun with --yes to remove them (--dry-run only lists them).")
     from llmsetup.housekeeping.disk import human
 
     if not typer.confirm(f"Remove these ({human(removal.bytes)})?", default=False,
@@ -87,7 +86,7 @@ def rm_cmd(
     verb = "Would remove" if dry_run else "Remove"
     if not json_:
         _render(removal, verb)(out.err if not dry_run else out.out)
-    go = _confirm(out, removal, yes, dry_run, f"llmsetup rm {name} ...")
+    go = _confirm(out, removal, yes, dry_run)
     if go:
         execute(removal, app.settings, target.recipe.name)
     doc = {"recipe": target.recipe.name, "dry_run": dry_run, "removed": go, **removal.to_json()}
@@ -118,7 +117,7 @@ def prune_cmd(
     if not json_:
         _render(removal, "Would remove" if dry_run else "Remove")(
             out.err if not dry_run else out.out)
-    go = _confirm(out, removal, yes, dry_run, "llmsetup prune ...")
+    go = _confirm(out, removal, yes, dry_run)
     skipped = execute(removal, app.settings) if go else []
     gone = {k.path for k in skipped}
     removal.items = [i for i in removal.items if i.path not in gone]
