@@ -55,12 +55,13 @@ def _confirm(out: Output, removal, yes: bool, dry_run: bool) -> bool:
 def rm_cmd(
     ctx: typer.Context,
     name: NameArg,
-    model: Annotated[bool, typer.Option("--model", help="The model files (the default, with "
-                                        "the webui deployment).")] = False,
+    model: Annotated[bool, typer.Option("--model", help="The model files (a webui link to "
+                                        "them goes too).")] = False,
     env: Annotated[bool, typer.Option("--env", help="Its environment(s) too, unless another "
                                       "installed recipe uses them.")] = False,
     webui_deploy: Annotated[bool, typer.Option(
-        "--webui-deploy", help="The link or copy deployed into the webui's models/.")] = False,
+        "--webui-deploy", help="The link or copy deployed into the webui's models/. "
+        "Without --model and --webui-deploy: both.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Everything llmsetup made for it: model, "
                                        "deployment, environments, state records, logs.")] = False,
     yes: YesOpt = False,
@@ -100,9 +101,9 @@ def rm_cmd(
 
 def prune_cmd(
     ctx: typer.Context,
-    older_than: Annotated[float, typer.Option(
+    older_than: Annotated[int, typer.Option(
         "--older-than", metavar="DAYS", min=0,
-        help="Remove logs older than DAYS days.")] = 30.0,
+        help="Remove logs older than DAYS days.")] = 30,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
