@@ -254,6 +254,23 @@ def test_rm_a_copied_adoption_and_the_webui_deployment(cli, server, tmp_path, ll
     assert not copy.exists() and (checkout / "models" / "mine").is_dir()
 
 
+def test_rm_on_a_terminal_asks_first(server, tmp_path):
+    """The real console script on a pseudo-terminal: no removes nothing, yes removes."""
+    pexpect = pytest.importorskip("pexpect")
+    script = str(Path(sys.executable).parent / "llmsetup")
+    assert subprocess.run([script, "download", "tiny-a"], capture_output=True).returncode == 0
+    folder = models() / "org" / "tiny-a"
+    for answer, code in (("n", 1), ("y", 0)):
+        child = pexpect.spawn(script, ["rm", "tiny-a"], env=dict(os.environ), timeout=60,
+                              encoding="utf-8")
+        child.expect(r"Remove these \(.*\)\?")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == code, child.before
+        assert folder.exists() == (answer == "n")
+
+
 def test_rm_usage_errors_and_envs_it_does_not_own(cli, server, llmsetup_home, tmp_path):
     result = cli("rm", "no-such-recipe", "--yes")
     assert result.exit_code == 2 and "Traceback" not in result.output
@@ -298,7 +315,8 @@ def test_prune_removes_partials_stale_locks_orphan_envs_old_logs(cli, server, ll
     (envs / "orphan" / "lib" / "x.py").write_text("x = 1\n")
     (envs / "kept").mkdir()
     (llmsetup_home / "state" / "r").mkdir(parents=True)
-    (llmsetup_home / "state" / "r" / "env.json").write_text(json.dumps(
+    # Any record naming a backend and a location holds its env (an engine's, say).
+    (llmsetup_home / "state" / "r" / "engine-env.json").write_text(json.dumps(
         {"backend": "uv", "name": "kept", "location": str(envs / "kept")}))
     logs = llmsetup_home / "logs" / "r"
     logs.mkdir(parents=True)

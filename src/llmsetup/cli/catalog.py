@@ -30,8 +30,9 @@ def _disk(disk: dict | None) -> list[str]:
 
     if disk is None:
         return ["-", "-", "-"]
-    envs = disk["envs"]
-    env = "-" if not envs else human(sum(e["bytes"] or 0 for e in envs)) + (
+    # Only our own folders count (conda and the current interpreter have no size here).
+    envs = [e for e in disk["envs"] if e["bytes"] is not None]
+    env = "-" if not envs else human(sum(e["bytes"] for e in envs)) + (
         "*" if any(e["shared_with"] for e in envs) else "")
     return [human(disk["model_bytes"] + disk["deploy_bytes"]), env, human(disk["total_bytes"])]
 

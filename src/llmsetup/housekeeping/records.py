@@ -23,7 +23,7 @@ from pathlib import Path
 
 from llmsetup.settings import Settings
 
-ENV_RECORDS = {"env": "env.json", "webui-env": "webui-env.json"}
+ENV_RECORDS = {"env": "env.json", "webui-env": "webui-env.json"}  # the kind is the name
 #: Backends whose environment is a folder llmsetup made under ``$LLMSETUP_HOME/envs``.
 FOLDER_BACKENDS = ("venv", "uv")
 
@@ -62,14 +62,21 @@ class EnvUse:
 
 
 def env_uses(settings: Settings, recipe: str) -> list[EnvUse]:
-    """The environments ``recipe``'s install recorded."""
+    """The environments ``recipe``'s installs recorded: ``env.json``, ``webui-env.json``, and
+    any other record in its state folder that names a backend and a location (an engine's
+    environment), so that ``prune`` never takes a recorded environment for an orphan."""
+    folder = settings.state_dir / recipe
+    try:
+        paths = sorted(folder.glob("*.json"), key=lambda p: (p.name not in ENV_RECORDS.values(),
+                                                              p.name))
+    except OSError:
+        return []
     uses = []
-    for kind, name in ENV_RECORDS.items():
-        path = settings.state_dir / recipe / name
+    for path in paths:
         doc = read_json(path)
-        if doc:
-            uses.append(EnvUse(recipe, kind, str(doc.get("backend", "")), str(doc.get("name", "")),
-                               str(doc.get("location") or ""), path))
+        if doc and doc.get("backend") and "location" in doc:
+            uses.append(EnvUse(recipe, path.name.removesuffix(".json"), str(doc["backend"]),
+                               str(doc.get("name", "")), str(doc.get("location") or ""), path))
     return uses
 
 
