@@ -356,3 +356,26 @@ def test_prune_leaves_a_running_download_alone(cli, server, llmsetup_home):
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+def test_rm_a_model_moved_into_the_webui(cli, server, tmp_path, llmsetup_home):
+    """Stand-in for `--deploy move`: the folder moved into models/, a link left behind."""
+    assert cli("download", "tiny-a").exit_code == 0
+    folder = models() / "org" / "tiny-a"
+    checkout = tmp_path / "text-generation-webui"
+    (checkout / "models").mkdir(parents=True)
+    target = checkout / "models" / "tiny-a"
+    folder.rename(target)
+    (target / ".llmsetup-deployed.json").write_text("{}")
+    folder.symlink_to(target, target_is_directory=True)
+    state = llmsetup_home / "state" / "tiny-a"
+    (state / "steps").mkdir(parents=True)
+    (state / "webui.json").write_text(json.dumps({"dir": str(checkout), "commit": "abc"}))
+    (state / "steps" / "deploy.json").write_text(json.dumps(
+        {"step": "deploy", "info": {"target": str(target), "mode": "move"}}))
+    size = apparent(target)
+    assert rows(cli)["tiny-a"]["disk"]["model_bytes"] == 0  # the link: counted once, below
+    assert rows(cli)["tiny-a"]["disk"]["deploy_bytes"] == size
+    doc = cli.json("rm", "tiny-a", "--webui-deploy", "--yes")
+    assert [(i["kind"], i["bytes"]) for i in doc["remove"]] == [("model", 0), ("deploy", size)]
+    assert not os.path.lexists(folder) and not target.exists() and checkout.is_dir()

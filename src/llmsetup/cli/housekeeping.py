@@ -75,11 +75,11 @@ def rm_cmd(
 
     app = state(ctx)
     out = Output(json_)
-    if name.startswith((".", "/", "~")) or "\\" in name:
+    target = None if name.startswith((".", "/", "~")) or "\\" in name else app.target(name)
+    if target is None or target.from_folder:
         raise UsageError(f"{name}: rm takes a recipe name, not a folder",
                          hint="llmsetup never removes a model folder you pointed it at; "
                          "delete it by hand if you want.")
-    target = app.target(name)
     rows = recipe_rows(app.catalog, app.settings)
     not_installed = {r["name"] for r in rows if not r["installed"]}
     removal = plan_removal(app.settings, target.recipe.name, target.model_dir,

@@ -88,7 +88,9 @@ def plan_removal(settings: Settings, recipe: str, model_dir: Path, parts: Parts,
     removal = Removal()
     allowed = roots(settings, recipe)
     deployed = deployment(settings, recipe)
-    if parts.model:
+    # A folder moved into the webui and the link left at the model's path are one model.
+    moved = bool(deployed and deployed[1] == "move")
+    if parts.model or (parts.deploy and moved):
         _model(removal, model_dir, deployed, allowed)
     # A link into the removed model folder would dangle: it goes with the model.
     if parts.deploy or (parts.model and deployed and deployed[1] in ("link", "move")):
