@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +177,8 @@ def _remove_path(path: Path) -> None:
     if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
         path.unlink()
     elif path.is_dir():
+        import shutil  # not on `list`'s path: it costs a few ms to import
+
         shutil.rmtree(path)  # never follows a symlink inside the tree
 
 
