@@ -167,6 +167,9 @@ def _manifest_files(removal: Removal, model_dir: Path, manifest, state: Path) ->
     links = 0
     for rel, entry in sorted(manifest.files.items()):
         path = model_dir / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            removal.kept.append(Kept("model", path, "the manifest names it outside the folder"))
+            continue
         if not os.path.lexists(path):
             continue
         via = linked_folder_between(model_dir, path)
@@ -176,8 +179,12 @@ def _manifest_files(removal: Removal, model_dir: Path, manifest, state: Path) ->
             continue
         how = entry.adopted
         nlink = path.lstat().st_nlink
-        if how == "in-place" or (entry.source == "local" and how is None and nlink == 1):
+        if how == "in-place":
             removal.kept.append(Kept("model", path, "adopted with --from in place: your file"))
+            continue
+        if entry.source == "local" and how is None and nlink == 1:
+            removal.kept.append(Kept("model", path, "adopted with --from by an llmsetup that "
+                                     "did not record how (maybe in place): kept"))
             continue
         if entry.source == "local" and how != "copy" and nlink > 1:
             links += 1
