@@ -33,6 +33,8 @@ class Root(LazyGroup):
         "serve": ("serve", "serve_cmd"),
         "transcribe": ("transcribe", "transcribe_cmd"),
         "bench": ("bench", "bench_cmd"),
+        "rm": ("housekeeping", "rm_cmd"),
+        "prune": ("housekeeping", "prune_cmd"),
         "recipes": ("recipes", "app"),
     }
 
