@@ -61,6 +61,40 @@ def weights_ok(tmp_path: Path, files: dict[str, bytes]) -> bool:
 # -- 1. connection caps -------------------------------------------------------------------
 
 
+def test_a_server_capping_connections_gets_fewer_and_the_download_goes_on(
+        tmp_path, server, files):
+    server.max_connections = 2  # more at once: 429 with Retry-After: 1
+    server.rate = 1 << 20  # slow enough that the connections overlap
+    reporter = CollectingReporter()
+    engine = fast_engine(retry=RetryPolicy(attempts=2, backoff_base_s=0.02, backoff_max_s=0.1))
+    fetch(tmp_path, reporter, engine=engine, include=[WEIGHTS], connections=8)
+    assert weights_ok(tmp_path, files)
+    assert any("429" in r["reason"] for r in reporter.of("retry"))
+
+
+# -- 2. any saved byte is progress --------------------------------------------------------
+
+
+def test_a_connection_cut_every_30_kb_is_progress_not_failure(tmp_path, server, files):
+    server.fault(WEIGHTS, "drop", times=None, after=30_000)
+    engine = fast_engine(retry=RetryPolicy(attempts=2, backoff_base_s=0.001,
+                                           backoff_max_s=0.005))
+    fetch(tmp_path, engine=engine, include=[WEIGHTS], connections=4)
+    assert weights_ok(tmp_path, files)
+
+
+def test_no_progress_for_the_stall_window_fails_the_source(tmp_path, server, files):
+    server.fault(WEIGHTS, "status", times=None, code=500)
+    engine = fast_engine(stall_window_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="no progress"):
+        fetch(tmp_path, engine=engine, include=[WEIGHTS])
+    assert time.monotonic() - started >= 0.5
+
+
+# -- 3, 4. listings: a deadline and a cap -------------------------------------------------
+
+
 def test_a_trickled_listing_ends_at_the_deadline_naming_the_url(tmp_path, server, files,
                                                                monkeypatch):
     monkeypatch.setenv("LLMSETUP_METADATA_TIMEOUT", "1.5")
@@ -96,5 +130,61 @@ def test_a_quota_429_on_the_listing_waits_for_the_reset(tmp_path, server, files)
     server.rate_limit(5.0)  # longer than the listing's own retries (3.5 s at most)
     fetch(tmp_path, include=[WEIGHTS])
     assert weights_ok(tmp_path, files)
+
+
+class _LimitAfterListing(CollectingReporter):
+    def __init__(self, server, seconds: float) -> None:
+        super().__init__()
+        self.server, self.seconds = server, seconds
+
+    def emit(self, event: str, **fields) -> None:
+        super().emit(event, **fields)
+        if event == "listing":
+            self.server.rate_limit(self.seconds)
+
+
+def test_a_quota_429_on_the_files_waits_with_a_countdown(tmp_path, server, files):
+    reporter = _LimitAfterListing(server, 2.0)
+    engine = fast_engine(retry=RetryPolicy(attempts=2, backoff_base_s=0.01, backoff_max_s=0.02))
+    fetch(tmp_path, reporter, engine=engine, include=[WEIGHTS])
+    assert weights_ok(tmp_path, files)
+    waits = reporter.of("waiting")
+    assert waits and all("rate limit" in w["message"] for w in waits)
+    assert waits[0]["seconds"] >= 1
+
+
+def test_a_quota_window_longer_than_the_limit_fails_at_once_and_says_why(
+        tmp_path, server, files):
+    reporter = _LimitAfterListing(server, 600.0)
+    engine = fast_engine(retry=RetryPolicy(attempts=2, max_retry_after_s=30))
+    with pytest.raises(SourceError, match="asks to wait"):
+        fetch(tmp_path, reporter, engine=engine, include=[WEIGHTS])
+
+
+# -- 20. one resolver call per file -------------------------------------------------------
+
+
+def _resolver_calls(server) -> int:
+    return sum(1 for r in server.requests if r["path"].endswith(WEIGHTS)
+               and not r["query"].get("redirected"))
+
+
+def test_each_file_is_resolved_once_and_its_parts_use_the_final_url(tmp_path, server, files):
+    server.fault(WEIGHTS, "redirect", times=None)
+    fetch(tmp_path, include=[WEIGHTS], connections=8)
+    assert weights_ok(tmp_path, files)
+    assert _resolver_calls(server) == 1
+    assert sum(1 for r in server.requests if r["query"].get("redirected")) >= 3
+
+
+def test_an_expired_link_is_resolved_again(tmp_path, server, files):
+    server.fault(WEIGHTS, "redirect", times=None)
+    server.fault(WEIGHTS, "expired", times=1)
+    fetch(tmp_path, include=[WEIGHTS], connections=1)
+    assert weights_ok(tmp_path, files)
+    assert _resolver_calls(server) == 2
+
+
+# -- 6. signals ---------------------------------------------------------------------------
 
 

@@ -8,8 +8,10 @@ Per reply:
   byte 0 on that one connection (the reply is the whole file), never appended blindly;
 - ``Accept-Encoding: identity``; a compressed reply is refused;
 - a per-read timeout catches a dead connection, a low-speed window catches a trickle;
-- retries back off (honouring ``Retry-After`` on 429/503) and the count resets whenever
-  data flows; 401/403/404 stop at once.
+- retries back off (honouring ``Retry-After`` on 429/503, and the ``RateLimit`` reset of a
+  spent quota, for every connection at once); any byte saved at a useful speed resets the
+  count; a source fails only when no connection progressed for the stall window;
+  401/403/404 stop at once (from a kept CDN link they mean it expired: see link.py).
 """
 
 from __future__ import annotations
@@ -70,12 +72,17 @@ class Connection:
             session.close()
 
     def _fetch(self, session, fl: FileInFlight, part: Part) -> bool:
-        """Fetch one part, retrying; True when the file is complete and ours to finalize."""
-        policy = self.config.retry
+        """Fetch one part, retrying; True when the file is complete and ours to finalize.
+
+        Any bytes saved at a useful speed are progress. A connection gives up only when
+        it failed ``retry.attempts`` times in a row *and* no connection progressed for
+        ``stall_window_s``; the server being busy with us sheds this connection instead,
+        and a spent quota makes every connection wait for its reset.
+        """
         halt = self.sched.halt
         failures = 0
         while not halt.is_set():
-            if not self.sched.current(fl, part):
+            if not self.sched.current(fl, part) or self.sched.wait_unblocked():
                 break
             flowed = 0
             try:
@@ -98,40 +105,75 @@ class Connection:
                 if not is_network_error(exc):
                     raise
                 err = Transient(describe_network_error(exc))
-            failures = 1 if flowed >= 64 << 10 else failures + 1
-            if err.retry_after is not None and err.retry_after > policy.max_retry_after_s:
-                self.sched.fail(SourceError(
-                    fl.t.source.name, f"{fl.t.file.path}: {err}; the server asks to wait "
-                    f"{err.retry_after:.0f}s", hint="Try another source (--source), or rerun "
-                    "later."))
-                return False
-            if failures >= policy.attempts:
-                self.sched.fail(SourceError(
-                    fl.t.source.name, f"{fl.t.file.path}: {err} (gave up after {failures} "
-                    "tries without progress)", hint="Rerun later: it resumes where it "
-                    "stopped. Or try another source (--source)."))
-                return False
-            delay = policy.delay(failures, err.retry_after)
-            self.reporter.emit("retry", path=fl.t.file.path, attempt=failures,
-                               reason=redact(str(err)), delay=round(delay, 2))
-            if fl.single:
-                self.sched.restart_single(fl, part)
-            if halt.wait(delay):
-                return False
+            if halt.is_set():
+                return False  # stopping (Ctrl-C, another failure): no retry to announce
+            if flowed and not err.stalled:
+                self.sched.progressed()
+                failures = 0
+            if not err.quota:  # inside the server's quota window nothing has failed
+                failures += 1
+            outcome = self._after_failure(fl, part, err, failures)
+            if outcome is not None:
+                return outcome
         if halt.is_set():
             return False
         return self.sched.part_done(fl, part)
 
+    def _after_failure(self, fl: FileInFlight, part: Part, err: Transient,
+                       failures: int) -> bool | None:
+        """Wait before the next try; None to retry, else what :meth:`_fetch` returns."""
+        policy, t = self.config.retry, fl.t
+        wait = err.retry_after
+        if wait is not None and wait > policy.max_retry_after_s:
+            self.sched.fail(SourceError(
+                t.source.name, f"{t.file.path}: {err}; the server asks to wait {wait:.0f}s",
+                hint="Try another source (--source), or rerun later."))
+            return False
+        if err.quota and wait is not None:
+            # Not a failure: the server said when to come back. The main thread shows the
+            # countdown; every connection waits.
+            self.sched.block_until(time.monotonic() + wait, t.source.name)
+            return None
+        idle = time.monotonic() - self.sched.last_progress
+        if failures >= policy.attempts and idle >= self.config.stall_window_s:
+            self.sched.fail(SourceError(
+                t.source.name, f"{t.file.path}: {err} (no progress for {idle:.0f}s; gave up "
+                f"after {failures} tries)", hint="Rerun later: it resumes where it stopped. "
+                "Or try another source (--source)."))
+            return False
+        delay = policy.delay(failures, wait)
+        self.reporter.emit("retry", path=t.file.path, attempt=failures,
+                           reason=redact(str(err)), delay=round(delay, 2))
+        if fl.single:
+            self.sched.restart_single(fl, part)
+        if err.busy and self.sched.shed(self.index, fl, part):
+            self.sched.halt.wait(delay)
+            return False  # back to the scheduler, which parks this connection
+        if self.sched.halt.wait(delay):
+            return False
+        return None
+
     def _open(self, session, fl: FileInFlight, part: Part):
         """Send the request for ``part`` and check the reply's status and headers."""
-        t = fl.t
-        url, headers = t.source.url_and_headers(t.file)
-        headers = dict(headers)
+        cfg = self.config
+        url, headers, resolving, final = fl.link.target(cfg.connect_timeout_s +
+                                                        cfg.read_timeout_s)
         if not fl.single:
             headers["Range"] = f"bytes={part.pos}-{part.end - 1}"
-        resp = session.get(url, headers=headers, stream=True,
-                           timeout=(self.config.connect_timeout_s, self.config.read_timeout_s))
         try:
+            resp = session.get(url, headers=headers, stream=True,
+                               timeout=(cfg.connect_timeout_s, cfg.read_timeout_s))
+        except BaseException:
+            if resolving:
+                fl.link.resolved(None)
+            raise
+        if resolving:
+            fl.link.resolved(resp)
+        try:
+            if final and resp.status_code in (401, 403, 404, 410):
+                fl.link.expired(url)
+                raise Transient(f"the download link of {fl.t.file.path} expired (HTTP "
+                                f"{resp.status_code}); resolving it again")
             resp.llmsetup_end = self._check_reply(resp, fl, part)
         except BaseException:
             resp.close()
@@ -194,10 +236,14 @@ class Connection:
                     pending = 0
                     if finished or halt.is_set():
                         return kept
+                    elapsed = time.monotonic() - window_start
+                    if window_bytes >= cfg.min_speed * elapsed:
+                        self.sched.progressed()  # on pace: saved bytes are progress
                 elapsed = time.monotonic() - window_start
                 if elapsed >= cfg.stall_window_s:
                     if window_bytes < cfg.min_speed * elapsed:
-                        raise Transient(f"stalled: {window_bytes:,} bytes in {elapsed:.1f}s")
+                        raise Transient(f"stalled: {window_bytes:,} bytes in {elapsed:.1f}s",
+                                        stalled=True)
                     window_start, window_bytes = time.monotonic(), 0
         finally:
             # Bytes that arrived before an error or a stop are good bytes: keep them.

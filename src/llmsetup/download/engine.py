@@ -31,6 +31,9 @@ from llmsetup.download.ramp import RampJudge
 from llmsetup.download.scheduler import Scheduler
 from llmsetup.download.transfer import FileResult, Transfer
 
+#: How often the countdown of a rate-limit wait is repeated.
+_COUNTDOWN_S = 5.0
+
 __all__ = ["Engine", "EngineConfig", "FileResult", "Transfer", "parse_content_range"]
 
 
@@ -61,16 +64,18 @@ class Engine:
             target=Connection(i, sched, self._finish, self._session_factory, self.config,
                               self.reporter).run,
             name=f"llmsetup-dl-{i}", daemon=True) for i in range(sched.connections)]
-        interrupted = False
+        interrupted: KeyboardInterrupt | None = None
         try:
             for w in workers:
                 w.start()
             self._watch()
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:  # or a subclass: SIGTERM, SIGHUP (see cli)
+            interrupted = exc
         finally:
             self._shutdown(workers)
-        if interrupted or (self.cancel is not None and self.cancel.is_set()):
+        if interrupted is not None:
+            raise interrupted
+        if self.cancel is not None and self.cancel.is_set():
             raise KeyboardInterrupt
         if sched.failure is not None:
             raise sched.failure
@@ -80,6 +85,7 @@ class Engine:
         """The main thread: progress events, checkpoints, the ramp; until all is done."""
         cfg, sched = self.config, self._sched
         last_checkpoint = last_progress = time.monotonic()
+        last_wait_note = 0.0
         ramp = RampJudge(cfg, sched, last_checkpoint)
         while True:
             with sched.cv:
@@ -94,6 +100,12 @@ class Engine:
             if now - last_progress >= cfg.progress_s:
                 self._emit_progress()
                 last_progress = now
+            left = sched.blocked_until - now
+            if left > 0.5 and now - last_wait_note >= _COUNTDOWN_S:
+                self.reporter.emit("waiting", seconds=round(left), message=(
+                    f"{sched.blocked_by}: rate limit reached; waiting {left:.0f}s for the "
+                    "server's window to reset"))
+                last_wait_note = now
             if now - last_checkpoint >= cfg.checkpoint_s or \
                     flowed - sched.flowed_at_checkpoint >= cfg.checkpoint_bytes:
                 sched.flowed_at_checkpoint = flowed

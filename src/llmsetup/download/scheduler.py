@@ -4,6 +4,12 @@ Connections take *parts* (byte ranges) from the files in order, so one big shard
 every connection and many small files go in parallel. When no part is left, an idle
 connection splits the largest range still in flight (the tail of a file never waits on
 one slow connection). Every field here is guarded by :attr:`Scheduler.cv`.
+
+A connection works while it holds one of ``min(admitted, cap)`` slots. ``admitted`` grows
+when the ramp opens every connection (see ramp.py); ``cap`` shrinks when the server says
+it is busy with us (429, or 503 with Retry-After): the connection that heard it gives its
+part back and its slot up, and the others go on. When the server says our quota is spent
+(``RateLimit`` reset), every connection waits until ``blocked_until``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import threading
 import time
 
 from llmsetup.download.engine_config import EngineConfig
+from llmsetup.download.link import FileLink
 from llmsetup.download.progress import Reporter
 from llmsetup.download.transfer import FileInFlight, FileResult, Part, Transfer
 
@@ -33,11 +40,23 @@ class Scheduler:
         self.admitted = 1  # connections allowed to work now (see ramp.py)
         self.flowed = 0  # bytes written by every connection, for the rate and checkpoints
         self.flowed_at_checkpoint = 0
+        self.cap = 1  # the most connections the server takes from us (see above)
+        self.working: set[int] = set()  # the connections that hold a slot
+        self.blocked_until = 0.0  # monotonic time: the server's quota window ends
+        self.blocked_by = ""
+        self.last_progress = time.monotonic()  # the last time any connection progressed
 
     def load(self, transfers: list[Transfer], connections: int) -> None:
-        self.files = [FileInFlight(t) for t in transfers]
+        self.files = [FileInFlight(t, FileLink(t.source, t.file)) for t in transfers]
         self.connections = max(1, min(connections, self._part_count_hint()))
         self.admitted = 1 if self.config.fast_link is not None else self.connections
+        self.cap = self.connections
+        self.last_progress = time.monotonic()
+
+    @property
+    def in_use(self) -> int:
+        """How many connections may work now."""
+        return min(self.admitted, self.cap)
 
     def _part_count_hint(self) -> int:
         """How many connections can be busy at once (no more threads than that)."""
@@ -69,11 +88,13 @@ class Scheduler:
             while True:
                 if self.halt.is_set():
                     return None
-                if index >= self.admitted:  # not opened (yet): see ramp.py
-                    if all(f.state in ("done", "failed") for f in self.files):
-                        return None
-                    self.cv.wait(0.5)
-                    continue
+                if index not in self.working:
+                    if len(self.working) >= self.in_use:  # not opened (yet), or shed
+                        if all(f.state in ("done", "failed") for f in self.files):
+                            return None
+                        self.cv.wait(0.5)
+                        continue
+                    self.working.add(index)
                 busy = False
                 for fl in self.files:
                     if fl.state in ("done", "failed"):
@@ -139,6 +160,46 @@ class Scheduler:
         return fl, new
 
     # -- what connections report ------------------------------------------------------
+
+    def progressed(self) -> None:
+        """A connection saved bytes at a useful speed (see Connection)."""
+        self.last_progress = time.monotonic()
+
+    def shed(self, index: int, fl: FileInFlight, part: Part) -> bool:
+        """The server is busy with us: one connection fewer, if one is left besides.
+
+        True when connection ``index`` gave its slot up (its part goes back to the queue
+        for the others); False when it is the last one and should retry itself. A part
+        of a one-connection file must have been restarted (:meth:`restart_single`).
+        """
+        with self.cv:
+            if len(self.working) <= 1 or index not in self.working:
+                return False
+            self.cap = max(1, min(self.cap, len(self.working)) - 1)
+            self.working.discard(index)
+            fl.inflight.discard(part)
+            if part.gen == fl.gen and part.pos < part.end and fl.state == "active":
+                fl.parts.appendleft(part)
+            self.cv.notify_all()
+            return True
+
+    def block_until(self, until: float, who: str) -> None:
+        """The server's quota is spent: no connection sends a request before ``until``."""
+        with self.cv:
+            if until > self.blocked_until:
+                self.blocked_until, self.blocked_by = until, who
+                self.cv.notify_all()
+
+    def wait_unblocked(self) -> bool:
+        """Wait out the quota window; True if the engine stops meanwhile."""
+        waited = False
+        while (left := self.blocked_until - time.monotonic()) > 0:
+            waited = True
+            if self.halt.wait(left):
+                return True
+        if waited:  # the server's window is not time without progress
+            self.last_progress = max(self.last_progress, time.monotonic())
+        return self.halt.is_set()
 
     def current(self, fl: FileInFlight, part: Part) -> bool:
         """Whether ``part`` still has bytes to fetch for the file's current generation."""

@@ -6,6 +6,7 @@ import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmsetup.download.link import FileLink
 from llmsetup.download.partial import PartialFile
 from llmsetup.download.sources.base import RemoteFile, Source
 
@@ -53,6 +54,7 @@ class FileInFlight:
     """One file while the engine works on it; guarded by the scheduler's lock."""
 
     t: Transfer
+    link: FileLink
     state: str = "new"  # new, active, finalizing, done, failed
     parts: collections.deque = field(default_factory=collections.deque)
     inflight: set = field(default_factory=set)
