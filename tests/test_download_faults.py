@@ -120,6 +120,19 @@ def test_a_huge_listing_is_refused_without_reading_it_all(tmp_path, server, file
 # -- 5. impossible sizes ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", [-5, 1 << 60])
+def test_an_impossible_size_is_refused_at_listing_time_nothing_written(tmp_path, server,
+                                                                       size):
+    server.add_repo("org/tiny", tiny_model_files(), listed_size={WEIGHTS: size})
+    with pytest.raises(SourceError, match="impossible size"):
+        fetch(tmp_path)
+    folder = model_dir(tmp_path)
+    assert not list(folder.rglob("*.part")) and not (folder / "config.json").exists()
+
+
+# -- 19. the Hub's quota 429 --------------------------------------------------------------
+
+
 def test_rate_limit_header_is_parsed():
     assert dl_http.rate_limit_reset('"api";r=0;t=42') == 42.0
     assert dl_http.rate_limit_reset('"api";r=12;t=42') is None  # requests left: no wait

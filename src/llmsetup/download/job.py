@@ -37,6 +37,9 @@ from llmsetup.errors import LLMSetupError, UsageError
 
 DEFAULT_CONNECTIONS = 8
 _DISK_MARGIN = 16 << 20
+#: No file of any model comes near this (1 PiB): a listing that says so is broken or
+#: hostile, and must not reach ftruncate or the disk check.
+MAX_FILE_SIZE = 1 << 50
 
 
 @dataclass
@@ -207,6 +210,7 @@ def list_source(source: Source) -> Listing:
 def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: DownloadOptions,
                  reporter: Reporter, settings) -> None:
     listing = list_source(source)
+    _check_sizes(listing, source)
     for note in listing.notes:
         reporter.emit("note", message=f"{source.name}: {note}")
     for warning in listing.warnings:
@@ -243,6 +247,16 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
                         fetched_bytes=sum(r.fetched for r in fetched), skipped=skipped,
                         connections=connections, connections_used=engine.connections_used,
                         notes=listing.notes + listing.warnings)
+
+
+def _check_sizes(listing: Listing, source: Source) -> None:
+    """Refuse a listing with an impossible size before anything is written."""
+    for f in listing.files:
+        if not 0 <= f.size <= MAX_FILE_SIZE:
+            raise SourceError(source.name, f"{f.path}: the listing gives an impossible size "
+                              f"({f.size:,} bytes); nothing was downloaded",
+                              hint="The source's listing is broken; try another source "
+                              "(--source).")
 
 
 def _plan(files: list[RemoteFile], source: Source, manifest: Manifest,
