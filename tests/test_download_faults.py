@@ -201,3 +201,44 @@ def test_an_expired_link_is_resolved_again(tmp_path, server, files):
 # -- 6. signals ---------------------------------------------------------------------------
 
 
+def _cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "llmsetup", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
+                                           (signal.SIGINT, 130)])
+def test_a_signal_saves_the_partial_state_and_exits_with_its_code(
+        tmp_path, server, sig, code, monkeypatch, llmsetup_home):
+    size = 8 << 20
+    server.add_repo("org/tiny", {"config.json": b"{}", WEIGHTS: random_bytes(size, 3)})
+    server.rate = 1_500_000  # per connection: the download takes a few seconds
+    folder = tmp_path / "m"
+    args = ("download", "org/tiny", "--source", "hf", "--connections", "4",
+            "--models-dir", str(folder))
+    proc = _cli(*args)
+    _wait_for(lambda: server.total_sent(WEIGHTS) >= 3 << 20)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "Rerun" in err
+    assert "↻" not in err and "retry" not in err  # no false retry lines on the way out
+    saved = server.total_sent(WEIGHTS)
+    server.rate = None
+    rerun = _cli(*args)
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    fetched_again = server.total_sent(WEIGHTS) - saved
+    assert fetched_again <= size - (2 << 20)  # what was received before the signal was kept
+
+
+# -- 7. children die with llmsetup --------------------------------------------------------
+
+
