@@ -242,3 +242,39 @@ def test_a_signal_saves_the_partial_state_and_exits_with_its_code(
 # -- 7. children die with llmsetup --------------------------------------------------------
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("how", ["run", "json_lines"])
+def test_a_child_dies_when_llmsetup_is_killed(tmp_path, how):
+    pidfile = tmp_path / "child.pid"
+    child = ("import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
+             "time.sleep(120)")
+    start = {"run": "proc.run(argv, check=False)",
+             "json_lines": "p = proc.JsonLinesProcess(argv); p.wait()"}[how]
+    parent = textwrap.dedent(f"""
+        import sys
+        from llmsetup import proc
+        argv = [sys.executable, "-c", {child!r}, {str(pidfile)!r}]
+        {start}
+    """)
+    llmsetup = subprocess.Popen([sys.executable, "-c", parent])
+    try:
+        _wait_for(lambda: pidfile.is_file() and pidfile.read_text().strip())
+        pid = int(pidfile.read_text())
+        assert _alive(pid)
+        llmsetup.kill()  # SIGKILL: no handler of ours runs
+        llmsetup.wait(timeout=10)
+        _wait_for(lambda: not _alive(pid), timeout=10)
+    finally:
+        llmsetup.kill()
+        if pidfile.is_file() and pidfile.read_text().strip():
+            pid = int(pidfile.read_text())
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
