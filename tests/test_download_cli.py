@@ -163,7 +163,7 @@ def test_download_model_is_the_install_plans_entry_point(server, files):
 
     settings = Settings.load()
     target = resolve("tiny", settings, Catalog(settings.recipe_dirs))
-    manifest = download_model(target, settings, DownloadOptions(source="hf"))
+    manifest = download_model(target, settings, DownloadOptions(sources=["hf"]))
     assert manifest.model_dir == model_dir() == target.model_dir
     assert (model_dir() / WEIGHTS).read_bytes() == files[WEIGHTS]
 
@@ -194,12 +194,12 @@ def test_rich_progress_renders_bars_and_lines(server, files):
 
     from rich.console import Console
 
-    from llmsetup.cli._progress import RichReporter
+    from llmsetup.cli._progress import DownloadBars
 
     stream = StringIO()
     console = Console(file=stream, force_terminal=True, width=100)
     ref = ModelRef("org/tiny", model_dir(), sources=["hf"])
-    with RichReporter(console) as reporter:
+    with DownloadBars(console) as reporter:
         download(ref, Settings.load(), DownloadOptions(), reporter)
     text = stream.getvalue()
     assert "model.safetensors" in text and "sha256 verified" in text and "total" in text
