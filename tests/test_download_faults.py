@@ -278,3 +278,12 @@ def test_a_child_dies_when_llmsetup_is_killed(tmp_path, how):
             pid = int(pidfile.read_text())
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_link_expiry_is_read_from_signed_urls():
+    from llmsetup.download.link import link_expiry
+
+    assert link_expiry("https://cdn.example/x?Expires=1700000000&Signature=abc") == 1700000000
+    amz = "https://s3.example/x?X-Amz-Date=20260101T000000Z&X-Amz-Expires=3600"
+    assert link_expiry(amz) == 1767225600 + 3600
+    assert link_expiry("https://cdn.example/x?v=1") is None

@@ -261,7 +261,7 @@ def _read_capped(resp: requests.Response, deadline: float, cap: int) -> bytes | 
     while True:
         if time.monotonic() > deadline:
             raise _TooSlow
-        chunk = read(1 << 16)
+        chunk = read(1 << 16, decode_content=True)  # a compressed reply: capped decoded
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)

@@ -14,6 +14,7 @@ Credentials never go to the final URL's host when it differs from the original's
 
 from __future__ import annotations
 
+import calendar
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -32,8 +33,8 @@ def link_expiry(url: str) -> float | None:
         if "expires" in query:
             return float(query["expires"])
         if "x-amz-expires" in query and "x-amz-date" in query:
-            signed = time.mktime(time.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ"))
-            return signed - time.timezone + float(query["x-amz-expires"])
+            signed = calendar.timegm(time.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ"))
+            return signed + float(query["x-amz-expires"])
     except (ValueError, OverflowError):
         return None
     return None
