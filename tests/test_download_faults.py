@@ -141,8 +141,11 @@ def test_rate_limit_header_is_parsed():
 
 def test_a_quota_429_on_the_listing_waits_for_the_reset(tmp_path, server, files):
     server.rate_limit(5.0)  # longer than the listing's own retries (3.5 s at most)
-    fetch(tmp_path, include=[WEIGHTS])
+    reporter = CollectingReporter()
+    fetch(tmp_path, reporter, include=[WEIGHTS])
     assert weights_ok(tmp_path, files)
+    waits = reporter.of("waiting")
+    assert waits and waits[0]["seconds"] >= 4 and "rate limit" in waits[0]["message"]
 
 
 class _LimitAfterListing(CollectingReporter):

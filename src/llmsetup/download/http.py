@@ -17,6 +17,7 @@ that a 429 from a mirror's API is treated exactly like a 429 on a shard:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import email.utils
 import json
 import os
@@ -24,7 +25,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +223,35 @@ def describe_network_error(exc: BaseException) -> str:
     return redact(text)[:200]
 
 
+#: Who hears about a server-asked wait of a metadata request: (seconds left, message).
+_WAIT_LISTENER: contextvars.ContextVar[Callable[[float, str], None] | None] = \
+    contextvars.ContextVar("llmsetup_wait_listener", default=None)
+_COUNTDOWN_S = 5.0
+
+
+@contextlib.contextmanager
+def waits_reported(listener: Callable[[float, str], None]) -> Iterator[None]:
+    """Within the block, :func:`get_json` tells ``listener`` how long a wait has left."""
+    token = _WAIT_LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _WAIT_LISTENER.reset(token)
+
+
+def _wait_for_server(cancel: threading.Event | None, seconds: float, source: str) -> bool:
+    """Sleep a wait the server asked for, with a countdown; True if cancelled."""
+    listener = _WAIT_LISTENER.get()
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if listener is not None and left >= 1:
+            listener(round(left), f"{source}: rate limit reached; waiting {left:.0f}s for the "
+                     "server's window to reset")
+        if sleep_unless(cancel, min(left, _COUNTDOWN_S)):
+            return True
+    return False
+
+
 def sleep_unless(cancel: threading.Event | None, seconds: float) -> bool:
     """Sleep; return True at once when ``cancel`` is set (so Ctrl-C is never delayed)."""
     if seconds <= 0:
@@ -345,7 +375,9 @@ def get_json(
             delay = policy.delay(max(1, attempt), last.retry_after)
             if last.retry_after is not None:
                 deadline += delay  # the server's own wait is not ours to count
-            if sleep_unless(cancel, delay):
+                if _wait_for_server(cancel, delay, source):
+                    raise KeyboardInterrupt
+            elif sleep_unless(cancel, delay):
                 raise KeyboardInterrupt
     assert last is not None
     raise SourceError(source, f"{last} (gave up after {policy.attempts} tries)",

@@ -24,6 +24,7 @@ from llmsetup.download.errors import (
     SourceError,
 )
 from llmsetup.download.hasher import file_hashes
+from llmsetup.download.http import waits_reported
 from llmsetup.download.manifest import Entry, Manifest, shards_of
 from llmsetup.download.options import DownloadOptions
 from llmsetup.download.partial import PartialFile, content_key
@@ -172,7 +173,9 @@ def _finished(manifest: Manifest) -> None:
 
 def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: DownloadOptions,
                  reporter: Reporter, settings) -> None:
-    listing = list_source(source)
+    with waits_reported(lambda left, message: reporter.emit("waiting", seconds=left,
+                                                             message=message)):
+        listing = list_source(source)
     _check_sizes(listing, source)
     for note in listing.notes:
         reporter.emit("note", message=f"{source.name}: {note}")
