@@ -131,10 +131,17 @@ class Connection:
             return False
         if err.quota and wait is not None:
             # Not a failure: the server said when to come back. The main thread shows the
-            # countdown; every connection waits.
+            # countdown; every connection waits. Window after window without progress
+            # ends where one long window would.
+            if self.sched.quota_wait + wait > policy.max_retry_after_s:
+                self.sched.fail(SourceError(
+                    t.source.name, f"{t.file.path}: {err}; the server's quota windows have "
+                    f"kept us waiting {self.sched.quota_wait + wait:.0f}s without progress",
+                    hint="Try another source (--source), or rerun later."))
+                return False
             self.sched.block_until(time.monotonic() + wait, t.source.name)
             return None
-        idle = time.monotonic() - self.sched.last_progress
+        idle = self.sched.idle()
         if failures >= policy.attempts and idle >= self.config.stall_window_s:
             self.sched.fail(SourceError(
                 t.source.name, f"{t.file.path}: {err} (no progress for {idle:.0f}s; gave up "

@@ -45,6 +45,7 @@ class Scheduler:
         self.blocked_until = 0.0  # monotonic time: the server's quota window ends
         self.blocked_by = ""
         self.last_progress = time.monotonic()  # the last time any connection progressed
+        self.quota_wait = 0.0  # seconds of quota windows since then (not idle time)
 
     def load(self, transfers: list[Transfer], connections: int) -> None:
         self.files = [FileInFlight(t, FileLink(t.source, t.file)) for t in transfers]
@@ -163,7 +164,14 @@ class Scheduler:
 
     def progressed(self) -> None:
         """A connection saved bytes at a useful speed (see Connection)."""
-        self.last_progress = time.monotonic()
+        with self.cv:
+            self.last_progress = time.monotonic()
+            self.quota_wait = 0.0
+
+    def idle(self) -> float:
+        """Seconds without progress by any connection, quota windows not counted."""
+        with self.cv:
+            return max(0.0, time.monotonic() - self.last_progress - self.quota_wait)
 
     def shed(self, index: int, fl: FileInFlight, part: Part) -> bool:
         """The server is busy with us: one connection fewer, if one is left besides.
@@ -187,18 +195,15 @@ class Scheduler:
         """The server's quota is spent: no connection sends a request before ``until``."""
         with self.cv:
             if until > self.blocked_until:
+                self.quota_wait += until - max(self.blocked_until, time.monotonic())
                 self.blocked_until, self.blocked_by = until, who
                 self.cv.notify_all()
 
     def wait_unblocked(self) -> bool:
         """Wait out the quota window; True if the engine stops meanwhile."""
-        waited = False
         while (left := self.blocked_until - time.monotonic()) > 0:
-            waited = True
             if self.halt.wait(left):
                 return True
-        if waited:  # the server's window is not time without progress
-            self.last_progress = max(self.last_progress, time.monotonic())
         return self.halt.is_set()
 
     def current(self, fl: FileInFlight, part: Part) -> bool:
