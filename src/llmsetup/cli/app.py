@@ -77,6 +77,9 @@ def root(
 
 def main() -> None:
     """Console-script entry point."""
+    from llmsetup.cli import _signals
+
+    _signals.install()
     try:
         app(prog_name="llmsetup")
     finally:
