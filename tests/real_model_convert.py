@@ -150,7 +150,7 @@ def whisper_state_dict(v: dict) -> tuple[dict, dict]:
         """A fused projection back into its parts; Whisper's k_proj has no bias."""
         weights = np.split(get(f"{ct2}/weight"), len(names))
         biases = np.split(get(f"{ct2}/bias"), len(names))
-        for part, weight, bias in zip(names, weights, biases):
+        for part, weight, bias in zip(names, weights, biases, strict=True):
             put(f"{hf}.{part}.weight", weight)
             if part == "k_proj":
                 if np.abs(bias.astype("float32")).max() != 0:
