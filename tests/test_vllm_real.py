@@ -30,8 +30,9 @@ import pytest
 
 from llmsetup.secret import Secret
 from llmsetup.serving.openai_client import Client
+from tests.test_proc_service import dead_soon
 
-MEASURED = "about 11 minutes in all on the 2-core machine, other work sharing it"
+MEASURED = "18.5 minutes on the 2-core machine with other work sharing it (load 11-13)"
 WHEELS = Path(os.environ.get("LLMSETUP_TEST_WHEELS", "/opt/wheels"))
 
 RECIPE = """\
@@ -191,8 +192,7 @@ def test_vllm_on_the_cpu_end_to_end(tmp_path, llmsetup_home):
         server.communicate(timeout=60)
         timings["stop"] = time.monotonic() - started
     assert server.returncode in (0, 130)
-    time.sleep(1)
-    left = [pid for pid in every if Path(f"/proc/{pid}").exists()]
+    left = [pid for pid in every if not dead_soon(pid)]
     assert left == [], f"processes left after Ctrl-C: {left}"
     assert not (llmsetup_home / "state" / "tiny-vllm" / "vllm-serve.json").exists()
     print("timings (s):", {k: round(v, 1) for k, v in timings.items()})

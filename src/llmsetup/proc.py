@@ -372,9 +372,25 @@ def run_service(
         _stop(proc)
         raise
     finally:
+        _end_group(proc.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 128 - returncode if returncode < 0 else returncode
+
+
+def _end_group(pgid: int, grace: float = 5.0) -> None:
+    """Wait for what is left of a server's process group once its leader has exited (vLLM's
+    multiprocessing resource tracker outlives it by a second or so), then kill the rest, so
+    that a stopped server leaves no process behind."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 class JsonLinesProcess:
