@@ -110,8 +110,13 @@ def install_cmd(
         "--webui-dir", help="Where the webui checkout goes (or is already).",
         show_default="./text-generation-webui")] = None,
     git_mirror: Annotated[str | None, typer.Option(
-        "--git-mirror", help="Clone through a mirror: a prefix ending in '/', a template with "
-        "{url}, or the mirror repository's URL.")] = None,
+        "--git-mirror", help="Clone through a mirror: a URL-prefix proxy "
+        "(https://proxy.example/), a mirror root holding oobabooga/text-generation-webui (a "
+        "folder, file://, https://host/org/), a template with {url} or {path}, or the mirror "
+        "repository's URL.")] = None,
+    accept_tree: Annotated[bool, typer.Option(
+        "--accept-tree", help="Use a --webui-dir that is not a git checkout (a release "
+        "archive) even when its files do not match the book's commit.")] = False,
     deploy: Annotated[str, typer.Option(
         "--deploy", help="How the model gets into the webui's models/: link, copy or move.")]
     = "link",
@@ -155,7 +160,8 @@ def install_cmd(
                                          endpoint=endpoint, from_dir=from_dir),
         ui=ui,
         webui_options=WebUIOptions(dir=webui_dir, git_mirror=git_mirror or settings.get("git.mirror"),
-                                   deploy=deploy, yes=yes),
+                                   deploy=deploy, yes=yes,
+                                   accept_tree=accept_tree),
     )
     if tgt.recipe.kind == "asr" and options.quantization:
         raise UsageError("--4bit and --8bit are for text models; "

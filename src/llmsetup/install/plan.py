@@ -35,6 +35,8 @@ class WebUIOptions:
     deploy: str = "link"  # link | copy | move
     #: Check out the book's commit in an existing checkout that is elsewhere.
     yes: bool = False
+    #: Use a folder that is not a git checkout even when its files do not match the commit.
+    accept_tree: bool = False
 
     def checkout_dir(self) -> Path:
         return (self.dir.expanduser().absolute() if self.dir
