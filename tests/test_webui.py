@@ -316,6 +316,21 @@ def test_serve_dry_run_shows_the_command(cli, setup):
            "--load-in-8bit" in result.stdout
 
 
+def test_serve_listen_is_the_books_flag(cli, setup):
+    assert _install(cli, setup).exit_code == 0
+    result = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen",
+                 "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "--listen-host 0.0.0.0 --listen-port 7860 --listen" in result.stdout
+    assert "no password" in result.stderr
+    same = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen-host",
+               "0.0.0.0", "--dry-run")
+    assert same.stdout == result.stdout and "no password" in same.stderr
+    clash = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen",
+                "--listen-host", "10.1.2.3", "--dry-run")
+    assert clash.exit_code == 2 and "--listen means" in clash.stderr
+
+
 def test_serve_reports_a_server_that_dies(cli, setup):
     assert _install(cli, setup).exit_code == 0
     (setup["model"] / "config.json").unlink()  # the stand-in exits: model not found
@@ -332,7 +347,7 @@ def test_serve_without_install_says_how(cli):
     assert result.exit_code == 2 and "llmsetup chat gemma-2b" in result.stderr
 
 
-def test_verify_webui_checks_page_and_chat(cli, setup):
+def test_verify_webui_checks_page_and_chat(cli, setup, llmsetup_home):
     assert _install(cli, setup).exit_code == 0
     port, api_port = _free_port(), _free_port()
     script = Path(sys.executable).parent / "llmsetup"
@@ -350,10 +365,19 @@ def test_verify_webui_checks_page_and_chat(cli, setup):
         doc = json.loads(result.stdout)
         assert doc["page_status"] == 200 and doc["passed"] is True
         assert doc["api"]["answer"].startswith("echo: ")
-        # Without the API port the page alone is checked, and the output says so.
+        # Without --webui-api: the API port serve recorded for that page (not 5000).
         result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
                      f"http://127.0.0.1:{port}")
-        assert result.exit_code == 0 and "No API" in result.stdout
+        assert result.exit_code == 0, result.output
+        flat = " ".join(result.stdout.split())
+        assert f"Page http://127.0.0.1:{port}" in flat
+        assert f"API http://127.0.0.1:{api_port} (the port `serve` recorded)" in flat
+        assert "'echo: " in flat
+        # Without a record the page alone is checked, and the output says where it looked.
+        (llmsetup_home / "state" / "tiny-chat" / "webui-serve.json").unlink()
+        result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
+                     f"http://127.0.0.1:{port}")
+        assert result.exit_code == 0 and "No API at http://127.0.0.1:5000" in result.stdout
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)

@@ -18,9 +18,12 @@ def serve_cmd(
     name: NameArg,
     bits4: Bits4Opt = False,
     bits8: Bits8Opt = False,
-    listen_host: Annotated[str, typer.Option(
+    listen_host: Annotated[str | None, typer.Option(
         "--listen-host", help="Address to listen on; 0.0.0.0 (the book's) opens it to the "
-        "network, and the UI has no password.")] = "127.0.0.1",
+        "network, and the UI has no password.", show_default="127.0.0.1")] = None,
+    listen: Annotated[bool, typer.Option(
+        "--listen", help="Listen on 0.0.0.0, as the book's command line does (same as "
+        "--listen-host 0.0.0.0).")] = False,
     port: Annotated[int | None, typer.Option("--port", help="Web UI port.",
                                              show_default="7860")] = None,
     api: Annotated[bool, typer.Option("--api", help="Also start the OpenAI-compatible API.")]
@@ -42,6 +45,10 @@ def serve_cmd(
 
     if bits4 and bits8:
         raise UsageError("--4bit and --8bit exclude each other")
+    if listen and listen_host not in (None, "0.0.0.0"):
+        raise UsageError(f"--listen means --listen-host 0.0.0.0, not {listen_host}",
+                         hint="Pass one of them.")
+    listen_host = "0.0.0.0" if listen else listen_host or "127.0.0.1"
     app = state(ctx)
     out = Output(json_)
     recipe = app.catalog.get(name)
@@ -56,8 +63,13 @@ def serve_cmd(
                         webui_dir=webui_dir.expanduser().absolute() if webui_dir else None,
                         ready_timeout=ready_timeout)
     plan = server_plan(recipe, app.settings, opts)
+    if listen_host not in ("127.0.0.1", "localhost", "::1"):
+        out.warn(f"listening on {listen_host}: anyone who can reach this machine's port "
+                 f"{port or recipe.webui.port} can use the UI, which has no password "
+                 "(consider --extra '--gradio-auth user:password' and a firewall rule).")
     if dry_run:
-        out.result({"dry_run": True, **{k: v for k, v in plan.items() if k != "argv"}},
+        shown = {k: v for k, v in plan.items() if k not in ("argv", "record")}
+        out.result({"dry_run": True, **shown},
                    lambda console: console.print(f"(cd {plan['dir']} && {plan['command']})",
                                                  markup=False, highlight=False))
         return

@@ -3,6 +3,7 @@ wait until it answers."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import urllib.error
@@ -10,9 +11,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from llmsetup.envs import recorded_env
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
+from llmsetup.fileio import write_json_atomic
 from llmsetup.proc import quote, run_service
 from llmsetup.settings import Settings
 
@@ -60,7 +63,30 @@ def server_plan(recipe, settings: Settings, opts: ServeOptions) -> dict:
     local = "127.0.0.1" if opts.host in ("0.0.0.0", "::") else opts.host
     return {"dir": str(folder), "argv": argv, "command": quote(argv),
             "url": f"http://{local}:{port}/",
-            "api_url": f"http://{local}:{api_port}/" if opts.api else None}
+            "api_url": f"http://{local}:{api_port}/" if opts.api else None,
+            "record": str(serving_record_path(settings, recipe.name))}
+
+
+def serving_record_path(settings: Settings, recipe_name: str) -> Path:
+    """Where ``serve`` records the ports it started the server with (``verify --webui``
+    reads them, so that the API is looked for where it really is)."""
+    return settings.state_dir / recipe_name / "webui-serve.json"
+
+
+def recorded_api_url(settings: Settings, recipe_name: str, page_url: str) -> str | None:
+    """The API URL ``serve`` recorded for the server whose page is ``page_url``, if any.
+
+    The record counts when its page port is the one asked about; the host is taken from
+    ``page_url`` (the server may be reached under another name than it printed).
+    """
+    try:
+        record = json.loads(serving_record_path(settings, recipe_name).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    page = urlsplit(page_url)
+    if not record.get("api_port") or page.port != record.get("port"):
+        return None
+    return f"{page.scheme}://{page.hostname}:{record['api_port']}"
 
 
 def server_command(python: list[str], model_name: str, *, host: str, port: int, api: bool,
@@ -105,6 +131,12 @@ def run_server(plan: dict, opts: ServeOptions, on_ready) -> int:
 
     def started(proc: subprocess.Popen) -> None:
         wait_until_ready(plan["url"], proc, opts.ready_timeout)
+        if plan.get("record"):
+            write_json_atomic(Path(plan["record"]), {
+                "dir": plan["dir"], "url": plan["url"], "port": urlsplit(plan["url"]).port,
+                "api_url": plan["api_url"],
+                "api_port": urlsplit(plan["api_url"]).port if plan["api_url"] else None,
+                "pid": proc.pid, "started": time.time()})
         on_ready()
 
     return run_service(plan["argv"], cwd=Path(plan["dir"]), on_started=started)
