@@ -492,3 +492,18 @@ def test_tree_without_git_is_checked_against_the_blob_ids(cli, setup, llmsetup_h
     assert accepted.exit_code == 0, accepted.output
     record = json.loads((llmsetup_home / "state" / "tiny-chat" / "webui.json").read_text())
     assert record["verified_by"] == "--accept-tree" and record["mismatches"] == ["server.py"]
+
+
+def test_install_from_dir_offline_says_sizes_only(cli, setup, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    copy = tmp_path / "copy"
+    shutil.move(setup["model"], copy)
+    count = sum(1 for p in copy.rglob("*") if p.is_file())
+    result = cli("--recipes-dir", setup["recipes"], "install", "tiny-chat", "--ui", "webui",
+                 "--webui-dir", setup["webui"], "--env-backend", "venv", "--find-links",
+                 setup["wheels"], "--no-index", "--no-cuda-check", "--no-verify", "--from", copy)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stderr.split())
+    assert f"{count} file(s) adopted without a hash to check against; sizes only" in flat
