@@ -507,3 +507,36 @@ def test_install_from_dir_offline_says_sizes_only(cli, setup, tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     flat = " ".join(result.stderr.split())
     assert f"{count} file(s) adopted without a hash to check against; sizes only" in flat
+
+
+def test_serve_a_model_folder_through_the_installed_checkout(cli, setup, tmp_path):
+    import shutil
+
+    folder = tmp_path / "My-Model"
+    shutil.copytree(setup["model"], folder)
+    none = cli("serve", str(folder), "--dry-run")
+    assert none.exit_code == 2 and "--webui-dir" in none.stderr
+    assert _install(cli, setup).exit_code == 0
+    linked = setup["webui"] / "models" / "My-Model"
+    dry = cli("serve", str(folder), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    flat = " ".join(dry.stdout.split())
+    assert f"ln -s {folder} {linked}" in flat and "server.py --model My-Model" in flat
+    port = _free_port()
+    script = Path(sys.executable).parent / "llmsetup"
+    proc = subprocess.Popen([str(script), "serve", str(folder), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while "serving" not in (line := proc.stderr.readline()):
+            assert line, "the server stopped"
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+        assert "My-Model" in page
+        assert linked.is_symlink() and linked.resolve() == folder.resolve()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    # Another model under the same name is never replaced.
+    other = tmp_path / "elsewhere" / "My-Model"
+    shutil.copytree(setup["model"], other)
+    clash = cli("serve", str(other), "--dry-run")
+    assert clash.exit_code == 2 and "already holds another model" in clash.stderr

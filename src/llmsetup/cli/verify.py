@@ -149,16 +149,15 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if not parts.hostname:
         raise UsageError(f"--webui {url}: not a URL", hint="e.g. --webui http://127.0.0.1:7860")
-    recipe = app.catalog.get(target) if not Path(target).exists() else None
-    prompt = (recipe.smoke.prompts[0] if recipe and recipe.smoke.prompts
-              else "Hello! Who are you?")
+    recipe = app.target(target).recipe  # a folder's is made up, with a generic prompt
+    prompt = recipe.smoke.prompts[0] if recipe.smoke.prompts else "Hello! Who are you?"
     status = check_page(parts.geturl())
     doc: dict = {"target": target, "webui": parts.geturl(), "page_status": status,
                  "api": None, "passed": status == 200}
     if status != 200:
         out.result(doc)
         raise CheckFailed(f"the webui page at {parts.geturl()} answered {status}, not 200")
-    recorded = recorded_api_url(app.settings, recipe.name, parts.geturl()) if recipe else None
+    recorded = recorded_api_url(app.settings, recipe.name, parts.geturl())
     api, api_from = ((api_url, "--webui-api") if api_url else
                      (recorded, "the port `serve` recorded") if recorded else
                      (f"{parts.scheme}://{parts.hostname}:5000", "the default port"))
