@@ -50,6 +50,8 @@ class PlanProgress:
         label = f"[{index}/{total}] {step.title}"
         if status == "done":
             self.out.info(f"[green]✓[/] {label} [dim](already done)[/]")
+        elif status == "satisfied":
+            self.out.info(f"[green]✓[/] {label} [dim](already satisfied)[/]")
         elif status == "ran":
             self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
             if info and info.get("summary"):
@@ -188,7 +190,10 @@ def install_cmd(
     def render(console) -> None:
         ran = sum(r.status == "ran" for r in results)
         done = sum(r.status == "done" for r in results)
-        out.success(f"{tgt.recipe.name} is installed ({ran} steps ran, {done} already done, "
+        found = sum(r.status == "satisfied" for r in results)
+        counts = [f"{ran} steps ran"] + [f"{n} already {what}" for n, what in
+                                          ((done, "done"), (found, "satisfied")) if n]
+        out.success(f"{tgt.recipe.name} is installed ({', '.join(counts)}, "
                     f"{doc['seconds']:.1f}s). Model: {tgt.model_dir}")
         for key, why in plan.skipped:
             out.info(f"  skipped {key}: {why}")
@@ -202,10 +207,13 @@ def _show_plan(plan, out: Output) -> None:
            "skipped": [{"key": k, "why": why} for k, why in plan.skipped]}
 
     def render(console) -> None:
+        from rich.markup import escape
+
         console.print(f"[bold]Plan for {plan.recipe.name}[/] (dry run: nothing is changed)")
         for i, row in enumerate(rows, 1):
-            mark = "[green]done[/]" if row["done"] else "todo"
-            console.print(f"{i}. {row['title']}  [{mark}]")
+            mark = ("[green]already satisfied[/]" if row.get("satisfied") else
+                    "[green]done[/]" if row["done"] else "todo")
+            console.print(f"{i}. {escape(row['title'])}  \\[{mark}]")
             for command in row["commands"]:
                 console.print(f"   $ {command}", markup=False, highlight=False)
             if row.get("requirements") or row.get("trimmed_from"):
