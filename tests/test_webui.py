@@ -397,6 +397,10 @@ def test_clone_source_styles(tmp_path, webui_repo):
     assert clone_source(GITHUB, None) == (GITHUB, "direct")
     assert clone_source(GITHUB, "https://ghproxy.example/") == (
         "https://ghproxy.example/" + GITHUB, "proxy")
+    assert clone_source(GITHUB, "https://ghproxy.example") == (
+        "https://ghproxy.example/" + GITHUB, "proxy")
+    assert clone_source(GITHUB, "git@gitee.example:org/") == (
+        "git@gitee.example:org/oobabooga/text-generation-webui", "root")
     assert clone_source(GITHUB, "https://gitee.example/org/") == (
         "https://gitee.example/org/oobabooga/text-generation-webui", "root")
     assert clone_source(GITHUB, "https://kk.example/{path}") == (

@@ -114,7 +114,7 @@ def clone_source(repo_url: str, mirror: str | None) -> CloneSource:
     """The URL to clone from, and the ``--git-mirror`` style that gave it.
 
     - a template with ``{url}`` (the full upstream URL) or ``{path}`` (``OWNER/NAME``);
-    - a URL-prefix proxy: an http(s) URL with no path of its own, ending in ``/``
+    - a URL-prefix proxy: an http(s) URL with no path of its own
       (``https://proxy.example/`` + the full GitHub URL, as GitHub proxies take it);
     - a mirror root: a local folder, ``file://`` URL, or an http(s)/ssh URL whose path ends
       in ``/`` (``https://gitee-like.host/org/``): the clone comes from
@@ -139,8 +139,9 @@ def clone_source(repo_url: str, mirror: str | None) -> CloneSource:
     if "://" not in mirror and not re.match(r"^[\w.-]+@[\w.-]+:", mirror):
         return _local_source(Path(mirror).expanduser().absolute(), owner_path, mirror)
     parts = urlsplit(mirror)
-    if mirror.endswith("/") and parts.scheme in ("http", "https") and parts.path in ("", "/"):
-        return _checked(CloneSource(mirror + repo_url, "proxy"), mirror)
+    if parts.scheme in ("http", "https") and parts.path in ("", "/") and not parts.query:
+        # A host alone is never a repository: a proxy, with or without its final "/".
+        return _checked(CloneSource(mirror.rstrip("/") + "/" + repo_url, "proxy"), mirror)
     if mirror.endswith("/"):
         return _checked(CloneSource(mirror + owner_path, "root"), mirror)
     return _checked(CloneSource(mirror, "repository"), mirror)
