@@ -91,7 +91,7 @@ def test_no_auth_listens_without_a_key(cli, llmsetup_home):
     (["--engine", "vllm", "--distributed-executor-backend", "mpi"], "mp or ray"),
     (["-tp", "2"], "for --engine vllm"),
     (["--random-weights"], "for --engine vllm"),
-    (["--listen", "--listen-host", "10.0.0.2"], "contradict"),
+    (["--listen", "--listen-host", "10.0.0.2"], "--listen means"),
 ])
 def test_bad_serve_input_is_exit_2_with_a_hint(cli, args, words):
     result = cli("serve", "llama-2-7b-chat", *args, "--dry-run")

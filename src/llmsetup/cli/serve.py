@@ -28,12 +28,13 @@ def serve_cmd(
         "Ray).")] = "webui",
     bits4: Bits4Opt = False,
     bits8: Bits8Opt = False,
-    listen_host: Annotated[str, typer.Option(
+    listen_host: Annotated[str | None, typer.Option(
         "--listen-host", help="Address to listen on; 0.0.0.0 (the book's) opens it to the "
         "network: then an API key (and a login for the webui's page) is made unless "
-        "--no-auth.")] = "127.0.0.1",
+        "--no-auth.", show_default="127.0.0.1")] = None,
     listen: Annotated[bool, typer.Option(
-        "--listen", help="The same as --listen-host 0.0.0.0.")] = False,
+        "--listen", help="Listen on 0.0.0.0, as the book's command line does (same as "
+        "--listen-host 0.0.0.0).")] = False,
     no_auth: Annotated[bool, typer.Option(
         "--no-auth", help="Listen beyond loopback without credentials (a trusted network "
         "only).")] = False,
@@ -91,10 +92,10 @@ def serve_cmd(
         raise UsageError(f"--engine {engine}: expected webui or vllm")
     if bits4 and bits8:
         raise UsageError("--4bit and --8bit exclude each other")
-    if listen:
-        if listen_host not in ("127.0.0.1", "0.0.0.0"):
-            raise UsageError("--listen and --listen-host contradict each other")
-        listen_host = "0.0.0.0"
+    if listen and listen_host not in (None, "0.0.0.0"):
+        raise UsageError(f"--listen means --listen-host 0.0.0.0, not {listen_host}",
+                         hint="Pass one of them.")
+    listen_host = "0.0.0.0" if listen else listen_host or "127.0.0.1"
     try:
         extra_args = shlex.split(extra or "")
     except ValueError as exc:
@@ -216,17 +217,30 @@ def _serve_vllm(app, name: str, opts, *, python: str | None, no_auth: bool,
 def _serve_webui(app, name: str, *, listen_host: str, no_auth: bool, port, api, api_port,
                  quantization, cpu: bool, extra: list[str], webui_dir: Path | None,
                  ready_timeout: float, dry_run: bool, out: Output) -> None:
+    """The book's server. NAME is an installed recipe, or a model folder: it is linked into
+    the models/ of the checkout install made (or --webui-dir) and served from there."""
+    from urllib.parse import urlsplit
+
+    from llmsetup.serving.auth import is_loopback
     from llmsetup.webui.server import ServeOptions, run_server, server_plan
 
-    recipe = app.catalog.get(name)
+    target = app.target(name)
     opts = ServeOptions(host=listen_host, port=port, api=api, api_port=api_port,
                         quantization=quantization, cpu=cpu, extra=extra,
                         webui_dir=webui_dir.expanduser().absolute() if webui_dir else None,
                         ready_timeout=ready_timeout, auth=not no_auth)
-    plan = server_plan(recipe, app.settings, opts)
+    plan = server_plan(target, app.settings, opts)
+    if not is_loopback(listen_host) and no_auth:
+        out.warn(f"listening on {listen_host} with --no-auth: anyone who can reach this "
+                 f"machine's port {urlsplit(plan['url']).port} can use the UI, which has no "
+                 "password.")
     if dry_run:
-        out.result({"dry_run": True, **{k: v for k, v in plan.items() if k != "argv"}},
-                   lambda console: console.print(f"(cd {plan['dir']} && {plan['command']})",
+        shown = {k: v for k, v in plan.items() if k not in ("argv", "record")}
+        link = (f"ln -s {plan['deploy_from']} {plan['deploy_to']}\n"
+                if plan["deploy_from"] else "")
+        out.result({"dry_run": True, **shown},
+                   lambda console: console.print(f"{link}(cd {plan['dir']} && "
+                                                 f"{plan['command']})",
                                                  markup=False, highlight=False))
         return
     if plan.get("login_created"):
@@ -244,8 +258,8 @@ def _serve_webui(app, name: str, *, listen_host: str, no_auth: bool, port, api, 
             message += f" (OpenAI-compatible API at {plan['api_url']}v1)"
         out.success(message)
         if listen_host in ("127.0.0.1", "localhost"):
-            out.info("To reach it from another machine: --listen-host 0.0.0.0 (the book's "
-                     "setting) and open the port in the firewall. Ctrl-C stops the server.")
+            out.info("To reach it from another machine: --listen (the book's setting, "
+                     "0.0.0.0) and open the port in the firewall. Ctrl-C stops the server.")
         if out.json_mode:
             out.result({"url": plan["url"], "api_url": plan["api_url"], "pid": None})
 

@@ -55,8 +55,8 @@ def verify_cmd(
         "--webui", metavar="URL", help="Check a running text-generation-webui instead: its page, "
         "and one chat answer through its API when it has one.")] = None,
     webui_api: Annotated[str | None, typer.Option(
-        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, port "
-        "5000).")] = None,
+        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, at "
+        "the API port `serve` recorded for that page, else 5000).")] = None,
     api: Annotated[str | None, typer.Option(
         "--api", metavar="URL", help="Check a running OpenAI-compatible server instead (vLLM, "
         "the webui's API, others): /v1/models, then the smoke prompts through "
@@ -169,9 +169,9 @@ class ServerCheck:
 
 
 def _recipe_prompts(app, target: str) -> list[str]:
-    recipe = app.catalog.get(target) if not Path(target).exists() else None
-    return list(recipe.smoke.prompts[:1]) if recipe and recipe.smoke.prompts \
-        else ["Hello! Who are you?"]
+    """The recipe's first smoke prompt (a folder's recipe is made up, with a generic one)."""
+    recipe = app.target(target).recipe
+    return list(recipe.smoke.prompts[:1]) if recipe.smoke.prompts else ["Hello! Who are you?"]
 
 
 def _check_api(app, url: str, check: ServerCheck) -> dict:
@@ -220,12 +220,14 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
 
     from llmsetup.errors import CheckFailed, UsageError
     from llmsetup.webui.api import check_page
+    from llmsetup.webui.server import recorded_api_url
 
     if not url:
         raise UsageError("--webui-api needs --webui URL (the page)")
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if not parts.hostname:
         raise UsageError(f"--webui {url}: not a URL", hint="e.g. --webui http://127.0.0.1:7860")
+    recipe = app.target(target).recipe  # a folder's is made up
     status = check_page(parts.geturl())
     doc: dict = {"target": target, "webui": parts.geturl(), "page_status": status,
                  "api": None, "passed": status == 200}
@@ -234,23 +236,28 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
         raise CheckFailed(f"the webui page at {parts.geturl()} answered {status}, not 200",
                           hint="401: the page has a login (`llmsetup serve` printed it)."
                           if status == 401 else None)
-    api = api_url or f"{parts.scheme}://{parts.hostname}:5000"
+    recorded = recorded_api_url(app.settings, recipe.name, parts.geturl())
+    api, api_from = ((api_url, "--webui-api") if api_url else
+                     (recorded, "the port `serve` recorded") if recorded else
+                     (f"{parts.scheme}://{parts.hostname}:5000", "the default port"))
     try:
         result = _check_api(app, api, check)
-        doc["api"] = {"url": api, **result, "answer": result["prompts"][0]["answer"]}
+        doc["api"] = {"url": api, "from": api_from, **result,
+                      "answer": result["prompts"][0]["answer"]}
         doc["passed"] = result["ok"]
     except CheckFailed as exc:
         if api_url:  # asked for explicitly: it must answer
             raise
-        doc["api"] = {"url": api, "skipped": exc.message}
+        doc["api"] = {"url": api, "from": api_from, "skipped": exc.message}
 
     def render(console) -> None:
-        console.print(f"{parts.geturl()} answers ({status}).", markup=False)
+        console.print(f"Page {parts.geturl()} answers ({status}).", markup=False)
         if doc["api"] and "prompts" in doc["api"]:
+            console.print(f"API {api} ({api_from}):", markup=False)
             _render_api(console, doc["api"])
         elif doc["api"]:
-            console.print(f"No API at {api} (start the server with --api to check a chat "
-                          "answer too).", markup=False)
+            console.print(f"No API at {api} ({api_from}; start the server with --api to "
+                          "check a chat answer too).", markup=False)
 
     out.result(doc, render)
     if not doc["passed"]:
