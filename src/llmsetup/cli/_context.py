@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 @dataclass
 class AppState:
     recipes_dirs: list[Path] = field(default_factory=list)
+    # The command line's words after `llmsetup`, as given (read before any is parsed).
+    words: list[str] = field(default_factory=list)
     _settings: Settings | None = None
     _catalog: Catalog | None = None
 
@@ -26,6 +28,10 @@ class AppState:
             from llmsetup.settings import Settings
 
             self._settings = Settings.load(self.recipes_dirs)
+            from llmsetup.cli._output import Output
+
+            for message in self._settings.warnings:
+                Output().warn(message)
         return self._settings
 
     @property

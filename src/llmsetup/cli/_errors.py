@@ -100,6 +100,12 @@ def report(exc: BaseException) -> int:
 class LLMSetupGroup(TyperGroup):
     """The root command group: runs a command and maps whatever it raises through TABLE."""
 
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        from llmsetup.cli._context import state
+
+        state(ctx).words = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)

@@ -69,7 +69,19 @@ def root(
 ) -> None:
     """Install local LLMs and speech models in one command, prove they work, and tell the
     truth about their speed and memory."""
-    state(ctx).recipes_dirs = [p.expanduser().absolute() for p in recipes_dir or []]
+    app = state(ctx)
+    app.recipes_dirs = [p.expanduser().absolute() for p in recipes_dir or []]
+    if not ctx.resilient_parsing and not _asks_for_help(app.words):
+        # Every command reads the config file now, so that a broken one stops them all
+        # alike (exit 2, naming the key). Without a config file this costs one stat().
+        app.settings  # noqa: B018
+
+
+def _asks_for_help(words: list[str]) -> bool:
+    # `llmsetup CMD --help` must work whatever the config file holds; the root callback
+    # runs before the command parses its own options.
+    words = words[:words.index("--")] if "--" in words else words
+    return any(w in ("--help", "-h") for w in words)
 
 
 
