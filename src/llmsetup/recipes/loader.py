@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmsetup.errors import NotFoundError, RecipeError
+from llmsetup.yamlfile import format_loc as _format_loc
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -27,87 +28,33 @@ def bundled_dir() -> Path:
     return here.parent.parent / "recipes"
 
 
-# -- YAML with line numbers ------------------------------------------------------------
-
-
-def _yaml():
-    import yaml
-
-    return yaml
-
-
-def _loader_cls():
-    yaml = _yaml()
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _lines(node: Any, path: tuple = (), out: dict | None = None, dups: list | None = None):
-    """Map each key path to its 1-based line; collect duplicate keys."""
-    yaml = _yaml()
-    out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen and dups is not None:
-                dups.append(((*path, key), key_node.start_mark.line + 1))
-            seen.add(key)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), out, dups)
-            out[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, (*path, i), out, dups)
-    return out
-
-
 def format_loc(loc: Iterable[Any]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text or "(recipe)"
-
-
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
+    return _format_loc(loc) or "(recipe)"
 
 
 def parse(text: str, path: Path):
     """Parse and validate recipe text; raise :class:`RecipeError` listing every problem."""
-    yaml = _yaml()
     from pydantic import ValidationError
 
+    from llmsetup import yamlfile
     from llmsetup.recipes.schema import Recipe
 
     shown = str(path)
     try:
-        node = yaml.compose(text, Loader=_loader_cls())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}" if mark else shown
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(
-            f"{where}: not valid YAML: {problem}",
-            hint="Check indentation and quoting around that line.",
-            problems=[f"{where}: not valid YAML: {problem}"],
-        ) from None
-    if node is None:
+        doc = yamlfile.parse(text)
+    except yamlfile.YamlProblem as exc:
+        where = f"{shown}:{exc.line}" if exc.line else shown
+        raise RecipeError(f"{where}: {exc.problem}", hint=exc.hint,
+                          problems=[f"{where}: {exc.problem}"]) from None
+    if doc is None:
         raise RecipeError(f"{shown}: the file is empty", hint="A recipe is a YAML mapping; "
                           "see `llmsetup show demo` for an example.",
                           problems=[f"{shown}: the file is empty"])
-    dups: list = []
-    lines = _lines(node, (), None, dups)
-    if dups:
-        problems = [f"{shown}:{line}: {format_loc(loc)}: duplicate key" for loc, line in dups]
+    if doc.duplicates:
+        problems = [f"{shown}:{line}: {format_loc(loc)}: duplicate key"
+                    for loc, line in doc.duplicates]
         raise RecipeError(problems[0], hint="Each key may appear once.", problems=problems)
-    data = yaml.load(text, Loader=_loader_cls())
+    data = doc.data
     if not isinstance(data, dict):
         msg = f"{shown}:1: a recipe must be a mapping of fields, got {type(data).__name__}"
         raise RecipeError(msg, hint="Start the file with 'name: ...'.", problems=[msg])
@@ -117,7 +64,7 @@ def parse(text: str, path: Path):
         problems = []
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
-            line = _line_for(loc, lines)
+            line = doc.line_for(loc)
             where = f"{shown}:{line}" if line else shown
             msg = err["msg"]
             if err["type"] == "missing":
