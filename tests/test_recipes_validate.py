@@ -167,3 +167,64 @@ def test_a_few_honest_aliases_still_work(cli, tmp_path):
                                  "  modern: *pins"))
     result = cli("recipes", "validate", path)
     assert result.exit_code == 0, result.output
+
+
+# -- one name, two files (issue 12, item 12) --------------------------------------------
+
+
+def test_validate_refuses_two_files_with_one_name_naming_both(cli, tmp_path):
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(GOOD.replace("A model of my own", "Another"))
+    result = cli("recipes", "validate", tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert result.exit_code == 2
+    assert f"'my-model' is defined in {tmp_path / 'a.yaml'} and {tmp_path / 'b.yaml'}" \
+        in result.stderr
+
+
+def test_show_warns_about_two_user_files_with_one_name_and_says_which_wins(cli, tmp_path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    (first / "x.yaml").write_text(GOOD.replace("A model of my own", "From one"))
+    (second / "y.yaml").write_text(GOOD.replace("A model of my own", "From two"))
+    result = cli("--recipes-dir", first, "--recipes-dir", second, "show", "my-model", "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    assert json.loads(result.stdout)["recipe"]["description"] == "From one"
+    assert (f"Warning: recipe 'my-model' is defined in {first / 'x.yaml'} and "
+            f"{second / 'y.yaml'}; using {first / 'x.yaml'} (precedence: --recipes-dir")\
+        in result.stderr
+    result = cli("--recipes-dir", first, "--recipes-dir", second, "list")
+    assert result.exit_code == 0 and "is defined in" in result.stderr
+    result = cli("--recipes-dir", first, "--recipes-dir", second, "list")  # the cached index
+    assert "is defined in" in result.stderr
+
+
+def test_the_file_named_after_the_recipe_wins_in_one_folder(cli, tmp_path):
+    (tmp_path / "a-copy.yaml").write_text(GOOD.replace("A model of my own", "The copy"))
+    (tmp_path / "my-model.yaml").write_text(GOOD)
+    result = cli("--recipes-dir", tmp_path, "list", "--json")
+    import json
+
+    rows = {r["name"]: r for r in json.loads(result.stdout)["recipes"]}
+    assert rows["my-model"]["description"] == "A model of my own"
+    assert "is defined in" in result.stderr
+
+
+def test_an_earlier_folder_wins_over_a_named_file_in_a_later_one(cli, tmp_path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    (first / "other-name.yaml").write_text(GOOD.replace("A model of my own", "From one"))
+    (second / "my-model.yaml").write_text(GOOD.replace("A model of my own", "From two"))
+    doc = cli.json("--recipes-dir", first, "--recipes-dir", second, "show", "my-model")
+    assert doc["recipe"]["description"] == "From one"
+
+
+def test_overriding_a_bundled_recipe_is_not_a_duplicate(cli, tmp_path):
+    from llmsetup.recipes import bundled_dir
+
+    (tmp_path / "gemma-2b.yaml").write_text((bundled_dir() / "gemma-2b.yaml").read_text())
+    result = cli("--recipes-dir", tmp_path, "show", "gemma-2b")
+    assert result.exit_code == 0 and "Warning" not in result.stderr

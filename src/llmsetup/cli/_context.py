@@ -37,10 +37,11 @@ class AppState:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
+            from llmsetup.cli._output import Output
             from llmsetup.recipes.loader import Catalog
 
             self._catalog = Catalog(self.settings.recipe_dirs,
-                                    cache_dir=self.settings.home / "cache")
+                                    cache_dir=self.settings.home / "cache", warn=Output().warn)
         return self._catalog
 
     def target(self, name_or_path: str) -> Target:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,19 +100,35 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
 
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+
+PRECEDENCE = ("--recipes-dir, then LLMSETUP_RECIPES_PATH, then the config file's "
+              "recipes_path, then the bundled recipes; in one folder, the file named after "
+              "the recipe, then the first by file name")
+
+
+def duplicate_message(name: str, files: Sequence[Path | None]) -> str:
+    """One line for a recipe name defined by several files; the first one is used."""
+    shown = [str(f) for f in files]
+    return (f"recipe {name!r} is defined in {' and '.join(shown)}; using {shown[0]} "
+            f"(precedence: {PRECEDENCE})")
 
 
 class Catalog:
     """All recipes visible to this run: bundled ones, overridden by the user's folders."""
 
     def __init__(self, user_dirs: Sequence[Path] = (), include_bundled: bool = True,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        """``warn`` receives each duplicate name's line once (see :data:`PRECEDENCE`)."""
         self.dirs: list[Path] = list(user_dirs) + ([bundled_dir()] if include_bundled else [])
         self.cache_dir = cache_dir
         self._all: dict[str, Any] | None = None
         self.problems: list[RecipeError] = []
         self.problem_messages: list[str] = []
+        # Two user files that define one name: one line each, naming both files.
+        self.duplicates: list[str] = []
+        self._warn = warn
 
     def _stamp(self) -> list:
         """What the index depends on: every recipe file's name, size and time."""
@@ -139,6 +155,8 @@ class Catalog:
                 data = json.loads(cache.read_text(encoding="utf-8"))
                 if data.get("stamp") == stamp:
                     self.problem_messages = data["problems"]
+                    self.duplicates = data["duplicates"]
+                    self._report_duplicates()
                     return data["recipes"]
             except (OSError, ValueError, KeyError):
                 pass
@@ -149,7 +167,8 @@ class Catalog:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
                 tmp.write_text(json.dumps({"stamp": stamp, "recipes": recipes,
-                                           "problems": self.problem_messages}), encoding="utf-8")
+                                           "problems": self.problem_messages,
+                                           "duplicates": self.duplicates}), encoding="utf-8")
                 os.replace(tmp, cache)
             except OSError:
                 pass  # a read-only home only costs speed
@@ -157,17 +176,46 @@ class Catalog:
 
     def _scan(self) -> dict[str, Any]:
         if self._all is None:
-            found: dict[str, Any] = {}
-            for folder in reversed(self.dirs):  # lowest priority first, so later ones win
+            candidates: dict[str, list[tuple[tuple, Any]]] = {}
+            for rank, folder in enumerate(self.dirs):
                 for path in _files(folder):
                     try:
                         recipe = load_file(path)
                     except RecipeError as exc:
                         self.problems.append(exc)
                         continue
-                    found[recipe.name] = recipe
-            self._all = dict(sorted(found.items()))
+                    # PRECEDENCE: the earlier folder, then the file named after the recipe,
+                    # then the first by file name.
+                    key = (rank, path.stem != recipe.name, path.name)
+                    candidates.setdefault(recipe.name, []).append((key, recipe))
+            found = {}
+            for name, options in sorted(candidates.items()):
+                options.sort(key=lambda option: option[0])
+                found[name] = options[0][1]
+                user = [r for _, r in options if not self._bundled(r.origin)]
+                if len(user) > 1:
+                    self.duplicates.append(duplicate_message(name, [r.origin for r in user]))
+            self._all = found
+            self._report_duplicates()
         return self._all
+
+    def _report_duplicates(self) -> None:
+        for message in self.duplicates if self._warn else ():
+            self._warn(message)
+        self._warn = None  # once
+
+    @staticmethod
+    def _defines(folder: Path, name: str) -> bool:
+        for path in _files(folder):
+            try:
+                if load_file(path).name == name:
+                    return True
+            except RecipeError:
+                continue
+        return False
+
+    def _bundled(self, path: Path | None) -> bool:
+        return path is not None and path.parent == bundled_dir()
 
     def all(self) -> list:
         return list(self._scan().values())
@@ -176,14 +224,18 @@ class Catalog:
         return list(self._scan())
 
     def get(self, name: str):
-        # Fast path: the file named after the recipe, in priority order.
-        for folder in self.dirs:
-            for suffix in SUFFIXES:
-                path = folder / f"{name}{suffix}"
-                if path.is_file():
-                    recipe = load_file(path)
-                    if recipe.name == name:
-                        return recipe
+        # Fast path: the file named after the recipe, in priority order, unless a folder
+        # before it defines the name in a file of another name (then the scan decides).
+        for rank, folder in enumerate(self.dirs):
+            path = next((p for p in (folder / f"{name}{s}" for s in SUFFIXES) if p.is_file()),
+                        None)
+            if path is None:
+                continue
+            recipe = load_file(path)
+            if recipe.name == name and not any(self._defines(f, name)
+                                               for f in self.dirs[:rank]):
+                return recipe
+            break
         recipes = self._scan()
         if name in recipes:
             return recipes[name]
