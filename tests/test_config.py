@@ -171,3 +171,22 @@ def test_a_config_with_tokens_is_never_cached(llmsetup_home):
     assert Settings.load().token("hf").reveal() == "hf_secret_value"
     cache = llmsetup_home / "cache" / "config.json"
     assert not cache.exists() or "hf_secret_value" not in cache.read_text()
+
+
+def test_a_config_with_tokens_readable_by_others_warns_with_the_fix(llmsetup_home, tmp_path):
+    """A plain `Warning:` line from the CLI, not a raw Python UserWarning."""
+    import subprocess
+    import sys
+
+    path = write_config(llmsetup_home, "tokens:\n  hf: hf_secret_value\n")
+    path.chmod(0o644)
+    proc = subprocess.run([sys.executable, "-W", "default", "-m", "llmsetup", "list"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"Warning: {path} holds tokens and is readable by other users; run `chmod 600 {path}`"]
+    assert "hf_secret_value" not in proc.stderr + proc.stdout
+    path.chmod(0o600)
+    proc = subprocess.run([sys.executable, "-m", "llmsetup", "list"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and proc.stderr == ""
