@@ -138,8 +138,8 @@ def test_json_mode_of_a_command_with_a_bad_config_exits_2(cli, llmsetup_home):
     result = cli("list", "--json")
     assert result.exit_code == 2
     assert "download.connections" in result.stderr
-    if result.stdout.strip():  # the failure document, where there is one
-        assert json.loads(result.stdout)["ok"] is False
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and "download.connections" in doc["error"]["message"]
 
 
 def test_the_schema_names_the_same_choices_as_the_code_that_uses_them():

@@ -19,6 +19,8 @@ class AppState:
     recipes_dirs: list[Path] = field(default_factory=list)
     # The command line's words after `llmsetup`, as given (read before any is parsed).
     words: list[str] = field(default_factory=list)
+    # --json was given (set by the option's eager callback, see cli/_options.py).
+    json_mode: bool = False
     _settings: Settings | None = None
     _catalog: Catalog | None = None
 

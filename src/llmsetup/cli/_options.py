@@ -6,8 +6,20 @@ from typing import Annotated
 
 import typer
 
+from llmsetup.cli._context import state
+
+
+def _json_mode(ctx: typer.Context, value: bool) -> bool:
+    # Eager, so that it is known before any other option is checked: a failure of the
+    # command line is then a JSON document too (cli/_errors.py).
+    if value:
+        state(ctx).json_mode = True
+    return value
+
+
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.",
+                       callback=_json_mode, is_eager=True)
 ]
 TargetArg = Annotated[
     str,
