@@ -147,6 +147,9 @@ def check_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> 
             console.print(f"  {mark}  {f['path']} ({f['size']:,} bytes, {f['verified_by']})")
         for s in report["missing_shards"]:
             console.print(f"  [red]missing shard[/]  {s['shard']} (named by {s['index']})")
+        for path in report["refused"]:
+            console.print(f"  [red]refused[/]  {path!r} (the manifest names a path outside "
+                          "the model folder)")
         if report["ok"]:
             console.print(f"[green]✓[/] {folder}: {len(report['files'])} files match the manifest")
             if report["size_only"]:
@@ -159,7 +162,25 @@ def check_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> 
             f"{folder} has no llmsetup manifest, so there is nothing to verify it against",
             hint=f"`llmsetup download {target if not looks_like_path(target) else 'NAME'} "
             f"--from {folder}` checks it against the publisher's hashes and adopts it.")
+    if report["downloading"] is not None:
+        raise ManifestProblem(
+            f"{folder} is being downloaded right now (pid {report['downloading']}): "
+            f"{len(report['files'])} file(s) so far", hint="Check it when that download "
+            "has finished.")
+    if not report["complete"]:
+        missing = report["not_downloaded"]
+        lacking = ("; not downloaded yet: " + _some(missing)) if missing else ""
+        raise ManifestProblem(
+            f"{folder}: the download did not finish ({len(report['files'])} file(s) "
+            f"recorded{lacking})", hint=f"Rerun `llmsetup download "
+            f"{target if not looks_like_path(target) else 'NAME'}`: it fetches only what is "
+            "missing.")
     if not report["ok"]:
         raise ManifestProblem(f"{folder}: {report['problems']} problem(s) found",
                               hint="Rerun `llmsetup download` for this model: it fetches only "
                               "what is missing or wrong.")
+
+
+def _some(paths: list[str], shown: int = 5) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more

@@ -26,7 +26,7 @@ from llmsetup.download.errors import (
     SourceError,
 )
 from llmsetup.download.http import describe_network_error, is_network_error
-from llmsetup.download.manifest import Entry, Manifest, file_hashes, shards_of
+from llmsetup.download.manifest import Entry, Manifest, file_hashes, lock_path, shards_of
 from llmsetup.download.partial import PartialFile, content_key
 from llmsetup.download.progress import NULL_REPORTER, Reporter, human_bytes
 from llmsetup.download.ref import DOWNLOAD_SOURCES, ModelRef
@@ -98,7 +98,7 @@ def folder_lock(model_dir: Path, reporter: Reporter, timeout: float | None) -> I
 
     state = model_dir / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(state / "lock"))
+    lock = FileLock(str(lock_path(model_dir)))
     owner = state / "lock.owner"
     try:
         lock.acquire(timeout=0)
@@ -217,6 +217,9 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
         raise UsageError(f"no file of {ref.repo_id} matches the filters "
                          f"({len(listing.files)} files listed)",
                          hint="Check --include/--exclude (globs match the whole path).")
+    # What this run sets out to fetch: until it finishes, `check` names what is lacking.
+    manifest.expected = {f.path: f.size for f in selection.files}
+    manifest.save()
     transfers, skipped = _plan(selection.files, source, manifest, reporter)
     need = sum(t.file.size - t.partial.saved_bytes() for t in transfers)
     _check_disk(ref.model_dir, need)
