@@ -200,19 +200,6 @@ def is_complete(model_dir: Path) -> bool:
     return not missing_shards(model_dir)
 
 
-def file_hashes(path: Path, want_git: bool = False) -> tuple[str, str | None]:
-    """(sha256, git blob sha1) of a file on disk, read once."""
-    sha = hashlib.sha256()
-    size = path.stat().st_size
-    git = hashlib.sha1(b"blob %d\0" % size) if want_git else None
-    with path.open("rb") as fh:
-        while chunk := fh.read(8 << 20):
-            sha.update(chunk)
-            if git is not None:
-                git.update(chunk)
-    return sha.hexdigest(), (git.hexdigest() if git else None)
-
-
 def index_files(model_dir: Path) -> list[Path]:
     """Every ``*.index.json`` of the model (our own state folder excluded)."""
     return sorted(p for p in model_dir.rglob("*.index.json")

@@ -23,7 +23,7 @@ from llmsetup.download.sources.hf import (
 from llmsetup.download.sources.modelscope import ModelScopeSource, modelscope_endpoint
 from llmsetup.errors import UsageError
 
-__all__ = ["Listing", "RemoteFile", "Source", "make_source", "safe_relpath"]
+__all__ = ["Listing", "RemoteFile", "Source", "list_source", "make_source", "safe_relpath"]
 
 
 def _hf_denied_hint(ref: ModelRef, endpoint: str) -> str:
@@ -84,3 +84,16 @@ def hf_reference(ref: ModelRef, settings, endpoint: str | None,
         finally:
             source.close()
     return None, "no HF endpoint answered (" + "; ".join(reasons) + ")"
+
+
+def list_source(source: Source) -> Listing:
+    """``source.list_files()`` with network errors as :class:`SourceError`."""
+    try:
+        return source.list_files()
+    except SourceError:
+        raise
+    except Exception as exc:
+        if not is_network_error(exc):
+            raise
+        raise SourceError(source.name, f"unreachable: {describe_network_error(exc)}",
+                          hint="Check the network, or try another source.") from None
