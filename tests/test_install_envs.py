@@ -152,6 +152,6 @@ def test_unknown_profile_is_bad_usage(cli, recipes, wheels):
 
 def test_venv_without_matching_python_says_what_to_do(cli, recipes, wheels, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    result = cli(*_install_args(recipes, wheels, "venv"), "--python", "3.7")
+    result = cli(*_install_args(recipes, wheels, "venv"), "--python", "3.8")
     assert result.exit_code == 1
-    assert "no Python 3.7 found" in result.stderr and "--env-backend uv" in result.stderr
+    assert "no Python 3.8 found" in result.stderr and "--env-backend uv" in result.stderr

@@ -11,7 +11,6 @@ means ``sources: [modelscope]``): the natural way to write a single choice in YA
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -23,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmsetup.values import http_url_problem
 from llmsetup.yamlfile import Document, format_loc
 
 # Kept equal to envs.base.PIP_MIRRORS, envs.BACKEND_NAMES and download's DOWNLOAD_SOURCES
@@ -37,13 +37,9 @@ def _one_as_list(value: Any) -> Any:
 
 
 def _http_url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ValueError(f"not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL with a host")
+    problem = http_url_problem(value)
+    if problem:
+        raise ValueError(f"expected {problem}")
     return value
 
 

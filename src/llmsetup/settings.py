@@ -161,6 +161,16 @@ class Settings:
         path = config_path()
         config = load_config(path)
         models = os.environ.get("LLMSETUP_MODELS_DIR") or config.get("models_dir")
+        if models:
+            from llmsetup.values import folder_problem
+
+            problem = folder_problem(Path(models).expanduser())
+            if problem:
+                where = ("LLMSETUP_MODELS_DIR" if os.environ.get("LLMSETUP_MODELS_DIR")
+                         else f"models_dir in {path}")
+                raise UsageError(f"{where}: {models!r}: expected {problem}",
+                                 hint="Point it at a folder for the models (it is made if "
+                                 "missing).")
         dirs = list(recipes_dir or [])
         env_path = os.environ.get("LLMSETUP_RECIPES_PATH", "")
         dirs += [Path(p) for p in env_path.split(os.pathsep) if p]

@@ -17,6 +17,7 @@ import typer
 from llmsetup import __version__
 from llmsetup.cli._context import state
 from llmsetup.cli._lazy import LazyGroup
+from llmsetup.cli._options import check_folders
 
 
 class Root(LazyGroup):
@@ -63,7 +64,8 @@ def root(
     ctx: typer.Context,
     recipes_dir: Annotated[list[Path] | None, typer.Option(
         "--recipes-dir", metavar="DIR",
-        help="An extra folder of recipes (repeatable); overrides bundled ones.")] = None,
+        help="An extra folder of recipes (repeatable); overrides bundled ones.",
+        callback=check_folders)] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llmsetup.cli._context import state
-from llmsetup.cli._options import JsonOpt, TargetArg
+from llmsetup.cli._options import JsonOpt, TargetArg, check_new_folder, check_url
 from llmsetup.cli._output import Output
 
 SourceOpt = Annotated[list[str] | None, typer.Option(
@@ -17,12 +17,13 @@ SourceOpt = Annotated[list[str] | None, typer.Option(
     "several, tried in that order).",
     show_default="the recipe's sources in order, each tried if the one before fails")]
 EndpointOpt = Annotated[str | None, typer.Option(
-    "--endpoint", metavar="URL", help="A Hugging Face endpoint (a mirror's URL); implies "
+    "--endpoint", metavar="URL", callback=check_url,
+    help="A Hugging Face endpoint (a mirror's URL); implies "
     "--source hf unless --source is given. Default: HF_ENDPOINT or huggingface.co.")]
 RevisionOpt = Annotated[str | None, typer.Option(
     "--revision", metavar="REV", help="Branch, tag or commit.", show_default="the recipe's, main")]
 ModelsDirOpt = Annotated[Path | None, typer.Option(
-    "--models-dir", metavar="DIR", help="Store into DIR/ORG/REPO.",
+    "--models-dir", metavar="DIR", help="Store into DIR/ORG/REPO.", callback=check_new_folder,
     show_default="LLMSETUP_MODELS_DIR or ./dataroot/models")]
 ConnectionsOpt = Annotated[int | None, typer.Option(
     "--connections", metavar="N", min=1, max=64,
