@@ -67,6 +67,7 @@ def test_the_configured_source_order_reads_a_single_source(llmsetup_home, tmp_pa
     ("pip:\n  mirror: ustcc\n", "pip.mirror: expected one of 'ustc', 'tuna', 'aliyun' or "
                                 "'default', got 'ustcc'"),
     ("env:\n  backend: docker\n", "env.backend: expected one of"),
+    ("env:\n  python_mirror: mirror\n", "env.python_mirror: expected an http"),
     ("download:\n  sources: [hf, gitee]\n", "download.sources[1]: expected one of"),
     ("download:\n  connections: 0\n", "download.connections: expected at least 1"),
     ("download:\n  connections: 8.5\n", "download.connections: expected a whole number"),

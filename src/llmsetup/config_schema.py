@@ -61,6 +61,7 @@ class PipSection(_Section):
 
 class EnvSection(_Section):
     backend: Backend | None = None
+    python_mirror: Url | None = None
 
 
 class DownloadSection(_Section):

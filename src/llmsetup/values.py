@@ -1,4 +1,4 @@
-"""Checks of values people type: URLs, memory sizes, Python versions, model overrides.
+"""Checks of values people type: URLs, memory sizes, numbers, folders, model overrides.
 
 Each ``*_problem`` function returns None for a good value, else what was expected (one
 phrase, for a message that names the option and the value). The command line
@@ -56,14 +56,6 @@ def max_memory_problem(spec: str) -> str | None:
         amount = size_bytes(size)
         if amount is None or not MIN_DEVICE_MEMORY <= amount <= MAX_DEVICE_MEMORY:
             return MAX_MEMORY_ACCEPTED
-    return None
-
-
-def python_version_problem(value: str) -> str | None:
-    """A Python version the environment tools can make: 3.8 or newer, ``3.10`` or ``3.10.14``."""
-    match = re.fullmatch(r"3\.(\d{1,2})(\.\d{1,3})?", value.strip())
-    if not match or int(match.group(1)) < 8:
-        return "a Python version 3.8 or newer, like 3.10 or 3.11.9"
     return None
 
 
