@@ -32,10 +32,8 @@ BAD = [
     (["chat", "demo", "--temperature", "nan"], "'--temperature': 'nan'", "[0, 100]"),
     (["chat", "demo", "--temperature", "inf"], "'--temperature': 'inf'", "[0, 100]"),
     (["chat", "demo", "--top-p", "0"], "'--top-p'", "(0, 1]"),
-    (["install", "demo", "--python", "2.7"], "'--python': '2.7'", "3.8 or newer"),
-    (["install", "demo", "--python", "banana"], "'--python': 'banana'", "3.8 or newer"),
-    (["install", "demo", "--python", "/etc/passwd"], "'--python': '/etc/passwd'",
-     "executable Python interpreter"),
+    # install --python (a version or a path) is checked by envs.pythons: see
+    # tests/test_install_plan.py.
     (["install", "demo", "--python-mirror", "mirror"], "'--python-mirror'", "http"),
     (["--recipes-dir", "/nonexistent/recipes", "list"], "'--recipes-dir'",
      "existing folder (there is no such folder)"),
@@ -79,7 +77,6 @@ def test_the_models_dir_variable_naming_a_file_stops_every_command(cli, monkeypa
     ["download", "nope", "--endpoint", "https://mirror.example:8443/hf"],
     ["chat", "nope", "--temperature", "0", "--top-p", "1", "--max-memory", "0=10GiB,cpu=30GiB",
      "--device", "CPU"],
-    ["install", "nope", "--python", "3.10"],
     ["bench", "nope", "--audio-seconds", "30", "--random-weights", "--override",
      "num_hidden_layers=4"],
 ])

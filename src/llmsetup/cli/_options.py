@@ -44,22 +44,6 @@ def check_max_memory(param: typer.CallbackParam, value: str | None) -> str | Non
     return value
 
 
-def check_python_choice(param: typer.CallbackParam, value: str | None) -> str | None:
-    """``install --python``: a version (the rule of ``envs.pythons``), or an interpreter."""
-    if value is None:
-        return None
-    from llmsetup.envs.pythons import OLDEST_MINOR, check_version, looks_like_path
-    from llmsetup.errors import UsageError
-
-    if looks_like_path(value):
-        return check_interpreter(param, value)
-    try:
-        return check_version(value)
-    except UsageError:
-        _bad(param, value, f"a Python version such as 3.10 (3.{OLDEST_MINOR} or newer) or the "
-             "path of an interpreter")
-
-
 def check_interpreter(param: typer.CallbackParam, value: str | None) -> str | None:
     """An executable file (the Python of a model's environment)."""
     if value is None:

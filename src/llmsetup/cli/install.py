@@ -18,7 +18,6 @@ from llmsetup.cli._options import (
     JsonOpt,
     ProfileOpt,
     TargetArg,
-    check_python_choice,
     check_url,
 )
 from llmsetup.cli._output import Output
@@ -78,8 +77,7 @@ def install_cmd(
     profile: ProfileOpt = None,
     python: Annotated[str | None, typer.Option(
         "--python", metavar="X.Y|PATH", help="Python version of the environment, or the path "
-        "of an interpreter to make it from (default: the recipe's version).",
-        callback=check_python_choice)] = None,
+        "of an interpreter to make it from (default: the recipe's version).")] = None,
     python_mirror: Annotated[str | None, typer.Option(
         "--python-mirror", metavar="URL", help="uv: where to download a Python this machine "
         "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default).", callback=check_url)] = None,
