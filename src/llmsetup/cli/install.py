@@ -153,7 +153,12 @@ def install_cmd(
     out = Output(json_)
     settings = app.settings
     tgt = app.target(target)
-    given = {name: ctx.params[name] for name in STICKY}
+    # The values as typer converted them (ctx.params holds click's: paths as strings).
+    given = dict(env_backend=env_backend, profile=profile, python=python,
+                 python_mirror=python_mirror, pip_mirror=pip_mirror, index_url=index_url,
+                 trusted_host=trusted_host, find_links=find_links, cpu=cpu, source=source,
+                 endpoint=endpoint, from_dir=from_dir, ui=ui, webui_dir=webui_dir,
+                 git_mirror=git_mirror, deploy=deploy)
     reused, changed = _continue(ctx, given, load_started(settings, tgt.recipe.name))
     (env_backend, profile, python, python_mirror, pip_mirror, index_url, trusted_host,
      find_links, cpu, source, endpoint, from_dir, ui, webui_dir, git_mirror, deploy) = (
