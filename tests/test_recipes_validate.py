@@ -228,3 +228,13 @@ def test_overriding_a_bundled_recipe_is_not_a_duplicate(cli, tmp_path):
     (tmp_path / "gemma-2b.yaml").write_text((bundled_dir() / "gemma-2b.yaml").read_text())
     result = cli("--recipes-dir", tmp_path, "show", "gemma-2b")
     assert result.exit_code == 0 and "Warning" not in result.stderr
+
+
+@pytest.mark.parametrize("depth", [999, 5000])
+def test_values_nested_hundreds_deep_are_refused_not_a_crash(cli, tmp_path, depth):
+    path = tmp_path / "deep.yaml"
+    path.write_text(GOOD + "extra: " + "[" * depth + "]" * depth + "\n")
+    result = cli("recipes", "validate", path)
+    assert result.exit_code == 2, result.output
+    assert "nested too deeply" in result.stderr or "maximum nesting depth" in result.stderr
+    assert "bug" not in result.stderr

@@ -156,11 +156,15 @@ def parse(text: str) -> Document | None:
                               "Check indentation and quoting around that line.") from None
         if node is None:
             return None
-        _check_tags(node, set())
-        _check_size(node)
-        doc = Document(data=None)
-        _lines(node, (), doc)
-        doc.data = loader.construct_document(node)
+        try:
+            _check_tags(node, set())
+            _check_size(node)
+            doc = Document(data=None)
+            _lines(node, (), doc)
+            doc.data = loader.construct_document(node)
+        except RecursionError:
+            raise YamlProblem("values nested too deeply", None,
+                              "A recipe or config nests a few levels, not hundreds.") from None
         return doc
     finally:
         loader.dispose()
