@@ -96,3 +96,10 @@ def test_good_values_are_accepted_by_the_checks():
     assert values.override_problem("hidden_act=gelu") is None
     assert values.override_problem("pad_token_id=-1") is None
     assert values.override_problem("attention_dropout=0.0") is None
+
+
+def test_the_device_choices_are_those_the_runtime_takes():
+    from llmsetup.cli._options import DEVICES
+    from llmsetup.host.causal_lm import DEVICES as HOST_DEVICES
+
+    assert DEVICES == HOST_DEVICES

@@ -17,6 +17,7 @@ import typer
 from llmsetup import values
 from llmsetup.cli._context import state
 
+# host.causal_lm.DEVICES, kept equal by a test: importing it here would cost every start.
 DEVICES = ("auto", "cuda", "cpu")
 
 
