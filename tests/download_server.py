@@ -18,6 +18,19 @@ bytes of a reply), ``corrupt`` (flip the byte at file ``offset``), ``ignore_rang
 correct Content-Range), ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
 (302 to the same URL on the host name ``localhost``, like a CDN). ``rate``
 caps every connection (bytes/s). ``sent`` counts body bytes per path.
+
+API faults (:meth:`FixtureServer.api_fault`) are keyed by a request's URL path
+(``/api/models/org/tiny/revision/main``): ``status`` and ``stall`` (before the reply).
+
+The Hub API answers as huggingface.co does (read against huggingface_hub's
+``hf_raise_for_status`` and ``_paginate_pages``): a missing repository is 401 +
+``X-Error-Code: RepoNotFound`` without a token and 404 with one; a refused token is 401
+``Invalid credentials in Authorization header``; a gated repository is 401 ``GatedRepo``
+without a token and 403 ``GatedRepo`` with a token that has no access
+(``hf_tokens_without_access``); a missing revision is 404 ``RevisionNotFound``. The tree
+pages by ``page_size`` entries (at most 50 with ``expand=true``, which adds
+``lastCommit`` and ``securityFileStatus``), each next page named by an absolute ``Link`` URL, on
+``link_host`` when set (hf-mirror names huggingface.co there).
 """
 
 from __future__ import annotations
@@ -91,6 +104,8 @@ class FixtureServer:
         self.page_size = page_size
         self.repos: dict[str, Repo] = {}
         self.hf_token: str | None = None
+        self.hf_tokens_without_access: set[str] = set()  # valid, but not let into gated repos
+        self.link_host: str | None = None  # host name in the tree's Link header
         self.aliendao_token: str | None = None
         self.sent: Counter[str] = Counter()
         self.requests: list[dict] = []
@@ -115,6 +130,10 @@ class FixtureServer:
     def fault(self, path: str, kind: str, times: int | None = 1, **params) -> None:
         with self._lock:
             self._faults.setdefault(path, []).append({"kind": kind, "times": times, **params})
+
+    def api_fault(self, path: str, kind: str, times: int | None = 1, **params) -> None:
+        """A fault on an API request's URL path (``status``: code, headers; ``stall``: seconds)."""
+        self.fault("api:" + path, kind, times, **params)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -161,7 +180,11 @@ class FixtureServer:
                                   "range": h.headers.get("Range"),
                                   "auth": h.headers.get("Authorization"),
                                   "cookie": h.headers.get("Cookie"),
+                                  "host": h.headers.get("Host"),
+                                  "user_agent": h.headers.get("User-Agent"),
                                   "client_port": h.client_address[1]})
+        if parts[0] == "api" and self._api_fault(h, split.path):
+            return None
         if parts[:2] == ["api", "v1"]:
             return self._modelscope(h, parts[2:], query, head)
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
@@ -174,15 +197,35 @@ class FixtureServer:
             return self._hf_resolve(h, parts, head)
         return _json(h, 404, {"error": "no route"})
 
+    def _api_fault(self, h: _Handler, path: str) -> bool:
+        stall = self._take("api:" + path, "stall")
+        if stall is not None:
+            time.sleep(stall["seconds"])
+        fault = self._take("api:" + path, "status")
+        if fault is None:
+            return False
+        _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
+        return True
+
     def _repo(self, h: _Handler, repo_id: str, hf: bool = True) -> Repo | None:
         repo = self.repos.get(repo_id)
-        if repo is None:
-            _json(h, 404 if not hf else 401, {"error": "Repository not found"},
-                  {"X-Error-Code": "RepoNotFound"})
+        auth = h.headers.get("Authorization")
+        if hf and auth and auth != f"Bearer {self.hf_token}" and \
+                auth.removeprefix("Bearer ") not in self.hf_tokens_without_access:
+            _json(h, 401, {"error": "Invalid credentials in Authorization header"},
+                  {"X-Error-Message": "Invalid credentials in Authorization header"})
             return None
-        if hf and repo.gated and h.headers.get("Authorization") != f"Bearer {self.hf_token}":
-            _json(h, 401, {"error": "gated"}, {"X-Error-Code": "GatedRepo",
-                  "X-Error-Message": f"Access to model {repo_id} is restricted."})
+        if repo is None:
+            _json(h, 404 if not hf or auth else 401, {"error": "Repository not found"},
+                  {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+            return None
+        if hf and repo.gated and auth != f"Bearer {self.hf_token}":
+            message = (f"Access to model {repo_id} is restricted and you are not in the "
+                       "authorized list." if auth else
+                       f"Access to model {repo_id} is restricted. You must have access to it "
+                       "and be authenticated to access it. Please log in.")
+            _json(h, 403 if auth else 401, {"error": message},
+                  {"X-Error-Code": "GatedRepo", "X-Error-Message": message})
             return None
         return repo
 
@@ -203,6 +246,8 @@ class FixtureServer:
                                   "siblings": [{"rfilename": n} for n in repo.names()]})
         if rest[0] != "tree":
             return _json(h, 404, {"error": "no route"})
+        # huggingface_hub sends booleans as "true"/"false" (httpx) or "True"/"False" (requests).
+        expand = query.get("expand", "false").lower() == "true"
         entries = []
         dirs = sorted({"/".join(n.split("/")[:i]) for n in repo.files
                        for i in range(1, n.count("/") + 1)})
@@ -214,12 +259,24 @@ class FixtureServer:
                 entry["lfs"] = {"oid": repo.sha256(name),
                                 "size": repo.size_of(name), "pointerSize": 134}
             entries.append(entry)
+        if expand:
+            for entry in entries:
+                entry["lastCommit"] = {"id": repo.commit, "title": "Upload",
+                                       "date": "2024-02-21T10:00:00.000Z"}
+                if entry["type"] == "file":
+                    entry["securityFileStatus"] = {
+                        "status": "safe", "avScan": {"virusFound": False, "virusNames": None},
+                        "pickleImportScan": None}
+        size = min(self.page_size, 50) if expand else self.page_size
         cursor = int(query.get("cursor", 0))
-        page = entries[cursor:cursor + self.page_size]
+        page = entries[cursor:cursor + size]
         headers = {}
-        if cursor + self.page_size < len(entries):
-            headers["Link"] = (f'<{self.url}/api/models/{repo.repo_id}/tree/{rev}?recursive=true'
-                               f'&cursor={cursor + self.page_size}>; rel="next"')
+        if cursor + size < len(entries):
+            base = (f"http://{self.link_host}:{self._httpd.server_address[1]}" if self.link_host
+                    else self.url)
+            flags = "&".join(f"{k}={query[k]}" for k in ("recursive", "expand") if k in query)
+            headers["Link"] = (f'<{base}/api/models/{repo.repo_id}/tree/{rev}?{flags}'
+                               f'&cursor={cursor + size}>; rel="next"')
         _json(h, 200, page, headers)
 
     def _hf_resolve(self, h: _Handler, parts: list[str], head: bool) -> None:

@@ -167,8 +167,11 @@ _NETWORK_PATTERNS = (
 def describe_network_error(exc: BaseException) -> str:
     """One short line for a requests/urllib3/socket error (not a page of reprs)."""
     text = f"{type(exc).__name__}: {exc}"
-    request = getattr(exc, "request", None)
-    url = getattr(request, "url", None) or ""
+    try:  # httpx raises RuntimeError for an error without a request
+        request = getattr(exc, "request", None)
+    except RuntimeError:
+        request = None
+    url = str(getattr(request, "url", None) or "")  # httpx: a URL object
     host = url.split("/")[2] if url.count("/") >= 2 else "the server"
     for pattern, message in _NETWORK_PATTERNS:
         if pattern in text:
