@@ -16,6 +16,7 @@ import pytest
 from llmsetup.download import DownloadOptions, ModelRef, download
 from llmsetup.download.errors import AccessDenied, NotOnSource, SourceError
 from llmsetup.download.http import RetryPolicy
+from llmsetup.download.sources.base import RemoteFile
 from llmsetup.download.sources.hf import HFSource
 from llmsetup.secret import Secret
 from llmsetup.settings import Settings
@@ -162,3 +163,95 @@ def test_gated_repository_without_token_is_access_denied(server, files):
     with pytest.raises(AccessDenied, match=r"HTTP 401") as err:
         hf(server).list_files()
     assert "HF_TOKEN" in err.value.hint
+
+
+# -- tokens: where they go, and what a refusal says (issue 12: 21, 25, 15) ---------------
+
+def settings_with(tmp_path, **config) -> Settings:
+    return Settings(home=tmp_path, models_dir=tmp_path / "models", config=config)
+
+
+def ref_tiny(tmp_path) -> ModelRef:
+    return ModelRef(repo_id="org/tiny", model_dir=tmp_path / "models" / "org" / "tiny",
+                    sources=["hf-mirror", "hf"])
+
+
+def test_token_does_not_go_to_a_default_mirror(tmp_path, monkeypatch):
+    from llmsetup.download.sources import make_source
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_for_mirrors_1")
+    mirror = make_source("hf-mirror", ref_tiny(tmp_path), settings_with(tmp_path))
+    hub = make_source("hf", ref_tiny(tmp_path), settings_with(tmp_path))
+    assert mirror.token is None and mirror.url_and_headers(RemoteFile("a", 1))[1] == {}
+    assert "download.token_to_mirrors" in mirror.denied_hint
+    assert hub.endpoint == "https://huggingface.co" and hub.token.reveal() == "hf_not_for_mirrors_1"
+
+
+@pytest.mark.parametrize("how", ["config", "env"])
+def test_token_goes_to_a_mirror_when_the_user_opts_in(tmp_path, monkeypatch, how):
+    from llmsetup.download.sources import make_source
+
+    monkeypatch.setenv("HF_TOKEN", "hf_for_mirrors_too_1")
+    config = {"download": {"token_to_mirrors": True}} if how == "config" else {}
+    if how == "env":
+        monkeypatch.setenv("LLMSETUP_TOKEN_TO_MIRRORS", "1")
+    mirror = make_source("hf-mirror", ref_tiny(tmp_path), settings_with(tmp_path, **config))
+    assert mirror.token.reveal() == "hf_for_mirrors_too_1"
+
+
+def test_token_goes_to_an_endpoint_the_user_set(server, files, tmp_path, monkeypatch):
+    server.hf_token = "hf_for_my_endpoint_1"
+    monkeypatch.setenv("HF_TOKEN", "hf_for_my_endpoint_1")
+    fetch(tmp_path)
+    assert server.requests and all(r["auth"] == "Bearer hf_for_my_endpoint_1"
+                                   for r in server.requests if not r["query"].get("redirected"))
+
+
+def test_aliendao_hash_lookup_keeps_the_token_off_the_default_mirror(tmp_path, monkeypatch):
+    from llmsetup.download.sources import hf_source
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_for_mirrors_2")
+    source = hf_source("hf-mirror", ref_tiny(tmp_path), settings_with(tmp_path), None)
+    assert source.token is None
+
+
+def test_anonymous_401_for_a_repository_that_does_not_exist(server, files, tmp_path):
+    from llmsetup.download.sources import hf_source
+
+    source = hf_source("hf", ModelRef(repo_id="org/typo", model_dir=tmp_path / "m",
+                                      sources=["hf"]), settings_with(tmp_path), server.url)
+    with pytest.raises(AccessDenied, match=r"not found, or private/gated \(HTTP 401\)") as err:
+        source.list_files()
+    assert "check the id" in err.value.hint and "HF_TOKEN" in err.value.hint
+
+
+def test_a_refused_token_is_called_refused(server, files, tmp_path, monkeypatch):
+    from llmsetup.download.sources import hf_source
+
+    server.repos["org/tiny"].gated = True
+    server.hf_tokens_without_access = {"hf_valid_but_not_accepted_1"}
+    monkeypatch.setenv("HF_TOKEN", "hf_valid_but_not_accepted_1")
+    source = hf_source("hf", ref_tiny(tmp_path), settings_with(tmp_path), server.url)
+    with pytest.raises(AccessDenied, match=r"token was refused \(HTTP 403\)") as err:
+        source.list_files()
+    assert "expired" in err.value.hint and "set HF_TOKEN" not in err.value.hint
+    monkeypatch.setenv("HF_TOKEN", "hf_expired_token_1")
+    source = hf_source("hf", ref_tiny(tmp_path), settings_with(tmp_path), server.url)
+    with pytest.raises(AccessDenied, match=r"token was refused \(HTTP 401\)"):
+        source.list_files()
+
+
+def test_token_follows_a_redirect_to_the_hub_itself(server, files, tmp_path, monkeypatch):
+    """A user-set endpoint redirecting to huggingface.co keeps the token, as huggingface_hub
+    does; here ``localhost`` plays huggingface.co (the real one cannot be reached)."""
+    from llmsetup.download import http
+
+    port = int(server.url.rsplit(":", 1)[1])
+    monkeypatch.setattr(http._Session, "hub_origins",
+                        http._Session.hub_origins | {("http", "localhost", port)})
+    server.hf_token = "hf_follows_to_the_hub_1"
+    monkeypatch.setenv("HF_TOKEN", "hf_follows_to_the_hub_1")
+    server.fault("model.safetensors", "redirect", times=None)
+    fetch(tmp_path)
+    redirected = [r for r in server.requests if r["query"].get("redirected")]
+    assert redirected and all(r["auth"] == "Bearer hf_follows_to_the_hub_1" for r in redirected)

@@ -46,6 +46,7 @@ CONFIG_KEYS = {
     "download.sources": (list, "ordered list of download sources"),
     "download.endpoint": (str, "Hugging Face endpoint URL"),
     "download.connections": (int, "connections per file"),
+    "download.token_to_mirrors": (bool, "send the HF token to mirrors (hf-mirror) too"),
     "aliendao.site": (str, "aliendao listing site URL"),
     "aliendao.download_host": (str, "aliendao download host URL"),
     "modelscope.endpoint": (str, "ModelScope hub URL"),

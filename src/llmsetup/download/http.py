@@ -40,12 +40,27 @@ class _Session(requests.Session):
     """
 
     _SECRET_HEADERS = ("Authorization", "Cookie", "X-Api-Key")
+    #: (scheme, host, port) of the Hub itself: an ``Authorization`` (an HF token) follows a
+    #: redirect there, as huggingface_hub lets it (a user-set endpoint or proxy that
+    #: redirects to huggingface.co). Never a CDN, never another mirror.
+    hub_origins = frozenset({("https", "huggingface.co", 443), ("https", "hf.co", 443)})
 
     def rebuild_auth(self, prepared_request, response) -> None:  # type: ignore[override]
+        auth = prepared_request.headers.get("Authorization")
         super().rebuild_auth(prepared_request, response)
         if self.should_strip_auth(response.request.url, prepared_request.url):
             for name in self._SECRET_HEADERS:
                 prepared_request.headers.pop(name, None)
+            if auth and _origin(prepared_request.url) in self.hub_origins:
+                prepared_request.headers["Authorization"] = auth
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    from urllib.parse import urlsplit
+
+    split = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(split.scheme, 0)
+    return split.scheme, (split.hostname or "").lower(), split.port or default
 
 
 def new_session() -> requests.Session:

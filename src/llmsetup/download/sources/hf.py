@@ -107,6 +107,7 @@ class HFSource(Source):
 
     def __init__(self, repo_id: str, revision: str, endpoint: str, *, name: str = "hf",
                  token: Secret | None = None, denied_hint: str | None = None,
+                 unknown_hint: str | None = None,
                  cancel: threading.Event | None = None, max_connections: int | None = None,
                  retry_policy=None, timeout: tuple[float, float] | None = None,
                  deadline_s: float = LISTING_DEADLINE_S) -> None:
@@ -122,6 +123,11 @@ class HFSource(Source):
             f"that accepted its terms at {self.endpoint}/{repo_id}.")
         self.missing_hint = (f"Check the name and revision at {self.endpoint}/{repo_id}; "
                              "a mirror may not have this repository yet.")
+        #: For a 401 without a token that is not "gated": the Hub answers anonymous
+        #: requests for repositories that do not exist with 401 too.
+        self.unknown_hint = unknown_hint or (
+            f"Not found, or private/gated: check the id at {self.endpoint}/{repo_id}, or set "
+            "HF_TOKEN.")
         self._policy = retry_policy or RetryPolicy(attempts=4)
         self._deadline_s = deadline_s
 
@@ -254,6 +260,12 @@ def _status_error(status: int, response: Any, names: set[str], source: HFSource,
         raise NotOnSource(source.name, f"not found (HTTP {status}): revision "
                           f"{source.requested_revision} of {source.repo_id}{detail}",
                           hint=source.missing_hint) from None
+    if status == 401 and code != "GatedRepo" and not source.token:
+        raise AccessDenied(source.name, f"not found, or private/gated (HTTP 401): {what}"
+                           f"{detail}", hint=source.unknown_hint) from None
+    if status in (401, 403) and source.token:
+        raise AccessDenied(source.name, f"the HF token was refused (HTTP {status}) for {what}"
+                           f"{detail}", hint=source.denied_hint) from None
     if status in (401, 403) or code == "GatedRepo":
         raise AccessDenied(source.name, f"access denied (HTTP {status}) to {what}{detail}",
                            hint=source.denied_hint) from None
