@@ -105,7 +105,7 @@ def read_header_pins(path: Path) -> list[str]:
 
 def webui_inputs(group: dict, webui_dir: Path | None, tmp: Path) -> list[str]:
     """Extra uv arguments for a webui lock: the trimmed requirements and constraints."""
-    from llmsetup.webui import trim_requirements
+    from llmsetup.webui.repo import trim_requirements
 
     web = group["webui"]
     if webui_dir is None:

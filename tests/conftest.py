@@ -29,6 +29,22 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "src" / "llmsetup" / "runtime"
 
+# What makes a test slow: it builds a model, a Python environment or a compatibility env,
+# or it installs. `pytest -m "not slow"` is the quick subset (see README, Development).
+SLOW_FIXTURES = {"tiny_llama", "tiny_gemma_no_template", "chat_llama", "chat_gemma",
+                 "long_llama", "tiny_whisper", "compat_whisper", "compat_python", "speech",
+                 "wheels"}
+SLOW_MODULES = {"test_install_e2e", "test_install_conda", "test_install_envs",
+                "test_wheel_install", "test_bench", "test_lm_compat", "test_torch_check",
+                "test_webui_real"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or \
+                item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 TINY_LLAMA = {
     "model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from llmsetup.bench import shrink
+from llmsetup.host.bench import shrink
 from llmsetup.recipes import Catalog
 
 

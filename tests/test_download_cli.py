@@ -193,12 +193,12 @@ def test_rich_progress_renders_bars_and_lines(server, files):
 
     from rich.console import Console
 
-    from llmsetup.cli._progress import RichReporter
+    from llmsetup.cli._progress import DownloadBars
 
     stream = StringIO()
     console = Console(file=stream, force_terminal=True, width=100)
     ref = ModelRef("org/tiny", model_dir(), sources=["hf"])
-    with RichReporter(console) as reporter:
+    with DownloadBars(console) as reporter:
         download(ref, Settings.load(), DownloadOptions(), reporter)
     text = stream.getvalue()
     assert "model.safetensors" in text and "sha256 verified" in text and "total" in text

@@ -1,7 +1,7 @@
 """``verify_speech``: the bundled samples, a user's m4a, the CER check, and bad input.
 
 ``llmsetup verify`` itself is written on another branch and calls
-:func:`llmsetup.speech.verify_speech` for speech models, so these tests call it directly,
+:func:`llmsetup.host.asr.verify_speech` for speech models, so these tests call it directly,
 with a tiny random Whisper run by the runtime in a real subprocess.
 """
 
@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from llmsetup import speech as host
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
+from llmsetup.host import asr as host
 from llmsetup.settings import Settings
 from tests.speech_fixtures import real_copy
 

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from llmsetup import subtitles
+from llmsetup.host import subtitles
+from llmsetup.host.subtitles import Segment
 from llmsetup.runtime import _rt, asr, textmetrics
 from llmsetup.runtime import audio as rt_audio
-from llmsetup.subtitles import Segment
 
 # What the pipeline hands back around a window boundary: an overlap, a chunk with no
 # text, a chunk past the end of the audio, and a last chunk without an end.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmsetup.errors import UsageError
-from llmsetup.speech import plan_outputs
+from llmsetup.host.asr import plan_outputs
 from tests.speech_fixtures import LONG_SECONDS
 from tests.test_subtitles import assert_monotonic, parse_srt, parse_vtt
 

@@ -110,8 +110,8 @@ def test_cuda_asked_of_a_cpu_only_torch(cli, chat_llama):
 def test_a_speech_model_is_refused_by_the_text_verifier(tmp_path):
     """The runtime checks the kind itself too (the host routes Whisper to the speech
     verifier before it gets there)."""
-    from llmsetup import runner
     from llmsetup.errors import UsageError
+    from llmsetup.host import runner
 
     folder = tmp_path / "whisper"
     folder.mkdir()
@@ -148,9 +148,9 @@ def test_option_mistakes_exit_2(cli, chat_llama, flags, message):
 
 def test_install_verify_step_entry_point(chat_llama, tmp_path):
     """``install`` ends with verification.verify_target: passed/reason and the document."""
+    from llmsetup.host.verify import verify_target
     from llmsetup.settings import Settings
     from llmsetup.targets import resolve
-    from llmsetup.verification import verify_target
 
     settings = Settings.load()
     target = resolve(str(chat_llama), settings, None)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from llmsetup.errors import UsageError
-from llmsetup.webui import clone_url, requirement_name, trim_requirements
+from llmsetup.webui.repo import clone_url, requirement_name, trim_requirements
 from tests.wheels import make_wheel
 
 REALISTIC = """\
@@ -284,7 +284,7 @@ def test_serve_waits_answers_and_forwards_ctrl_c(cli, setup, llmsetup_home):
         assert f"http://127.0.0.1:{port}/" in line
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
         assert "Tiny-Chat-hf" in page
-        from llmsetup.webui import chat_once
+        from llmsetup.webui.api import chat_once
 
         assert chat_once(f"http://127.0.0.1:{api_port}", "hello there") == "echo: hello there"
     finally:

@@ -108,7 +108,7 @@ webui:
         assert any("is serving" in line for line in lines), "".join(lines[-60:])
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60)
         assert page.status == 200
-        from llmsetup.webui import chat_once
+        from llmsetup.webui.api import chat_once
 
         answer = chat_once(f"http://127.0.0.1:{api_port}", "Hello! Who are you?", max_tokens=24)
         print("page:", page.status, "chat answer:", repr(answer))

@@ -51,7 +51,8 @@ def describe_target(target: Target, settings: Settings) -> dict:
         "memory_gb": recipe.memory_gb(),
         "installed": is_installed(target.model_dir),
     }
-    from llmsetup.plan import InstallOptions, build_plan
+    from llmsetup.install.build import build_plan
+    from llmsetup.install.plan import InstallOptions
 
     plan = build_plan(target, settings, InstallOptions())
     doc["plan"] = plan.describe()

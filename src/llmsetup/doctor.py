@@ -5,13 +5,12 @@ from __future__ import annotations
 import importlib.util
 import platform
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from llmsetup import __version__
 from llmsetup.hardware import fit, probe_gpus, profile_advice
-from llmsetup.proc import clean_env
+from llmsetup.proc import capture
 from llmsetup.settings import Settings, config_path
 
 # Each tool: how to ask its version.
@@ -30,13 +29,9 @@ def tool_version(argv: list[str]) -> dict:
     path = shutil.which(argv[0])
     if not path:
         return {"found": False, "path": None, "version": None}
-    try:
-        proc = subprocess.run([path, *argv[1:]], capture_output=True, text=True, timeout=15,
-                              env=clean_env(), check=False)
-        first = (proc.stdout or proc.stderr).strip().splitlines()
-        version = first[0] if first else None
-    except (OSError, subprocess.TimeoutExpired):
-        version = None
+    proc = capture([path, *argv[1:]], timeout=15)
+    first = (proc.stdout or proc.stderr).strip().splitlines() if proc else []
+    version = first[0] if first else None
     return {"found": True, "path": path, "version": version}
 
 

@@ -7,10 +7,9 @@ check inside a model's environment is a separate step of the install plan.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import asdict, dataclass
 
-from llmsetup.proc import clean_env
+from llmsetup.proc import Captured, capture
 
 # The book profile's torch 2.0.1 (CUDA 11.7/11.8) has kernels up to sm_90 (Hopper); GPUs of
 # compute capability 10 and later (Blackwell) need a newer torch.
@@ -52,24 +51,21 @@ class GPUProbe:
 _FIELDS = "index,name,memory.total,memory.free,driver_version"
 
 
-def _query(fields: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-        capture_output=True, text=True, timeout=20, env=clean_env(), check=False,
-    )
+def _query(fields: str) -> Captured | None:
+    return capture(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                   timeout=20)
 
 
 def probe_gpus() -> GPUProbe:
     """GPUs as ``nvidia-smi`` reports them (name, memory, driver, compute capability)."""
     if not shutil.which("nvidia-smi"):
         return GPUProbe([], False, "nvidia-smi not found: no NVIDIA driver, or no GPU")
-    try:
-        proc = _query(_FIELDS + ",compute_cap")
-        with_cc = proc.returncode == 0
-        if not with_cc:  # drivers before 510 do not know compute_cap
-            proc = _query(_FIELDS)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return GPUProbe([], False, f"nvidia-smi failed: {exc}")
+    proc = _query(_FIELDS + ",compute_cap")
+    with_cc = proc is not None and proc.returncode == 0
+    if proc is not None and not with_cc:  # drivers before 510 do not know compute_cap
+        proc = _query(_FIELDS)
+    if proc is None:
+        return GPUProbe([], False, "nvidia-smi failed: it did not answer (or could not start)")
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         return GPUProbe([], False, "nvidia-smi failed: " + (detail[0] if detail else

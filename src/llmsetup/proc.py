@@ -1,7 +1,7 @@
 """The one subprocess wrapper of llmsetup.
 
-Every external command (conda, uv, pip, git, the model's own Python) goes through here, so
-that all of them get the same treatment:
+Every external command (conda, uv, pip, git, nvidia-smi, the model's own Python, the
+webui's server) goes through here, so that all of them get the same treatment:
 
 - argv is a list, never a shell string; it must not hold a registered secret;
 - the environment is a cleaned copy of ours (no PYTHONPATH or PYTHONHOME leaking into a
@@ -10,6 +10,11 @@ that all of them get the same treatment:
 - a timeout kills the whole process group;
 - Ctrl-C is passed on to the child, which gets a few seconds to stop before it is killed,
   and then ``KeyboardInterrupt`` continues in the caller so that nothing is half-recorded.
+
+The entry points: :func:`run` (a command to completion, logged), :func:`capture` (a short
+query such as a version or a commit id), :func:`run_interactive` (a child that owns the
+terminal), :func:`run_service` (a server until it stops), :class:`JsonLinesProcess` (the
+runtime modules' event protocol).
 """
 
 from __future__ import annotations
@@ -226,6 +231,37 @@ def _hint_for(output: str, hints: Sequence[tuple[str, str]]) -> str | None:
     return None
 
 
+@dataclass
+class Captured:
+    """What a short query printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def capture(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Captured | None:
+    """Run a short query (a version, the GPU list, a commit id) and return its output.
+
+    None when the program is missing, cannot start, or does not answer within ``timeout``:
+    callers report "not found" or "unknown" rather than fail.
+    """
+    args = _check_argv(argv)
+    try:
+        proc = subprocess.run(args, cwd=cwd, env=clean_env(env), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Captured(proc.returncode, proc.stdout, proc.stderr)
+
+
 def run_interactive(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -246,6 +282,40 @@ def run_interactive(
         return proc.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def run_service(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    on_started: Callable[[subprocess.Popen], None],
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run a server until it stops; return its exit status, shell-style (130 for SIGINT).
+
+    The server gets a process group of its own, and SIGINT or SIGTERM sent to us is passed
+    on to that whole group, so a server's workers stop with it. ``on_started(proc)`` runs
+    once the process exists (wait until it answers, then tell the user); if it raises
+    (not ready in time, Ctrl-C while waiting), the server is stopped, escalating as
+    :func:`run` does, and the error goes on.
+    """
+    args = _check_argv(argv)
+    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), start_new_session=True)
+
+    def forward(signum, _frame) -> None:
+        _kill_group(proc, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        on_started(proc)
+        returncode = proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - returncode if returncode < 0 else returncode
 
 
 class JsonLinesProcess:

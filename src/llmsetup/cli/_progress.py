@@ -8,6 +8,7 @@ receive events from the engine's threads, so each guards its state with a lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from llmsetup.download.progress import describe_event
+from llmsetup.download.progress import LineSink, event_line
 from llmsetup.secret import redact
 
 
@@ -44,28 +45,7 @@ class JsonLinesReporter(AbstractContextManager):
         return None
 
 
-class LineReporter(AbstractContextManager):
-    """Plain lines for pipes and logs: sources, one line per file, retries, warnings."""
-
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self._lock = threading.Lock()
-
-    def _print(self, text: str) -> None:
-        with self._lock:
-            self.stream.write(redact(text) + "\n")
-            self.stream.flush()
-
-    def emit(self, event: str, **f: Any) -> None:
-        text = describe_event(event, f)
-        if text:
-            self._print(text)
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-class RichReporter(AbstractContextManager):
+class DownloadBars(AbstractContextManager):
     """A bar per active file and one for the total, with bytes, speed and ETA."""
 
     def __init__(self, console) -> None:
@@ -86,7 +66,7 @@ class RichReporter(AbstractContextManager):
         self._done: dict[str, int] = {}
         self._total = None
 
-    def __enter__(self) -> RichReporter:
+    def __enter__(self) -> DownloadBars:
         self._progress.start()
         return self
 
@@ -113,7 +93,7 @@ class RichReporter(AbstractContextManager):
                 self._progress.remove_task(self._tasks.pop(f["path"]))
                 if self._total is not None:
                     self._progress.update(self._total, completed=sum(self._done.values()))
-            text = describe_event(event, f)
+            text = event_line(event, f)
             if text:
                 self._progress.console.print(redact(text), highlight=False, markup=False)
 
@@ -163,5 +143,11 @@ def download_reporter(json_mode: bool, err_console: Callable[[], Any]
     if json_mode:
         return JsonLinesReporter()
     if sys.stderr.isatty():
-        return RichReporter(err_console())
-    return LineReporter()
+        return DownloadBars(err_console())
+    return contextlib.nullcontext(LineSink(_stderr_line))
+
+
+def _stderr_line(text: str) -> None:
+    """One plain line for pipes and logs."""
+    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.flush()

@@ -51,9 +51,9 @@ def bench_cmd(
 ) -> None:
     """Load time, time to first token, decode tokens/s, peak memory (and the GPU's
     bandwidth roofline); real-time factor for speech models."""
-    from llmsetup.bench import BenchOptions, parse_overrides, run_bench
     from llmsetup.envs import python_for
     from llmsetup.errors import UsageError
+    from llmsetup.host.bench import BenchOptions, parse_overrides, run_bench
 
     if sum((bits4, bits8, all_precisions)) > 1:
         raise UsageError("choose one of --4bit, --8bit and --all-precisions")

@@ -47,8 +47,8 @@ def chat_cmd(
     Answers stream as they are generated and the conversation goes through the model's chat
     template. /help lists the commands; an empty line quits; Ctrl-C stops an answer.
     """
-    from llmsetup import lm
     from llmsetup.envs import python_for
+    from llmsetup.host import causal_lm as lm
 
     app = state(ctx)
     resolved = app.target(target)

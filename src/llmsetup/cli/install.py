@@ -15,7 +15,7 @@ from llmsetup.cli._options import Bits4Opt, Bits8Opt, DryRunOpt, JsonOpt, Profil
 from llmsetup.cli._output import Output
 
 
-class RichReporter:
+class PlanProgress:
     """Shows the steps, which one runs (with its latest output line), and their times."""
 
     def __init__(self, out: Output) -> None:
@@ -125,9 +125,11 @@ def install_cmd(
 
     Rerunning after a failure or Ctrl-C resumes at the first step not done.
     """
+    from llmsetup.download.options import DownloadOptions
     from llmsetup.envs.base import PipOptions
     from llmsetup.errors import UsageError
-    from llmsetup.plan import InstallOptions, build_plan
+    from llmsetup.install.build import build_plan
+    from llmsetup.install.plan import InstallOptions, WebUIOptions
 
     if bits4 and bits8:
         raise UsageError("--4bit and --8bit exclude each other")
@@ -149,12 +151,11 @@ def install_cmd(
         profile=profile, python=python, pip=pip, use_lock=not no_lock, force=force,
         download=not no_download, verify=not no_verify, cuda_check=not no_cuda_check, cpu=cpu,
         quantization="4bit" if bits4 else "8bit" if bits8 else None,
-        download_options={"source": source or None, "endpoint": endpoint,
-                          "from": str(from_dir) if from_dir else None},
+        download_options=DownloadOptions(sources=list(source) if source else None,
+                                         endpoint=endpoint, from_dir=from_dir),
         ui=ui,
-        webui_options={"dir": str(webui_dir) if webui_dir else None,
-                       "git_mirror": git_mirror or settings.get("git.mirror"),
-                       "deploy": deploy, "yes": yes},
+        webui_options=WebUIOptions(dir=webui_dir, git_mirror=git_mirror or settings.get("git.mirror"),
+                                   deploy=deploy, yes=yes),
     )
     if tgt.recipe.kind == "asr" and options.quantization:
         raise UsageError("--4bit and --8bit are for text models; "
@@ -172,7 +173,7 @@ def install_cmd(
         _show_plan(plan, out)
         return
     started = time.monotonic()
-    results = plan.run(RichReporter(out))
+    results = plan.run(PlanProgress(out))
     doc = {"recipe": tgt.recipe.name, "model_dir": str(tgt.model_dir),
            "seconds": round(time.monotonic() - started, 2),
            "steps": [r.__dict__ for r in results],

@@ -38,7 +38,7 @@ def serve_cmd(
 ) -> None:
     """Start text-generation-webui with NAME preselected; wait until it answers; Ctrl-C stops it."""
     from llmsetup.errors import UsageError
-    from llmsetup.serve import ServeOptions, run_server, server_plan
+    from llmsetup.webui.server import ServeOptions, run_server, server_plan
 
     if bits4 and bits8:
         raise UsageError("--4bit and --8bit exclude each other")

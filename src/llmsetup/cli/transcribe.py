@@ -59,7 +59,7 @@ def transcribe_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Transcribe recordings with a Whisper model: text, JSON or SRT/VTT subtitles."""
-    from llmsetup import speech
+    from llmsetup.host import asr as speech
 
     app = state(ctx)
     out = Output(json_)

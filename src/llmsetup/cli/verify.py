@@ -63,9 +63,9 @@ def verify_cmd(
     Reports load time, time to first token, decode tokens/s and peak memory, and exits 1
     when the check fails. The --json document is described in docs/verify.md.
     """
-    from llmsetup import lm
     from llmsetup.envs import python_for
     from llmsetup.errors import CheckFailed, UsageError
+    from llmsetup.host import causal_lm as lm
 
     app = state(ctx)
     out = Output(json_)
@@ -104,7 +104,7 @@ def verify_cmd(
 
 def _verify_speech(target, settings, python: str, out: Output, *, text_only: bool,
                    audio, language, task, save_converted, device: str) -> None:
-    """Delegate to the speech verifier (``llmsetup.speech``); print the report it returns.
+    """Delegate to the speech verifier (``llmsetup.host.asr``); print the report it returns.
 
     ``verify_speech`` raises :class:`~llmsetup.errors.CheckFailed` when the model ran but did
     not pass; its ``json_mode`` only silences its progress lines.
@@ -118,7 +118,7 @@ def _verify_speech(target, settings, python: str, out: Output, *, text_only: boo
     if task is not None and task not in TASKS:
         raise UsageError(f"--task {task}: expected transcribe or translate")
     from llmsetup.errors import CheckFailed
-    from llmsetup.speech import summary_lines, verify_speech
+    from llmsetup.host.asr import summary_lines, verify_speech
 
     def show(report: dict) -> None:
         out.result(report, lambda console: [console.print(line, markup=False, highlight=False)
@@ -141,7 +141,7 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
     from urllib.parse import urlsplit
 
     from llmsetup.errors import CheckFailed, UsageError
-    from llmsetup.webui import chat_once, check_page
+    from llmsetup.webui.api import chat_once, check_page
 
     if not url:
         raise UsageError("--webui-api needs --webui URL (the page)")
@@ -182,9 +182,9 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
 
 
 def _progress(out: Output, event: dict) -> None:
-    from llmsetup.lm import describe_event
+    from llmsetup.host.causal_lm import progress_line
 
-    line = describe_event(event)
+    line = progress_line(event)
     if line:
         out.info(line)
 
@@ -197,7 +197,7 @@ def render(console, doc: dict) -> None:
     """The human summary: each prompt and answer, then the numbers."""
     from rich.markup import escape
 
-    from llmsetup.lm import describe_quantization
+    from llmsetup.host.causal_lm import describe_quantization
 
     verdict = "[green]passed[/]" if doc["ok"] else "[red]FAILED[/]"
     console.print(f"[bold]{escape(doc['target'])}[/]: {verdict} ({doc['device']}, "

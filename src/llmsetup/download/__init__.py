@@ -12,18 +12,31 @@ state of a file in flight), ``manifest`` (what was verified, and the check), ``s
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llmsetup.download.engine import EngineConfig
-from llmsetup.download.job import DownloadOptions, download
-from llmsetup.download.manifest import Manifest, check_folder, is_complete, manifest_path
-from llmsetup.download.progress import NULL_REPORTER, CollectingReporter, LineSink, Reporter
-from llmsetup.download.ref import ModelRef
+from llmsetup.download.options import DownloadOptions
 
 if TYPE_CHECKING:
+    from llmsetup.download.manifest import Manifest
+    from llmsetup.download.progress import Reporter
     from llmsetup.settings import Settings
     from llmsetup.targets import Target
+
+# The package's names, each imported from its module when first used: the install plan
+# and ``--dry-run`` need DownloadOptions alone, not the engine and its HTTP stack.
+_LAZY = {
+    "CollectingReporter": "progress", "EngineConfig": "engine", "Manifest": "manifest",
+    "ModelRef": "ref", "Reporter": "progress", "check_folder": "manifest", "download": "job",
+    "is_complete": "manifest", "manifest_path": "manifest",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = __import__(f"{__name__}.{_LAZY[name]}", fromlist=[name])
+    return getattr(module, name)
+
 
 __all__ = [
     "CollectingReporter",
@@ -42,7 +55,7 @@ __all__ = [
 
 
 def download_model(target: Target, settings: Settings, options: DownloadOptions | None = None,
-                   reporter: Reporter = NULL_REPORTER) -> Manifest:
+                   reporter: Reporter | None = None) -> Manifest:
     """Download a recipe's weights into its model folder (the install plan's step).
 
     Raises :class:`~llmsetup.download.errors.NotDownloadable` for recipes that generate
@@ -51,25 +64,23 @@ def download_model(target: Target, settings: Settings, options: DownloadOptions 
     ``KeyboardInterrupt`` (state saved) when cancelled. ``manifest.run`` says what this
     run did.
     """
+    from llmsetup.download.job import download
+    from llmsetup.download.progress import NULL_REPORTER
+    from llmsetup.download.ref import ModelRef
+
     options = options or DownloadOptions()
     model_dir = target.model_dir
     if options.models_dir is not None and not target.from_folder:
         model_dir = options.models_dir / (target.recipe.target_dir or target.recipe.repo_id)
-    return download(ModelRef.from_recipe(target.recipe, model_dir), settings, options, reporter)
+    return download(ModelRef.from_recipe(target.recipe, model_dir), settings, options,
+                    reporter or NULL_REPORTER)
 
 
-def download_for_install(target: Target, settings: Settings, options: dict,
+def download_for_install(target: Target, settings: Settings, options: DownloadOptions,
                          on_line: Callable[[str], None]) -> dict:
-    """The install plan's download step: ``options`` as ``llmsetup install`` collects them
-    (``source``: a list of sources in order, ``endpoint``, ``from``: a folder to adopt),
-    one line of output per event through ``on_line``. Returns what the step reports.
-    """
-    sources = options.get("source") or None
-    if isinstance(sources, str):
-        sources = [sources]
-    from_dir = options.get("from")
-    download_options = DownloadOptions(
-        sources=list(sources) if sources else None, endpoint=options.get("endpoint"),
-        from_dir=Path(from_dir) if from_dir else None)
-    manifest = download_model(target, settings, download_options, LineSink(on_line))
+    """The install plan's download step: one line of output per event through ``on_line``.
+    Returns what the step reports."""
+    from llmsetup.download.progress import LineSink
+
+    manifest = download_model(target, settings, options, LineSink(on_line))
     return {"model_dir": str(manifest.model_dir), **manifest.summary(), "run": manifest.run}

@@ -16,7 +16,7 @@ from llmsetup.download.manifest import Entry, Manifest, missing_shards
 from llmsetup.download.progress import Reporter
 from llmsetup.download.ref import ModelRef
 from llmsetup.download.select import select_files
-from llmsetup.download.sources import Listing, RemoteFile, make_source
+from llmsetup.download.sources import Listing, RemoteFile, list_source, make_source
 from llmsetup.download.sources.local import INCOMPLETE_MARK, LocalFolder
 from llmsetup.errors import CheckFailed, NotFoundError
 
@@ -24,8 +24,6 @@ from llmsetup.errors import CheckFailed, NotFoundError
 def adopt_folder(ref: ModelRef, options, manifest: Manifest, names: list[str], settings,
                  reporter: Reporter) -> bool:
     """Adopt what matches from ``options.from_dir``; True when nothing is left to fetch."""
-    from llmsetup.download.job import list_source
-
     folder = LocalFolder(options.from_dir.expanduser().absolute(), copy=options.copy)
     if not folder.folder.is_dir():
         raise NotFoundError(f"--from {options.from_dir}: no such folder",

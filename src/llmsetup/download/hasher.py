@@ -24,6 +24,7 @@ import collections
 import hashlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 #: Read back at most this much at a time (bounded memory, and the queue keeps moving).
 READ_BACK = 4 << 20
@@ -174,3 +175,16 @@ class Hasher:
                 if gen == self._gen:  # else a reset came meanwhile: these bytes are stale
                     self.pos = offset + length
                     self._cv.notify_all()
+
+
+def file_hashes(path: Path, want_git: bool = False) -> tuple[str, str | None]:
+    """(sha256, git blob sha1) of a file on disk, read once."""
+    sha = hashlib.sha256()
+    size = path.stat().st_size
+    git = hashlib.sha1(b"blob %d\0" % size) if want_git else None
+    with path.open("rb") as fh:
+        while chunk := fh.read(8 << 20):
+            sha.update(chunk)
+            if git is not None:
+                git.update(chunk)
+    return sha.hexdigest(), (git.hexdigest() if git else None)

@@ -12,65 +12,41 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from llmsetup.download.engine import Engine, EngineConfig, FileResult, Transfer
+from llmsetup.download.engine import Engine, FileResult, Transfer
 from llmsetup.download.errors import (
     AllSourcesFailed,
     DiskSpaceError,
     NotDownloadable,
     SourceError,
 )
-from llmsetup.download.http import describe_network_error, is_network_error
-from llmsetup.download.manifest import Entry, Manifest, file_hashes, shards_of
+from llmsetup.download.hasher import file_hashes
+from llmsetup.download.manifest import Entry, Manifest, shards_of
+from llmsetup.download.options import DownloadOptions
 from llmsetup.download.partial import PartialFile, content_key
 from llmsetup.download.progress import NULL_REPORTER, Reporter, human_bytes
 from llmsetup.download.ref import DOWNLOAD_SOURCES, ModelRef
 from llmsetup.download.select import select_files
-from llmsetup.download.sources import Listing, RemoteFile, Source, make_source
+from llmsetup.download.sources import Listing, RemoteFile, Source, list_source, make_source
 from llmsetup.download.sources.base import STATE_DIR
 from llmsetup.errors import LLMSetupError, UsageError
+from llmsetup.fileio import write_text_atomic
 
 DEFAULT_CONNECTIONS = 8
 _DISK_MARGIN = 16 << 20
 
 
-@dataclass
-class DownloadOptions:
-    """Everything ``llmsetup download`` (or the install plan) may ask for."""
-
-    sources: list[str] | None = None
-    source: str | None = None
-    endpoint: str | None = None
-    revision: str | None = None
-    connections: int | None = None
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    all_formats: bool = False
-    from_dir: Path | None = None
-    copy: bool = False
-    models_dir: Path | None = None
-    #: Set it (from any thread) to stop like Ctrl-C: state saved, KeyboardInterrupt raised.
-    cancel: threading.Event | None = None
-    engine: EngineConfig | None = None
-    #: Seconds to wait for another process's download of the same folder (None: forever).
-    lock_timeout: float | None = None
-
-
 def source_order(ref: ModelRef, settings, options: DownloadOptions) -> list[str]:
     """Which sources to try, in order (see docs/download.md)."""
     if set(ref.sources) == {"generate"} or ("generate" in ref.sources
-                                             and not (options.source or options.sources)):
+                                             and not options.sources):
         raise NotDownloadable(
             f"{ref.name or ref.repo_id} is not downloaded: llmsetup builds it locally",
             hint=f"Run `llmsetup install {ref.name or ref.repo_id}`.")
-    if options.source:
-        names = [options.source]
-    elif options.sources:
+    if options.sources:
         names = list(options.sources)
     elif options.endpoint:
         names = ["hf"]  # an explicit endpoint is the user's choice of where to go
@@ -113,7 +89,7 @@ def folder_lock(model_dir: Path, reporter: Reporter, timeout: float | None) -> I
                                 hint="Wait for it to finish, or stop it; then rerun.") from None
     try:
         with contextlib.suppress(OSError):
-            owner.write_text(str(os.getpid()), encoding="utf-8")
+            write_text_atomic(owner, str(os.getpid()))
         yield
     finally:
         lock.release()
@@ -191,19 +167,6 @@ def _finished(manifest: Manifest) -> None:
     manifest.save()
 
 
-def list_source(source: Source) -> Listing:
-    """``source.list_files()`` with network errors as :class:`SourceError`."""
-    try:
-        return source.list_files()
-    except SourceError:
-        raise
-    except Exception as exc:
-        if not is_network_error(exc):
-            raise
-        raise SourceError(source.name, f"unreachable: {describe_network_error(exc)}",
-                          hint="Check the network, or try another source.") from None
-
-
 def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: DownloadOptions,
                  reporter: Reporter, settings) -> None:
     listing = list_source(source)
@@ -217,7 +180,7 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
         raise UsageError(f"no file of {ref.repo_id} matches the filters "
                          f"({len(listing.files)} files listed)",
                          hint="Check --include/--exclude (globs match the whole path).")
-    transfers, skipped = _plan(selection.files, source, manifest, reporter)
+    transfers, skipped = _transfers_to_fetch(selection.files, source, manifest, reporter)
     need = sum(t.file.size - t.partial.saved_bytes() for t in transfers)
     _check_disk(ref.model_dir, need)
     reporter.emit("listing", source=source.name, revision=listing.revision,
@@ -245,7 +208,7 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
                         notes=listing.notes + listing.warnings)
 
 
-def _plan(files: list[RemoteFile], source: Source, manifest: Manifest,
+def _transfers_to_fetch(files: list[RemoteFile], source: Source, manifest: Manifest,
           reporter: Reporter) -> tuple[list[Transfer], int]:
     """The files still to fetch; files already present and verified are skipped."""
     model_dir = manifest.model_dir

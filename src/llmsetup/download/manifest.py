@@ -16,13 +16,13 @@ that each shard named by a ``*.index.json`` is present.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from llmsetup.download.hasher import file_hashes
 from llmsetup.download.sources.base import STATE_DIR
 from llmsetup.fileio import write_json_atomic
 
@@ -139,19 +139,6 @@ def is_complete(model_dir: Path) -> bool:
     if any(manifest.unchanged(path) is None for path in manifest.files):
         return False
     return not missing_shards(model_dir)
-
-
-def file_hashes(path: Path, want_git: bool = False) -> tuple[str, str | None]:
-    """(sha256, git blob sha1) of a file on disk, read once."""
-    sha = hashlib.sha256()
-    size = path.stat().st_size
-    git = hashlib.sha1(b"blob %d\0" % size) if want_git else None
-    with path.open("rb") as fh:
-        while chunk := fh.read(8 << 20):
-            sha.update(chunk)
-            if git is not None:
-                git.update(chunk)
-    return sha.hexdigest(), (git.hexdigest() if git else None)
 
 
 def index_files(model_dir: Path) -> list[Path]:

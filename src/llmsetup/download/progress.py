@@ -70,7 +70,7 @@ class CollectingReporter:
             return [f for e, f in self.events if e == event]
 
 
-def describe_event(event: str, f: dict[str, Any]) -> str | None:
+def event_line(event: str, f: dict[str, Any]) -> str | None:
     """The one line a person should see for an event (None for progress ticks)."""
     if event == "source":
         return f"Trying {f['detail']}"
@@ -102,13 +102,15 @@ def describe_event(event: str, f: dict[str, Any]) -> str | None:
 
 
 class LineSink:
-    """Turns events into the lines of :func:`describe_event` for a ``line -> None`` callback
-    (the install plan's step output)."""
+    """The lines of :func:`event_line`, one per event worth a line, to ``on_line`` (the
+    install plan's step output, or stderr in a pipe); thread-safe, lines never interleave."""
 
     def __init__(self, on_line) -> None:
         self.on_line = on_line
+        self._lock = threading.Lock()
 
     def emit(self, event: str, **fields: Any) -> None:
-        line = describe_event(event, fields)
+        line = event_line(event, fields)
         if line:
-            self.on_line(line)
+            with self._lock:
+                self.on_line(line)

@@ -15,7 +15,8 @@ from llmsetup.errors import UsageError
 from llmsetup.settings import Settings
 
 
-def record_path(settings: Settings, recipe_name: str) -> Path:
+def env_record_path(settings: Settings, recipe_name: str) -> Path:
+    """Where ``install`` records the environment it made for ``recipe_name``."""
     return settings.state_dir / recipe_name / "env.json"
 
 

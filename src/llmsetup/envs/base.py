@@ -2,7 +2,7 @@
 
 A backend knows how to create its environment, whether it exists, which command line runs
 a program inside it, and how to install requirements into it in one call. Backends only
-*build* command lines; :mod:`llmsetup.plan` runs them (or prints them for ``--dry-run``).
+*build* command lines; :mod:`llmsetup.install.plan` runs them (or prints them for ``--dry-run``).
 """
 
 from __future__ import annotations

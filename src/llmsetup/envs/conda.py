@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from llmsetup.envs.base import EnvBackend, PipOptions, pip_install_tail
 from llmsetup.errors import EnvironmentProblem
-from llmsetup.proc import clean_env
+from llmsetup.proc import capture
 
 TOOLS = ("conda", "mamba", "micromamba")
 
@@ -60,11 +59,10 @@ class CondaBackend(EnvBackend):
         """The environment's folder, from ``env list --json``."""
         if not (self._exe or find_conda()):
             return None
+        proc = capture([self.exe, "env", "list", "--json"], timeout=60)
         try:
-            proc = subprocess.run([self.exe, "env", "list", "--json"], capture_output=True,
-                                  text=True, timeout=60, env=clean_env(), check=False)
-            envs = json.loads(proc.stdout or "{}").get("envs", [])
-        except (OSError, ValueError, subprocess.TimeoutExpired):
+            envs = json.loads(proc.stdout or "{}").get("envs", []) if proc else []
+        except ValueError:
             return None
         for path in envs:
             if Path(path).name == self.env_name:

@@ -6,14 +6,15 @@ Bundled recipes come first; each user folder (highest priority first: ``--recipe
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from llmsetup.errors import NotFoundError, RecipeError
+from llmsetup.fileio import write_json_atomic
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -198,14 +199,9 @@ class Catalog:
         recipes = [{**r.model_dump(mode="json"), "origin": str(r.origin)} for r in self.all()]
         self.problem_messages = [p.message for p in self.problems]
         if cache is not None:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-                tmp.write_text(json.dumps({"stamp": stamp, "recipes": recipes,
-                                           "problems": self.problem_messages}), encoding="utf-8")
-                os.replace(tmp, cache)
-            except OSError:
-                pass  # a read-only home only costs speed
+            with contextlib.suppress(OSError):  # a read-only home only costs speed
+                write_json_atomic(cache, {"stamp": stamp, "recipes": recipes,
+                                          "problems": self.problem_messages}, indent=None)
         return recipes
 
     def _scan(self) -> dict[str, Any]:

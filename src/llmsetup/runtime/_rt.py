@@ -97,22 +97,18 @@ def versions() -> dict:
     return found
 
 
-def version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("+")[0].split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-        if not piece.isdigit():
-            break
-    return tuple(parts)
+def version_at_least(have: str, want: str) -> bool:
+    """``have >= want`` by PEP 440 (``2.1.0+cu118`` >= ``2.1``); packaging comes with
+    transformers, so every model environment has it."""
+    from packaging.version import Version
+
+    return Version(have) >= Version(want)
 
 
 def transformers_at_least(text: str) -> bool:
     import transformers
 
-    return version_tuple(transformers.__version__) >= version_tuple(text)
+    return version_at_least(transformers.__version__, text)
 
 
 def torch_info() -> dict:

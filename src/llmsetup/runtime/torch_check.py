@@ -48,7 +48,7 @@ def diagnose(info: dict, smi: list[dict]) -> tuple[str, str]:
                 "Install the NVIDIA driver, or pass --cpu to continue on the CPU.")
     for gpu in smi:
         cc = gpu.get("compute_capability")
-        if cc and _rt.version_tuple(cc) >= (10,) and _rt.version_tuple(info["torch"]) < (2, 7):
+        if cc and _rt.version_at_least(cc, "10") and not _rt.version_at_least(info["torch"], "2.7"):
             return (f"{gpu['name']} (compute capability {cc}) is newer than torch "
                     f"{info['torch']} supports",
                     "Install with --profile modern (a torch that knows this GPU).")

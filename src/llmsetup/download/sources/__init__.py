@@ -26,7 +26,7 @@ from llmsetup.download.sources.modelscope import ModelScopeSource, modelscope_en
 from llmsetup.errors import UsageError
 from llmsetup.secret import Secret
 
-__all__ = ["Listing", "RemoteFile", "Source", "make_source", "safe_relpath"]
+__all__ = ["Listing", "RemoteFile", "Source", "list_source", "make_source", "safe_relpath"]
 
 
 #: Where an HF token may always go: the Hub's own hosts (as huggingface_hub's ``_HUB_ORIGINS``).
@@ -140,3 +140,16 @@ def hf_reference(ref: ModelRef, settings, endpoint: str | None,
         finally:
             source.close()
     return None, "no HF endpoint answered (" + "; ".join(reasons) + ")"
+
+
+def list_source(source: Source) -> Listing:
+    """``source.list_files()`` with network errors as :class:`SourceError`."""
+    try:
+        return source.list_files()
+    except SourceError:
+        raise
+    except Exception as exc:
+        if not is_network_error(exc):
+            raise
+        raise SourceError(source.name, f"unreachable: {describe_network_error(exc)}",
+                          hint="Check the network, or try another source.") from None

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmsetup.download.hasher import file_hashes
 from llmsetup.download.sources.base import STATE_DIR, RemoteFile
 
 INCOMPLETE_MARK = "~incomplete.txt"
@@ -85,8 +86,6 @@ def _matches(expect: RemoteFile | None, sha256: str, git: str | None) -> bool:
 
 
 def _hash(path: Path, want_git: bool) -> tuple[str, str | None]:
-    from llmsetup.download.manifest import file_hashes
-
     return file_hashes(path, want_git)
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsetup.errors import UsageError
-from llmsetup.runner import run_module
+from llmsetup.host.runner import run_module
 from llmsetup.settings import Settings
 
 PRECISIONS = {"full": 0, "int8": 8, "int4": 4}
-SAMPLE = Path(__file__).resolve().parent / "data" / "speech" / "en.wav"
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "speech" / "en.wav"
 
 
 @dataclass

@@ -1,32 +1,25 @@
-"""text-generation-webui, the way the book serves Llama-2: clone at the pinned commit, trim
-its requirements at the cut-off line, deploy a downloaded model into ``models/``, serve.
-
-Only command lines and files are handled here; the install plan (:mod:`llmsetup.steps`)
-and ``llmsetup serve`` run them.
+"""The text-generation-webui checkout, the way the book gets it: clone at the pinned
+commit, trim its requirements at the cut-off line, deploy a downloaded model into
+``models/``. The install's webui route (:mod:`llmsetup.install.webui_route`) runs the
+clone and the deploy; :mod:`llmsetup.webui.server` starts the server.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from llmsetup.errors import CheckFailed, UsageError
-from llmsetup.proc import clean_env
+from llmsetup.fileio import write_json_atomic
+from llmsetup.proc import Captured, capture
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 DEPLOY_MODES = ("link", "copy", "move")
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def requirement_name(line: str) -> str | None:
@@ -37,9 +30,9 @@ def requirement_name(line: str) -> str | None:
         return None
     if text.startswith(("http://", "https://", "file:")):
         wheel = text.split(";", 1)[0].strip().rsplit("/", 1)[-1]
-        return canonical(wheel.split("-", 1)[0])
+        return canonicalize_name(wheel.split("-", 1)[0])
     match = _NAME.match(text)
-    return canonical(match.group(1)) if match else None
+    return canonicalize_name(match.group(1)) if match else None
 
 
 def trim_requirements(text: str, cutoff: str) -> str:
@@ -49,7 +42,7 @@ def trim_requirements(text: str, cutoff: str) -> str:
     stay exactly as they are, as the book's hand edit does.
     """
     kept: list[str] = []
-    want = canonical(cutoff)
+    want = canonicalize_name(cutoff)
     for line in text.splitlines(keepends=True):
         kept.append(line)
         if requirement_name(line) == want:
@@ -83,14 +76,14 @@ def clone_url(repo_url: str, mirror: str | None) -> str:
     return mirror
 
 
-def git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env=clean_env({"GIT_TERMINAL_PROMPT": "0"}), check=False)
+def git(*args: str, cwd: Path | None = None) -> Captured | None:
+    """A short git query (never a prompt for credentials); None when git is missing."""
+    return capture(["git", *args], cwd=cwd, env={"GIT_TERMINAL_PROMPT": "0"}, timeout=60)
 
 
 def head_commit(folder: Path) -> str | None:
     proc = git("rev-parse", "HEAD", cwd=folder)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return proc.stdout.strip() if proc and proc.returncode == 0 else None
 
 
 def at_commit(folder: Path, commit: str) -> bool:
@@ -100,7 +93,7 @@ def at_commit(folder: Path, commit: str) -> bool:
 
 def is_clean(folder: Path) -> bool:
     proc = git("status", "--porcelain", "--untracked-files=no", cwd=folder)
-    return proc.returncode == 0 and not proc.stdout.strip()
+    return bool(proc) and proc.returncode == 0 and not proc.stdout.strip()
 
 
 @dataclass
@@ -145,77 +138,10 @@ class Deployment:
             shutil.move(str(self.source), str(tmp))
         else:
             shutil.copytree(self.source, tmp)
-        (tmp / ".llmsetup-deployed.json").write_text(
-            json.dumps({"from": str(self.source), "mode": self.mode}), encoding="utf-8")
+        write_json_atomic(tmp / ".llmsetup-deployed.json",
+                          {"from": str(self.source), "mode": self.mode})
         os.replace(tmp, self.target)
         if self.mode == "move":
             # Keep the download path working (check, verify, resume) through a link.
             self.source.symlink_to(self.target, target_is_directory=True)
         return self.mode
-
-
-def server_command(python: list[str], model_name: str, *, host: str, port: int, api: bool,
-                   api_port: int, quantization: str | None, cpu: bool,
-                   extra: list[str]) -> list[str]:
-    """``python server.py`` with the model preselected and the book's flags."""
-    argv = [*python, "server.py", "--model", model_name, "--listen-host", host,
-            "--listen-port", str(port)]
-    if host not in ("127.0.0.1", "localhost"):
-        argv.append("--listen")
-    if quantization == "4bit":
-        argv.append("--load-in-4bit")
-    elif quantization == "8bit":
-        argv.append("--load-in-8bit")
-    if cpu:
-        argv.append("--cpu")
-    if api:
-        argv += ["--api", "--api-port", str(api_port)]
-    return argv + list(extra)
-
-
-def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    """Poll ``url`` until it answers 200, the server exits, or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CheckFailed(f"the webui server exited with status {proc.returncode} before "
-                              "it answered", hint="Its output above says why.")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        time.sleep(0.5)
-    raise CheckFailed(f"the webui did not answer at {url} within {timeout:.0f}s",
-                      hint="Loading a large model takes a while: raise --ready-timeout.")
-
-
-def check_page(url: str, timeout: float = 30) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            return reply.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        raise CheckFailed(f"the webui does not answer at {url}: {exc}",
-                          hint="Is `llmsetup serve` running? Check the host and port.") from None
-
-
-def chat_once(api_url: str, prompt: str, max_tokens: int = 32, timeout: float = 300) -> str:
-    """One chat request through the webui's OpenAI-compatible API; the answer's text."""
-    body = json.dumps({"messages": [{"role": "user", "content": prompt}],
-                       "max_tokens": max_tokens, "mode": "instruct"}).encode()
-    request = urllib.request.Request(api_url.rstrip("/") + "/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            doc = json.loads(reply.read().decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise CheckFailed(f"the webui API at {api_url} did not answer a chat request: {exc}",
-                          hint="Start the server with `llmsetup serve NAME --api`.") from None
-    try:
-        return doc["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise CheckFailed(f"the webui API answered without a chat message: {str(doc)[:200]}")\
-            from None

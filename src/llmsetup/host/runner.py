@@ -13,7 +13,7 @@ from pathlib import Path
 from llmsetup.errors import CheckFailed, LLMSetupError, ProcessError, UsageError
 from llmsetup.proc import JsonLinesProcess, run_interactive
 
-RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 
 # Advice for runtime error codes that arrive without a hint of their own.
 HINTS = {

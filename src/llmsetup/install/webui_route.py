@@ -9,22 +9,17 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from llmsetup import webui
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
-from llmsetup.fileio import write_json_atomic
-from llmsetup.plan import Plan, Reporter, Step, file_digest, fingerprint
+from llmsetup.fileio import write_json_atomic, write_text_atomic
+from llmsetup.install.plan import Plan, PlanReporter, Step, file_digest, fingerprint
+from llmsetup.install.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
 from llmsetup.proc import run
-from llmsetup.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
+from llmsetup.webui import repo as webui
 
 
-def webui_dir(plan: Plan) -> Path:
-    chosen = plan.options.webui_options.get("dir")
-    return Path(chosen).expanduser().absolute() if chosen else \
-        Path("text-generation-webui").absolute()
-
-
-def record_path(plan: Plan) -> Path:
+def checkout_record_path(plan: Plan) -> Path:
+    """Where the checkout's folder and commit are recorded (``serve`` reads it)."""
     return plan.state_dir / "webui.json"
 
 
@@ -34,8 +29,8 @@ class CloneStep(Step):
     def __init__(self, plan: Plan) -> None:
         super().__init__(plan)
         self.spec = plan.recipe.webui
-        self.dir = webui_dir(plan)
-        self.url = webui.clone_url(self.spec.repo_url, plan.options.webui_options.get("git_mirror"))
+        self.dir = plan.options.webui_options.checkout_dir()
+        self.url = webui.clone_url(self.spec.repo_url, plan.options.webui_options.git_mirror)
         self.title = f"Get text-generation-webui at {self.spec.commit} into {self.dir}"
 
     def fingerprint(self) -> str:
@@ -51,17 +46,17 @@ class CloneStep(Step):
         return (self.dir / ".git").exists() and webui.at_commit(self.dir, self.spec.commit)
 
     def _save(self) -> None:
-        write_json_atomic(record_path(self.plan), {"dir": str(self.dir),
+        write_json_atomic(checkout_record_path(self.plan), {"dir": str(self.dir),
                                                   "commit": webui.head_commit(self.dir)})
 
-    def run(self, reporter: Reporter) -> dict:
+    def run(self, reporter: PlanReporter) -> dict:
         log = self.plan.log_path(self.key)
         if (self.dir / ".git").exists():
             if not webui.is_clean(self.dir):
                 raise UsageError(f"{self.dir} has local changes and is not at "
                                  f"{self.spec.commit}", hint="Commit or stash them first; "
                                  "llmsetup never discards your work.")
-            if not self.plan.options.webui_options.get("yes"):
+            if not self.plan.options.webui_options.yes:
                 raise UsageError(f"{self.dir} is at {webui.head_commit(self.dir)[:10]}, not the "
                                  f"book's {self.spec.commit}",
                                  hint="Rerun with --yes to check out the book's commit there.")
@@ -120,7 +115,7 @@ class WebUIRequirementsStep(RequirementsStep):
         super().write_inputs()
         parts = [self.lock.read_text(encoding="utf-8")] if self.lock else []
         parts.append("".join(c + "\n" for c in self.spec.constraints))
-        self.constraints_file().write_text("".join(parts), encoding="utf-8")
+        write_text_atomic(self.constraints_file(), "".join(parts))
 
     def all_pins(self) -> list[str]:
         trimmed = self.trimmed() or ""
@@ -142,7 +137,7 @@ class DeployStep(Step):
 
     def __init__(self, plan: Plan, clone: CloneStep) -> None:
         super().__init__(plan)
-        mode = plan.options.webui_options.get("deploy") or "link"
+        mode = plan.options.webui_options.deploy
         target = clone.dir / "models" / plan.recipe.webui.model_dir_name
         self.deployment = webui.Deployment(plan.target.model_dir, target, mode)
         self.title = f"Deploy the model into {target} ({mode})"
@@ -161,12 +156,13 @@ class DeployStep(Step):
     def is_done(self) -> bool:
         return self.deployment.is_done()
 
-    def run(self, reporter: Reporter) -> dict:
+    def run(self, reporter: PlanReporter) -> dict:
         mode = self.deployment.run()
         return {"target": str(self.deployment.target), "mode": mode}
 
 
-def build_webui(plan: Plan) -> Plan:
+def add_steps(plan: Plan) -> None:
+    """The webui route's steps (see the module docstring)."""
     recipe, options = plan.recipe, plan.options
     spec = recipe.webui
     if spec is None:
@@ -191,4 +187,3 @@ def build_webui(plan: Plan) -> Plan:
     add_download(plan, backend)
     plan.steps.append(DeployStep(plan, clone))
     add_verify(plan, backend)
-    return plan

@@ -18,11 +18,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from llmsetup.download.options import DownloadOptions
 from llmsetup.envs.base import PipOptions
 from llmsetup.errors import LLMSetupError, UsageError
 from llmsetup.fileio import write_json_atomic
 from llmsetup.proc import quote
 from llmsetup.settings import Settings
+
+
+@dataclass
+class WebUIOptions:
+    """The ``--ui webui`` route: where the checkout goes and how the model gets into it."""
+
+    dir: Path | None = None
+    git_mirror: str | None = None
+    deploy: str = "link"  # link | copy | move
+    #: Check out the book's commit in an existing checkout that is elsewhere.
+    yes: bool = False
+
+    def checkout_dir(self) -> Path:
+        return (self.dir.expanduser().absolute() if self.dir
+                else Path("text-generation-webui").absolute())
 
 
 @dataclass
@@ -40,12 +56,12 @@ class InstallOptions:
     cuda_check: bool = True
     cpu: bool = False
     quantization: str | None = None
-    download_options: dict[str, Any] = field(default_factory=dict)
+    download_options: DownloadOptions = field(default_factory=DownloadOptions)
     ui: str | None = None
-    webui_options: dict[str, Any] = field(default_factory=dict)
+    webui_options: WebUIOptions = field(default_factory=WebUIOptions)
 
 
-class Reporter(Protocol):
+class PlanReporter(Protocol):
     """Receives progress while a plan runs (the CLI renders it)."""
 
     def step_started(self, index: int, total: int, step: Step) -> None: ...
@@ -86,17 +102,18 @@ class Step(ABC):
         self.plan = plan
 
     @property
-    def record_path(self) -> Path:
+    def step_record_path(self) -> Path:
+        """This step's record of its last successful run (fingerprint, facts)."""
         return self.plan.state_dir / "steps" / f"{self.key}.json"
 
     def record(self) -> dict | None:
         try:
-            return json.loads(self.record_path.read_text(encoding="utf-8"))
+            return json.loads(self.step_record_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 
     def save_record(self, info: dict | None) -> None:
-        write_json_atomic(self.record_path, {"step": self.key, "fingerprint": self.fingerprint(),
+        write_json_atomic(self.step_record_path, {"step": self.key, "fingerprint": self.fingerprint(),
                                              "finished": time.time(), "info": info or {}})
 
     def record_matches(self) -> bool:
@@ -120,7 +137,7 @@ class Step(ABC):
         """Whether the step's result is in place already (never changes anything)."""
 
     @abstractmethod
-    def run(self, reporter: Reporter) -> dict | None:
+    def run(self, reporter: PlanReporter) -> dict | None:
         """Do the step; return facts worth recording."""
 
     def describe(self) -> dict:
@@ -168,7 +185,7 @@ class Plan:
             rows.append({**step.describe(), "done": done})
         return rows
 
-    def run(self, reporter: Reporter | None = None) -> list[StepResult]:
+    def run(self, reporter: PlanReporter | None = None) -> list[StepResult]:
         """Run every step not done yet, in order; stop at the first failure."""
         from filelock import FileLock, Timeout
 
@@ -186,7 +203,7 @@ class Plan:
         finally:
             lock.release()
 
-    def _run_steps(self, reporter: Reporter) -> list[StepResult]:
+    def _run_steps(self, reporter: PlanReporter) -> list[StepResult]:
         results: list[StepResult] = []
         total = len(self.steps)
         for index, step in enumerate(self.steps, 1):
@@ -212,9 +229,3 @@ class Plan:
             reporter.step_finished(index, total, step, "ran", seconds, info)
         return results
 
-
-def build_plan(target, settings: Settings, options: InstallOptions) -> Plan:
-    """The install plan for ``target`` with ``options``."""
-    from llmsetup import steps
-
-    return steps.build(target, settings, options)

@@ -4,7 +4,7 @@ The work happens in ``runtime/asr.py`` inside the model's environment; this modu
 the user's input before anything starts (so a typo costs no model load), builds the
 runtime's arguments from the recipe's pipeline settings (``smoke.audio``: the book's by
 default) and the user's options, turns the runtime's events into progress lines, and
-writes transcripts through :mod:`llmsetup.subtitles`, each file atomically and as soon as
+writes transcripts through :mod:`llmsetup.host.subtitles`, each file atomically and as soon as
 it is done.
 
 ``verify_speech`` is what ``llmsetup verify`` calls for targets of kind ``asr``. It raises
@@ -21,10 +21,10 @@ from pathlib import Path
 
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
 from llmsetup.fileio import write_text_atomic
+from llmsetup.host.subtitles import FORMATS, render, transcript_doc
 from llmsetup.secret import redact
-from llmsetup.subtitles import FORMATS, render, transcript_doc
 
-SAMPLES = Path(__file__).resolve().parent / "data" / "speech" / "samples.json"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "speech" / "samples.json"
 # The runtime reads local folders only: never let transformers try the hub (slow or
 # blocked where many users are) or fight the pipeline's DataLoader for threads.
 RUNTIME_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -34,7 +34,7 @@ TIMESTAMPS = ("chunk", "word")
 EventHandler = Callable[[dict], None]
 
 
-def check_target(target) -> None:
+def require_speech_model(target) -> None:
     """The target is a Whisper model whose folder is there."""
     if target.kind != "asr":
         raise UsageError(f"{target.recipe.name} is a {target.kind} model, not a speech model",
@@ -109,7 +109,7 @@ def stderr_progress(event: dict) -> None:
 def _run(target, settings, python: str | None, args: list[str], log_name: str,
          on_event: EventHandler | None) -> dict:
     from llmsetup.envs import python_for
-    from llmsetup.runner import run_module
+    from llmsetup.host.runner import run_module
 
     interpreter = python_for(target, settings, python)
     log = settings.logs_dir / f"{log_name}-{target.recipe.name}.log"
@@ -131,7 +131,7 @@ def verify_speech(*, target, settings, python: str | None, audio: str | None,
     """
     if save_converted and not audio:
         raise UsageError("--save-converted needs --audio FILE")
-    check_target(target)
+    require_speech_model(target)
     args = ["verify", "--model", str(target.model_dir),
             *pipeline_args(target.recipe, language=language, task=task, device=device)]
     if audio:
@@ -265,7 +265,7 @@ def transcribe(*, target, settings, files: Sequence[str], output: str | None = N
     ``on_event`` gets the runtime's events and, after each file, an ``output`` event with
     the rendered transcript and where it went (``path`` None: the caller prints it).
     """
-    check_target(target)
+    require_speech_model(target)
     if timestamps not in TIMESTAMPS:
         raise UsageError(f"--timestamps {timestamps}: use chunk or word")
     paths = [audio_file(f) for f in files]

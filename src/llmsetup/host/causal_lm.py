@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmsetup import runner
 from llmsetup.errors import NotFoundError, UsageError
+from llmsetup.host import runner
 from llmsetup.settings import Settings
 from llmsetup.targets import Target
 
@@ -55,7 +55,7 @@ class LMOptions:
                    trust_remote_code=trust_remote_code, max_new_tokens=max_new_tokens)
 
 
-def check_target(target: Target, settings: Settings) -> None:
+def require_text_model(target: Target, settings: Settings) -> None:
     """Refuse a speech model, and a model that is not on disk, before starting Python."""
     if target.kind != "causal-lm":
         raise UsageError(
@@ -100,7 +100,7 @@ def verify(target: Target, settings: Settings, python: str, opts: LMOptions,
            prompts: list[str] | None = None,
            on_event: Callable[[dict], None] | None = None, log: Path | None = None) -> dict:
     """Run the smoke test; return the result document (see docs/verify.md)."""
-    check_target(target, settings)
+    require_text_model(target, settings)
     smoke = target.recipe.smoke
     args = ["verify", *runtime_args(target, opts),
             "--max-new-tokens", str(opts.max_new_tokens or smoke.max_new_tokens)]
@@ -123,7 +123,7 @@ def describe_quantization(quantization: dict) -> str:
     return {"llm.int8": "8-bit LLM.int8", "none": "full precision"}.get(method, method)
 
 
-def describe_event(event: dict) -> str | None:
+def progress_line(event: dict) -> str | None:
     """A progress event of the verifier as one line for people (None: nothing to say)."""
     stage = event.get("stage")
     if stage == "load":
@@ -140,7 +140,7 @@ def chat(target: Target, settings: Settings, python: str, opts: LMOptions, *,
          system: str | None = None, temperature: float = 0.7, top_p: float = 0.9,
          stream: bool = True) -> int:
     """Run the chat REPL on this terminal; return its exit status."""
-    check_target(target, settings)
+    require_text_model(target, settings)
     if temperature < 0 or not 0 < top_p <= 1:
         raise UsageError("--temperature must be 0 or more and --top-p in (0, 1]",
                          hint="--temperature 0 answers greedily (the same answer every time).")

@@ -24,13 +24,13 @@ def verify_target(target: Target, settings: Settings, python: str, *,
     """Verify ``target`` with ``python``; the result has ``passed`` and ``reason``."""
     if target.kind == "asr":
         return _speech(target, settings, python, device)
-    from llmsetup import lm
+    from llmsetup.host import causal_lm as lm
 
     if quantization not in BITS:
         raise UsageError(f"unknown quantization {quantization!r}", hint="Use 8bit or 4bit.")
 
     def progress(event: dict) -> None:
-        line = lm.describe_event(event)
+        line = lm.progress_line(event)
         if line and on_line:
             on_line(line)
 
@@ -41,7 +41,7 @@ def verify_target(target: Target, settings: Settings, python: str, *,
 
 
 def _speech(target: Target, settings: Settings, python: str, device: str) -> dict:
-    from llmsetup.speech import verify_speech
+    from llmsetup.host.asr import verify_speech
 
     try:
         report = verify_speech(target=target, settings=settings, python=python, audio=None,

@@ -10,21 +10,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from llmsetup.envs import choose_backend, make_backend, record_path
+from packaging.utils import canonicalize_name
+
+from llmsetup.envs import env_record_path
 from llmsetup.envs.base import EnvBackend
 from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
-from llmsetup.fileio import write_json_atomic
-from llmsetup.plan import (
-    InstallOptions,
-    Plan,
-    Reporter,
-    Step,
-    file_digest,
-    fingerprint,
-)
+from llmsetup.fileio import write_json_atomic, write_text_atomic
+from llmsetup.host.runner import run_module, script
+from llmsetup.install.plan import Plan, PlanReporter, Step, file_digest, fingerprint
 from llmsetup.proc import run
-from llmsetup.runner import run_module, script
-from llmsetup.settings import Settings
 
 # Known pip failures: (lowercase text in the output, what to do).
 PIP_HINTS = [
@@ -49,13 +43,13 @@ PIP_HINTS = [
     ("no space left on device", "The disk is full: free some space, then rerun."),
 ]
 
-# Prints the environment's installed distributions and what its markers need, as JSON.
+# Prints the environment's installed distributions (names as published: the host
+# normalises them) and what its markers need, as JSON.
 _INSTALLED_SNIPPET = (
     "import json, platform, sys, importlib.metadata as m\n"
     "d = {}\n"
     "for dist in m.distributions():\n"
-    "    name = (dist.metadata['Name'] or '').lower().replace('_', '-').replace('.', '-')\n"
-    "    d[name] = dist.version\n"
+    "    d[dist.metadata['Name'] or ''] = dist.version\n"
     "print(json.dumps({'dists': d, 'python_version': '%d.%d' % sys.version_info[:2],\n"
     "    'python_full_version': platform.python_version(), 'sys_platform': sys.platform,\n"
     "    'platform_machine': platform.machine(), 'platform_system': platform.system()}))\n"
@@ -81,14 +75,14 @@ def unsatisfied(pins: list[str], installed: dict) -> list[str]:
     marker_env.update({k: installed[k] for k in ("python_version", "python_full_version",
                                                  "sys_platform", "platform_machine",
                                                  "platform_system") if k in installed})
-    dists = installed.get("dists", {})
+    dists = {canonicalize_name(name): version
+             for name, version in installed.get("dists", {}).items()}
     missing = []
     for pin in pins:
         req = Requirement(pin)
         if req.marker and not req.marker.evaluate(marker_env):
             continue
-        name = req.name.lower().replace("_", "-").replace(".", "-")
-        have = dists.get(name)
+        have = dists.get(canonicalize_name(req.name))
         if have is None or not req.specifier.contains(have, prereleases=True):
             missing.append(pin if have is None else f"{pin} (have {have})")
     return missing
@@ -97,10 +91,10 @@ def unsatisfied(pins: list[str], installed: dict) -> list[str]:
 class EnvStep(Step):
     key = "env"
 
-    def __init__(self, plan: Plan, backend: EnvBackend, record_file: Path | None = None) -> None:
+    def __init__(self, plan: Plan, backend: EnvBackend, env_record: Path | None = None) -> None:
         super().__init__(plan)
         self.backend = backend
-        self.record_file = record_file or record_path(plan.settings, plan.recipe.name)
+        self.env_record = env_record or env_record_path(plan.settings, plan.recipe.name)
         self.title = (f"Create environment {backend.env_name} ({backend.name}, "
                       f"Python {backend.python_version})" if backend.name != "current"
                       else f"Use the current interpreter ({sys.executable})")
@@ -126,14 +120,14 @@ class EnvStep(Step):
         # ours that has no record was interrupted while being created.
         return self.backend.exists() and (not self._ours() or self.record_matches())
 
-    def run(self, reporter: Reporter) -> dict:
+    def run(self, reporter: PlanReporter) -> dict:
         self.backend.require()
         replace = self._ours() and self.backend.exists()
         for argv in self.backend.create_commands(replace=replace):
             run(argv, log=self.plan.log_path(self.key), on_line=reporter.step_output,
                 what=f"creating environment {self.backend.env_name}")
         info = {**self.backend.describe(), "python_path": self.backend.python_path()}
-        write_json_atomic(self.record_file,
+        write_json_atomic(self.env_record,
                           {"backend": self.backend.name, "name": self.backend.env_name,
                            "python": self.backend.python_path(),
                            "location": self.backend.location()})
@@ -170,8 +164,7 @@ class RequirementsStep(Step):
         return self.pins
 
     def write_inputs(self) -> None:
-        self.requirements_file.parent.mkdir(parents=True, exist_ok=True)
-        self.requirements_file.write_text(self.requirements_text(), encoding="utf-8")
+        write_text_atomic(self.requirements_file, self.requirements_text())
 
     def fingerprint(self) -> str:
         return fingerprint(self.backend.describe(), self.pins, file_digest(self.lock))
@@ -201,7 +194,7 @@ class RequirementsStep(Step):
         # the transitive pins are the lock's too; the current interpreter is taken as it is.
         return self.lock is None or self.backend.name == "current" or self.record_matches()
 
-    def run(self, reporter: Reporter) -> dict:
+    def run(self, reporter: PlanReporter) -> dict:
         self.write_inputs()
         run(self.commands()[0], log=self.plan.log_path(self.key), on_line=reporter.step_output,
             what="installing requirements", hints=PIP_HINTS)
@@ -237,7 +230,7 @@ class CudaCheckStep(Step):
     def is_done(self) -> bool:
         return self.record_matches() and self.backend.exists()
 
-    def run(self, reporter: Reporter) -> dict:
+    def run(self, reporter: PlanReporter) -> dict:
         facts: dict = {}
 
         def on_event(event: dict) -> None:
@@ -298,7 +291,7 @@ class GenerateStep(Step):
         return marker.get("fingerprint") == self.fingerprint() and \
             (self.model_dir / "config.json").is_file()
 
-    def run(self, reporter: Reporter) -> dict:
+    def run(self, reporter: PlanReporter) -> dict:
         if self.model_dir.exists() and not self.marker.exists() and any(self.model_dir.iterdir()):
             raise UsageError(f"{self.model_dir} exists and was not made by llmsetup",
                              hint="Move it away or set LLMSETUP_MODELS_DIR to another folder.")
@@ -337,18 +330,15 @@ class DownloadStep(Step):
         self.title = f"Download {plan.recipe.repo_id} into {self.model_dir}"
 
     def _flags(self) -> list[str]:
+        """The download options as ``llmsetup download`` would take them (for --dry-run)."""
+        opts = self.plan.options.download_options
         flags: list[str] = []
-        for key, value in self.plan.options.download_options.items():
-            if value in (None, False, [], ()):
-                continue
-            flag = "--" + key.replace("_", "-")
-            if value is True:
-                flags.append(flag)
-            elif isinstance(value, (list, tuple)):
-                for item in value:
-                    flags += [flag, str(item)]
-            else:
-                flags += [flag, str(value)]
+        for source in opts.sources or []:
+            flags += ["--source", source]
+        if opts.endpoint:
+            flags += ["--endpoint", opts.endpoint]
+        if opts.from_dir:
+            flags += ["--from", str(opts.from_dir)]
         return flags
 
     def fingerprint(self) -> str:
@@ -363,7 +353,7 @@ class DownloadStep(Step):
 
         return is_complete(self.model_dir)
 
-    def run(self, reporter: Reporter) -> dict:
+    def run(self, reporter: PlanReporter) -> dict:
         from llmsetup.download import download_for_install
 
         return download_for_install(self.plan.target, self.plan.settings,
@@ -402,8 +392,8 @@ class VerifyStep(Step):
         rec = self.record()
         return self.record_matches() and bool(rec and rec.get("info", {}).get("passed"))
 
-    def run(self, reporter: Reporter) -> dict:
-        from llmsetup.verification import verify_target
+    def run(self, reporter: PlanReporter) -> dict:
+        from llmsetup.host.verify import verify_target
 
         python = self.backend.python_path() or sys.executable
         result = verify_target(self.plan.target, self.plan.settings, python,
@@ -432,41 +422,6 @@ def verify_summary(result: dict) -> str:
              if result.get("decode_tokens_per_s") else None]
     lines.append(", ".join(f for f in facts if f))
     return "\n    ".join(lines[:4])
-
-
-def _lock_for(recipe, profile: str, options: InstallOptions) -> Path | None:
-    if not options.use_lock:
-        return None
-    return recipe.lock_path(profile)
-
-
-def build(target, settings: Settings, options: InstallOptions) -> Plan:
-    """Assemble the steps for ``target`` from ``options``."""
-    recipe = target.recipe
-    plan = Plan(target, settings, options)
-    if options.ui == "webui":
-        from llmsetup.webui_steps import build_webui
-
-        return build_webui(plan)
-    profile = options.profile or recipe.default_profile
-    if profile not in recipe.profiles:
-        raise UsageError(f"{recipe.name} has no profile {profile!r}",
-                         hint="Profiles: " + ", ".join(recipe.profiles))
-    backend_name = choose_backend(options.env_backend, recipe.env.backend)
-    python_version = options.python or recipe.python_version(profile)
-    backend = make_backend(backend_name, recipe.env_name(profile), python_version, settings)
-    plan.steps.append(EnvStep(plan, backend))
-    pins = recipe.profiles[profile]
-    requirements = None
-    if pins:
-        requirements = RequirementsStep(plan, backend, profile, pins,
-                                        _lock_for(recipe, profile, options))
-        plan.steps.append(requirements)
-    if options.cuda_check:
-        plan.steps.append(CudaCheckStep(plan, backend, requirements))
-    add_download(plan, backend)
-    add_verify(plan, backend)
-    return plan
 
 
 def add_download(plan: Plan, backend: EnvBackend) -> None:
