@@ -162,7 +162,7 @@ def test_download_model_is_the_install_plans_entry_point(server, files):
 
     settings = Settings.load()
     target = resolve("tiny", settings, Catalog(settings.recipe_dirs))
-    manifest = download_model(target, settings, DownloadOptions(source="hf"))
+    manifest = download_model(target, settings, DownloadOptions(sources=["hf"]))
     assert manifest.model_dir == model_dir() == target.model_dir
     assert (model_dir() / WEIGHTS).read_bytes() == files[WEIGHTS]
 
