@@ -16,7 +16,8 @@ Faults are switched per file path and consumed per request (``times``; None = fo
 bytes of a reply), ``corrupt`` (flip the byte at file ``offset``), ``ignore_range``,
 ``bad_content_range``, ``cap_range`` (answer at most ``max`` bytes of a range, with a
 correct Content-Range), ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
-(302 to the same URL on the host name ``localhost``, like a CDN). ``rate``
+(302 to the same URL on the host name ``localhost``, like a CDN), ``head_status``
+(like ``status``, for HEAD requests only). ``rate``
 caps every connection (bytes/s). ``sent`` counts body bytes per path.
 
 API faults (:meth:`FixtureServer.api_fault`) are keyed by a request's URL path
@@ -355,7 +356,8 @@ class FixtureServer:
     # -- bytes ------------------------------------------------------------------------
 
     def _send_file(self, h: _Handler, path: str, data, head: bool, extra: dict) -> None:
-        fault = self._take(path, "status")
+        fault = self._take(path, "head_status") if head else None  # hosts that refuse HEAD
+        fault = fault or self._take(path, "status")
         if fault is not None:
             return _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
         if "redirected" not in h.path and self._take(path, "redirect") is not None:

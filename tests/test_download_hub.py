@@ -255,3 +255,27 @@ def test_token_follows_a_redirect_to_the_hub_itself(server, files, tmp_path, mon
     fetch(tmp_path)
     redirected = [r for r in server.requests if r["query"].get("redirected")]
     assert redirected and all(r["auth"] == "Bearer hf_follows_to_the_hub_1" for r in redirected)
+
+
+# -- aliendao ------------------------------------------------------------------------------
+
+def alien_settings(tmp_path, server, **more) -> Settings:
+    return settings_with(tmp_path, aliendao={"site": server.url, "download_host": server.url},
+                         **more)
+
+
+def fetch_from(tmp_path, settings, source: str, **options):
+    ref = ModelRef(repo_id="org/tiny", model_dir=tmp_path / "models" / "org" / "tiny",
+                   sources=[source], source_ids={"modelscope": "AI-ModelScope/tiny"})
+    return download(ref, settings, DownloadOptions(engine=fast_engine(), **options))
+
+
+@pytest.mark.parametrize("code", [405, 403])
+def test_aliendao_sizes_by_a_ranged_get_when_head_is_refused(server, files, tmp_path, code):
+    server.repos["org/tiny"].aliendao_sizes = False
+    for name in files:
+        server.fault(name, "head_status", times=None, code=code)
+    manifest = fetch_from(tmp_path, alien_settings(tmp_path, server), "aliendao")
+    assert manifest.files["model.safetensors"].size == len(files["model.safetensors"])
+    probes = [r for r in server.requests if r["method"] == "GET" and r["range"] == "bytes=0-0"]
+    assert {r["path"].rsplit("/", 1)[-1] for r in probes} >= {"config.json", "model.safetensors"}

@@ -5,7 +5,8 @@
   same way at ``<site><path>?json=true`` (recursively here, to any depth). A
   ``~incomplete.txt`` entry means the mirror is still syncing the repository: we refuse.
 - Files: ``GET <download host>/download<path>``; the enterprise service (``--e`` in the
-  book) adds ``?token=<token>``.
+  book) adds ``?token=<token>``. A file the listing gives no size for is sized by HEAD,
+  else by a one-byte ranged GET (some hosts answer HEAD with 405 or 403).
 
 Fixed here, compared with that downloader: the token comes only from
 ``LLMSETUP_ALIENDAO_TOKEN`` or the config file (never argv) and is masked in every message;
@@ -119,21 +120,30 @@ class AliendaoSource(Source):
         return RemoteFile(path, size)
 
     def _remote_size(self, path: str) -> int:
-        """The listing has no size: ask the download host (HEAD, then a 1-byte range)."""
+        """The listing has no size: ask the download host.
+
+        HEAD first; where the host refuses HEAD (405, or 403 from hosts that sign GET
+        only) or gives no length, a one-byte ranged GET (``Range: bytes=0-0``), whose
+        ``Content-Range: bytes 0-0/TOTAL`` names the size.
+        """
         url, _ = self.url_and_headers(RemoteFile(path, 0))
         what = f"the size of {path}"
-        for method, headers in (("HEAD", {}), ("GET", {"Range": "bytes=0-0"})):
-            resp = self.session.request(method, url, headers=headers, stream=True,
-                                        timeout=(15, 30), allow_redirects=True)
-            with resp:
-                check_status(resp, self.name, what, self.denied_hint, self.missing_hint)
-                total = resp.headers.get("Content-Range", "").rpartition("/")[2]
-                if resp.status_code == 206 and total.isdigit():
-                    return int(total)
-                length = resp.headers.get("Content-Length", "")
-                if resp.status_code == 200 and length.isdigit() and method == "HEAD":
-                    return int(length)
-        raise SourceError(self.name, f"cannot learn {what} from the download host")
+        with self.session.head(url, timeout=(15, 30), allow_redirects=True) as resp:
+            length = resp.headers.get("Content-Length", "")
+            if resp.status_code == 200 and length.isdigit():
+                return int(length)
+            head_status = resp.status_code
+        with self.session.get(url, headers={"Range": "bytes=0-0"}, stream=True,
+                              timeout=(15, 30), allow_redirects=True) as resp:
+            check_status(resp, self.name, what, self.denied_hint, self.missing_hint)
+            total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+            if resp.status_code == 206 and total.isdigit():
+                return int(total)
+            length = resp.headers.get("Content-Length", "")
+            if resp.status_code == 200 and length.isdigit():  # the host ignored the range
+                return int(length)
+        raise SourceError(self.name, f"cannot learn {what} from the download host (HEAD: "
+                          f"HTTP {head_status}; a ranged GET gave no Content-Range)")
 
     def _with_hashes(self, files: list[RemoteFile]) -> Listing:
         reference, where = self.hash_lookup() if self.hash_lookup else (None, "no HF endpoint")
