@@ -107,6 +107,7 @@ class FixtureServer:
         self.hf_token: str | None = None
         self.hf_tokens_without_access: set[str] = set()  # valid, but not let into gated repos
         self.link_host: str | None = None  # host name in the tree's Link header
+        self.modelscope_cap = 3000  # ModelScope cuts every repo/files reply here
         self.aliendao_token: str | None = None
         self.sent: Counter[str] = Counter()
         self.requests: list[dict] = []
@@ -343,15 +344,34 @@ class FixtureServer:
             return _json(h, 404, {"Code": 10010205001, "Message": f"model {ms_id} not exists",
                                   "Success": False})
         if parts[4:] == ["files"]:
-            files = [{"Name": n.rsplit("/", 1)[-1], "Path": n, "Type": "blob",
-                      "Size": repo.size_of(n), "Revision": repo.commit,
-                      "Sha256": repo.sha256(n),
-                      "IsLFS": repo.is_lfs(n)} for n in repo.names()]
-            return _json(h, 200, {"Code": 200, "Data": {"Files": files}, "Success": True})
+            return self._modelscope_files(h, repo, query)
         path = query.get("FilePath", "")
         if path not in repo.files:
             return _json(h, 404, {"Code": 404, "Message": "file not found", "Success": False})
         self._send_file(h, path, repo.files[path], head, {})
+
+    def _modelscope_files(self, h: _Handler, repo: Repo, query: dict) -> None:
+        """``repo/files``: ``Root`` scopes it to a folder, ``Recursive`` (``True``/``False``)
+        to its subtree or its direct entries (folders as ``Type: tree``); the reply is cut
+        at ``modelscope_cap`` entries without a word, as the hub does at 3,000."""
+        root = query.get("Root", "").strip("/")
+        recursive = query.get("Recursive", "False").lower() == "true"
+        prefix = f"{root}/" if root else ""
+        names = [n for n in repo.names() if n.startswith(prefix)]
+        folders = sorted({"/".join(n.split("/")[:i]) for n in names
+                          for i in range(prefix.count("/") + 1, n.count("/") + 1)})
+        if not recursive:
+            names = [n for n in names if "/" not in n[len(prefix):]]
+            folders = [d for d in folders if "/" not in d[len(prefix):]]
+        entries = [{"Name": d.rsplit("/", 1)[-1], "Path": d, "Type": "tree", "Size": 0}
+                   for d in folders]
+        commit = repo.commit
+        entries += [{"Name": n.rsplit("/", 1)[-1], "Path": n, "Type": "blob",
+                     "Size": repo.size_of(n), "Revision": commit,
+                     "Sha256": repo.sha256(n), "IsLFS": repo.is_lfs(n)} for n in names]
+        entries.sort(key=lambda e: e["Path"])
+        _json(h, 200, {"Code": 200, "Data": {"Files": entries[:self.modelscope_cap]},
+                       "Success": True})
 
     # -- bytes ------------------------------------------------------------------------
 

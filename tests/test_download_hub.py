@@ -279,3 +279,45 @@ def test_aliendao_sizes_by_a_ranged_get_when_head_is_refused(server, files, tmp_
     assert manifest.files["model.safetensors"].size == len(files["model.safetensors"])
     probes = [r for r in server.requests if r["method"] == "GET" and r["range"] == "bytes=0-0"]
     assert {r["path"].rsplit("/", 1)[-1] for r in probes} >= {"config.json", "model.safetensors"}
+
+
+# -- ModelScope ------------------------------------------------------------------------------
+
+def ms_source(server, repo="AI-ModelScope/big"):
+    from llmsetup.download.sources.modelscope import ModelScopeSource
+
+    return ModelScopeSource(repo, "main", server.url, retry_policy=FAST)
+
+
+def test_modelscope_list_at_the_cap_is_listed_again_folder_by_folder(server):
+    """3,500 files: the hub's reply stops at 3,000 without a word."""
+    files = {f"a/{i:04}.json": b"a" for i in range(2000)}
+    files |= {f"b/c/{i:04}.json": b"b" for i in range(1400)}
+    files |= {f"b/{i:03}.txt": b"c" for i in range(98)} | {"config.json": b"{}", "x.md": b"#"}
+    server.add_repo("org/big", files, modelscope_id="AI-ModelScope/big")
+    listing = ms_source(server).list_files()
+    assert sorted(f.path for f in listing.files) == sorted(files)
+    roots = [r["query"].get("Root") for r in server.requests if r["path"].endswith("/repo/files")]
+    assert roots[0] is None and {"a", "b"} <= set(roots)
+
+
+def test_modelscope_folder_beyond_the_cap_fails_instead_of_downloading_part(server):
+    server.modelscope_cap = 50  # the same rule as at 3,000, on a smaller repository
+    from llmsetup.download.sources import modelscope
+
+    files = {f"flat/{i:03}.bin": b"x" for i in range(60)}
+    server.add_repo("org/flat", files, modelscope_id="AI-ModelScope/flat")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(modelscope, "LISTING_CAP", 50)
+        with pytest.raises(SourceError, match=r"folder flat holds 50 or more entries"):
+            ms_source(server, "AI-ModelScope/flat").list_files()
+
+
+def test_modelscope_endpoint_variable(tmp_path, monkeypatch):
+    from llmsetup.download.sources.modelscope import modelscope_endpoint
+
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", "https://ms.example.org/")
+    monkeypatch.setenv("MODELSCOPE_DOMAIN", "old.example.org")
+    assert modelscope_endpoint(settings_with(tmp_path)) == "https://ms.example.org"
+    config = {"modelscope": {"endpoint": "http://mine.example.org"}}
+    assert modelscope_endpoint(settings_with(tmp_path, **config)) == "http://mine.example.org"
