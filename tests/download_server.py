@@ -64,6 +64,7 @@ class Repo:
     listed_size: dict[str, int] = field(default_factory=dict)  # listings lie about sizes
     extra_names: list[str] = field(default_factory=list)  # extra (unsafe) names in listings
     aliendao_sizes: bool = True  # whether the aliendao listing carries sizes
+    mirror_files: dict[str, bytes] = field(default_factory=dict)  # aliendao's other copies
     _hashes: dict = field(default_factory=dict, repr=False)
 
     def sha256(self, path: str) -> str:
@@ -331,7 +332,7 @@ class FixtureServer:
         path = "/".join(parts[2:])
         if path not in repo.files:
             return _json(h, 404, {"error": "not found"})
-        self._send_file(h, path, repo.files[path], head, {})
+        self._send_file(h, path, repo.mirror_files.get(path, repo.files[path]), head, {})
 
     # -- ModelScope -------------------------------------------------------------------
 

@@ -321,3 +321,25 @@ def test_modelscope_endpoint_variable(tmp_path, monkeypatch):
     assert modelscope_endpoint(settings_with(tmp_path)) == "https://ms.example.org"
     config = {"modelscope": {"endpoint": "http://mine.example.org"}}
     assert modelscope_endpoint(settings_with(tmp_path, **config)) == "http://mine.example.org"
+
+
+def test_aliendao_copy_that_differs_from_the_hf_revision(server, files, tmp_path):
+    """Same size, other content (the mirror's copy is older): one download, never two; the
+    error names the file and the way out; --accept-mirror-copy takes the kept bytes."""
+    from llmsetup.download.errors import IntegrityError
+
+    older = bytes(reversed(files["model.safetensors"]))
+    server.repos["org/tiny"].mirror_files = {"model.safetensors": older}
+    settings = alien_settings(tmp_path, server)
+    with pytest.raises(IntegrityError, match=r"model.safetensors differs from the HF revision") \
+            as err:
+        fetch_from(tmp_path, settings, "aliendao")
+    assert "--accept-mirror-copy" in err.value.hint
+    sent = server.total_sent("model.safetensors")  # a split range may send a little twice
+    assert len(older) <= sent < 1.5 * len(older)  # once, not twice
+    manifest = fetch_from(tmp_path, settings, "aliendao", accept_mirror_copy=True)
+    assert server.total_sent("model.safetensors") == sent  # the kept copy, no re-download
+    entry = manifest.files["model.safetensors"]
+    assert entry.verified_by == "size"
+    assert (tmp_path / "models/org/tiny/model.safetensors").read_bytes() == older
+    assert manifest.files["config.json"].verified_by == "git-sha1"  # the rest still checked

@@ -566,6 +566,11 @@ class Engine:
         ok = {"sha256": sha256 == (t.file.sha256 or "").lower(),
               "git-sha1": git_sha1 == (t.file.git_oid or "").lower(),
               "size": True}[expected]
+        if not ok and t.file.hash_from and t.file.accept_by_size:
+            self.reporter.emit("warning", message=f"{t.file.path} differs from "
+                               f"{t.file.hash_from}: {t.source.name}'s copy accepted by its "
+                               "size (--accept-mirror-copy)")
+            ok, expected = True, "size"
         if ok:
             t.partial.commit(t.final)
             result = FileResult(t.file.path, t.file.size, sha256, expected, t.source.name,
@@ -584,6 +589,15 @@ class Engine:
         job.hash_tries += 1
         got = sha256 if expected == "sha256" else git_sha1
         want = t.file.sha256 if expected == "sha256" else t.file.git_oid
+        if t.file.hash_from:  # a hash the source never promised: never a second download
+            with self._cv:
+                job.state = "failed"
+            self._fail(IntegrityError(
+                t.source.name, f"{t.file.path} differs from {t.file.hash_from} ({expected} "
+                f"{want} there, {got} here): {t.source.name}'s copy may be older",
+                hint=f"Accept {t.source.name}'s copy by its size with --accept-mirror-copy "
+                "(it is kept: no second download), or use another source (--source)."))
+            return
         if job.hash_tries >= self.config.hash_attempts:
             t.partial.discard()
             with self._cv:

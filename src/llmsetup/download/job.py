@@ -145,6 +145,7 @@ def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter
         failures: list[SourceError] = []
         for name in names:
             source = make_source(name, ref, settings, endpoint=options.endpoint,
+                                 accept_mirror_copy=options.accept_mirror_copy,
                                  cancel=options.cancel)
             reporter.emit("source", name=name, detail=source.describe())
             try:
@@ -220,7 +221,7 @@ def _transfers_to_fetch(files: list[RemoteFile], source: Source, manifest: Manif
         if _already_there(f, final, source, manifest, reporter):
             skipped += 1
             continue
-        key = content_key(f.path, f.size, f.sha256, source.partial_identity())
+        key = content_key(f.path, f.size, f.partial_sha256, source.partial_identity())
         partial = PartialFile(partial_dir, f.path, key, f.size,
                               git_oid=None if f.sha256 else f.git_oid)
         if final.is_file() and final.stat().st_size < f.size and f.path not in manifest.files \

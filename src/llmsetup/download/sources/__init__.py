@@ -92,8 +92,10 @@ def hf_source(name: str, ref: ModelRef, settings, endpoint: str | None, **kw) ->
 
 def make_source(name: str, ref: ModelRef, settings, *, endpoint: str | None = None,
                 cancel: threading.Event | None = None,
-                retry_policy: RetryPolicy | None = None) -> Source:
-    """The source ``name`` for ``ref``; ``endpoint`` is ``--endpoint`` (HF only)."""
+                retry_policy: RetryPolicy | None = None,
+                accept_mirror_copy: bool = False) -> Source:
+    """The source ``name`` for ``ref``; ``endpoint`` is ``--endpoint`` (HF only);
+    ``accept_mirror_copy`` takes aliendao's copy by size where it differs from HF's."""
     if name in ("hf", "hf-mirror"):
         return hf_source(name, ref, settings, endpoint, cancel=cancel,
                          max_connections=8 if name == "hf-mirror" else None,
@@ -106,7 +108,7 @@ def make_source(name: str, ref: ModelRef, settings, *, endpoint: str | None = No
             download_host=settings.get("aliendao.download_host"),
             token=settings.token("aliendao"),
             hash_lookup=lambda: hf_reference(ref, settings, endpoint, cancel),
-            cancel=cancel, retry_policy=retry_policy)
+            accept_mirror_copy=accept_mirror_copy, cancel=cancel, retry_policy=retry_policy)
     if name == "modelscope":
         return ModelScopeSource(repo_id, ref.revision, modelscope_endpoint(settings),
                                 token=settings.token("modelscope"), cancel=cancel,

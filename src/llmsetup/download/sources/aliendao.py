@@ -15,8 +15,12 @@ the service's limit of two connections per client is respected.
 
 aliendao publishes no hashes. When an HF endpoint is reachable, the sha256 (``lfs.oid``)
 and git blob ids of the same repository are taken from it, and a file whose size there
-differs is verified by size alone, with a warning. When none is reachable every file is
-verified by size only, and the listing says so (the manifest records it per file).
+differs is verified by size alone, with a warning. A file of the same size whose content
+differs (the mirror's copy of an older revision) is downloaded once, never twice: the
+source fails naming it as "differs from the HF revision", its bytes are kept, and
+``--accept-mirror-copy`` takes it by size on the rerun without downloading it again.
+When no HF endpoint is reachable every file is verified by size only, and the listing
+says so (the manifest records it per file).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ class AliendaoSource(Source):
 
     def __init__(self, repo_id: str, revision: str, *, site: str = ALIENDAO_SITE,
                  download_host: str | None = None, token: Secret | None = None,
-                 hash_lookup: HashLookup | None = None,
+                 hash_lookup: HashLookup | None = None, accept_mirror_copy: bool = False,
                  cancel: threading.Event | None = None, retry_policy=None) -> None:
         super().__init__(repo_id, revision, cancel)
         self.site = site.rstrip("/")
@@ -55,6 +59,7 @@ class AliendaoSource(Source):
         default_host = ALIENDAO_ENTERPRISE_HOST if token else ALIENDAO_HOST
         self.download_host = (download_host or default_host).rstrip("/")
         self.hash_lookup = hash_lookup
+        self.accept_mirror_copy = accept_mirror_copy
         self.denied_hint = ("The enterprise service needs a valid token: set "
                             "LLMSETUP_ALIENDAO_TOKEN (or tokens.aliendao in the config file).")
         self.missing_hint = "aliendao may not mirror this repository; try another source."
@@ -155,7 +160,9 @@ class AliendaoSource(Source):
         for f in files:
             ref = known.get(f.path)
             if ref is not None and ref.size == f.size:
-                out.append(RemoteFile(f.path, f.size, ref.sha256, ref.lfs, ref.git_oid))
+                out.append(RemoteFile(f.path, f.size, ref.sha256, ref.lfs, ref.git_oid,
+                                      hash_from="the HF revision",
+                                      accept_by_size=self.accept_mirror_copy))
             else:
                 out.append(f)
                 differ.append(f.path)
