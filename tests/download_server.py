@@ -213,6 +213,8 @@ class FixtureServer:
     def _repo(self, h: _Handler, repo_id: str, hf: bool = True) -> Repo | None:
         repo = self.repos.get(repo_id)
         auth = h.headers.get("Authorization")
+        if auth and not auth.startswith("Bearer "):
+            auth = None  # Basic auth from a URL's userinfo is a proxy's business, not the Hub's
         if hf and auth and auth != f"Bearer {self.hf_token}" and \
                 auth.removeprefix("Bearer ") not in self.hf_tokens_without_access:
             _json(h, 401, {"error": "Invalid credentials in Authorization header"},

@@ -343,3 +343,37 @@ def test_aliendao_copy_that_differs_from_the_hf_revision(server, files, tmp_path
     assert entry.verified_by == "size"
     assert (tmp_path / "models/org/tiny/model.safetensors").read_bytes() == older
     assert manifest.files["config.json"].verified_by == "git-sha1"  # the rest still checked
+
+
+# -- credentials inside URLs (issue 12: 14) ---------------------------------------------------
+
+def test_redact_masks_userinfo_and_credential_query_values():
+    from llmsetup.secret import redact
+
+    text = ("Trying hf (http://user:Pa55word@mirror.example:8080/x) and "
+            "https://TOKENVALUE@git.example/r.git, "
+            "https://cdn.example/f?X-Amz-Signature=abc123&Expires=9&Key-Pair-Id=K1&token=t0k")
+    out = redact(text)
+    for secret in ("Pa55word", "user:", "TOKENVALUE", "abc123", "K1", "t0k"):
+        assert secret not in out, secret
+    assert "mirror.example:8080/x" in out and "Expires=9" in out
+
+
+@pytest.mark.parametrize("where", ["flag", "env"])
+def test_a_password_in_the_endpoint_url_is_never_shown_or_stored(server, files, tmp_path,
+                                                                 monkeypatch, where):
+    from tests.conftest import Cli
+
+    endpoint = server.url.replace("http://", "http://alice:S3cretPassw0rd@")
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    args = ["--endpoint", endpoint] if where == "flag" else ["--source", "hf"]
+    ok = Cli()("download", "org/tiny", *args, "--json")
+    assert ok.exit_code == 0, ok.stderr
+    missing = Cli()("download", "org/typo", *args)
+    assert missing.exit_code != 0 and "127.0.0.1" in missing.stderr
+    home = Path(tmp_path / "home")
+    written = [p.read_text(errors="replace") for p in [*home.rglob("*.log"),
+               *(tmp_path / "models").rglob("*.json")] if p.is_file()]
+    assert written  # the log and the manifest
+    for text in (ok.stdout, ok.stderr, missing.stdout, missing.stderr, *written):
+        assert "S3cretPassw0rd" not in text and "alice" not in text

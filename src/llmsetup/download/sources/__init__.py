@@ -24,7 +24,7 @@ from llmsetup.download.sources.hf import (
 )
 from llmsetup.download.sources.modelscope import ModelScopeSource, modelscope_endpoint
 from llmsetup.errors import UsageError
-from llmsetup.secret import Secret
+from llmsetup.secret import Secret, mask_url
 
 __all__ = ["Listing", "RemoteFile", "Source", "list_source", "make_source", "safe_relpath"]
 
@@ -130,7 +130,7 @@ def hf_reference(ref: ModelRef, settings, endpoint: str | None,
         source = hf_source(name, ref, settings, endpoint, cancel=cancel,
                            retry_policy=RetryPolicy(attempts=2, backoff_max_s=2),
                            timeout=(5.0, 15.0))
-        url = source.endpoint
+        url = mask_url(source.endpoint)
         try:
             return source.list_files(), url
         except SourceError as exc:

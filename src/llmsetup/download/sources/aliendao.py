@@ -32,7 +32,7 @@ from urllib.parse import quote
 from llmsetup.download.errors import SourceError, UnsafeListing
 from llmsetup.download.http import RetryPolicy, check_status, get_json
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
-from llmsetup.secret import Secret
+from llmsetup.secret import Secret, mask_url, register_url
 
 ALIENDAO_SITE = "https://e.aliendao.cn"
 ALIENDAO_HOST = "http://61.133.217.142:20800"
@@ -55,6 +55,8 @@ class AliendaoSource(Source):
                  cancel: threading.Event | None = None, retry_policy=None) -> None:
         super().__init__(repo_id, revision, cancel)
         self.site = site.rstrip("/")
+        register_url(site)
+        register_url(download_host)
         self.token = token
         default_host = ALIENDAO_ENTERPRISE_HOST if token else ALIENDAO_HOST
         self.download_host = (download_host or default_host).rstrip("/")
@@ -66,7 +68,7 @@ class AliendaoSource(Source):
         self._policy = retry_policy or RetryPolicy(attempts=4)
 
     def describe(self) -> str:
-        return f"{self.name} ({self.site})"
+        return f"{self.name} ({mask_url(self.site)})"
 
     # -- listing ----------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ from llmsetup.download.http import (
     sleep_unless,
 )
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
-from llmsetup.secret import Secret, redact
+from llmsetup.secret import Secret, mask_url, redact, register_url
 
 HF_ENDPOINT = "https://huggingface.co"
 HF_MIRROR_ENDPOINT = "https://hf-mirror.com"
@@ -59,7 +59,10 @@ T = TypeVar("T")
 def configured_endpoint(settings, explicit: str | None = None) -> str | None:
     """The endpoint the user chose: ``--endpoint``, ``HF_ENDPOINT`` or ``download.endpoint``."""
     value = explicit or os.environ.get("HF_ENDPOINT") or settings.get("download.endpoint")
-    return str(value).rstrip("/") if value else None
+    if not value:
+        return None
+    register_url(str(value))  # a password inside the URL is masked wherever it appears
+    return str(value).rstrip("/")
 
 
 def _saved_token_path() -> str:
@@ -132,7 +135,7 @@ class HFSource(Source):
         self._deadline_s = deadline_s
 
     def describe(self) -> str:
-        return f"{self.name} ({self.endpoint})"
+        return f"{self.name} ({mask_url(self.endpoint)})"
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token.reveal()}"} if self.token else {}

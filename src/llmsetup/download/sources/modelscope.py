@@ -27,7 +27,7 @@ from urllib.parse import quote
 from llmsetup.download.errors import NotOnSource, SourceError
 from llmsetup.download.http import get_json
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
-from llmsetup.secret import Secret
+from llmsetup.secret import Secret, mask_url, register_url
 
 MODELSCOPE_ENDPOINT = "https://www.modelscope.cn"
 
@@ -61,6 +61,7 @@ class ModelScopeSource(Source):
                  retry_policy=None) -> None:
         super().__init__(repo_id, "master" if revision in ("main", "") else revision, cancel)
         self.endpoint = endpoint.rstrip("/")
+        register_url(endpoint)
         self.token = token
         self.denied_hint = ("Set MODELSCOPE_API_TOKEN to an access token of an account that "
                             "may read this model (modelscope.cn, My Account, Access Token).")
@@ -69,7 +70,7 @@ class ModelScopeSource(Source):
         self._policy = retry_policy
 
     def describe(self) -> str:
-        return f"{self.name} ({self.endpoint}, {self.repo_id})"
+        return f"{self.name} ({mask_url(self.endpoint)}, {self.repo_id})"
 
     def _headers(self) -> dict[str, str]:
         return {"Cookie": f"m_session_id={self.token.reveal()}"} if self.token else {}
