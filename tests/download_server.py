@@ -245,10 +245,14 @@ class FixtureServer:
         if rev not in ("main", repo.commit):
             return _json(h, 404, {"error": "Revision not found"},
                          {"X-Error-Code": "RevisionNotFound"})
-        if not rest or rest[0] == "revision":
-            return _json(h, 200, {"id": repo.repo_id, "modelId": repo.repo_id,
-                                  "sha": repo.commit, "private": False,
-                                  "siblings": [{"rfilename": n} for n in repo.names()]})
+        if not rest or rest[0] == "revision":  # the fields the Hub sends (ModelInfo needs them)
+            return _json(h, 200, {
+                "_id": repo.commit[:24], "id": repo.repo_id, "modelId": repo.repo_id,
+                "author": repo.repo_id.split("/")[0], "sha": repo.commit,
+                "lastModified": "2024-02-21T10:00:00.000Z", "createdAt": "2024-02-21T10:00:00.000Z",
+                "private": False, "disabled": False, "gated": "manual" if repo.gated else False,
+                "downloads": 0, "likes": 0, "tags": [], "library_name": "transformers",
+                "siblings": [{"rfilename": n} for n in repo.names()], "spaces": []})
         if rest[0] != "tree":
             return _json(h, 404, {"error": "no route"})
         # huggingface_hub sends booleans as "true"/"false" (httpx) or "True"/"False" (requests).

@@ -4,7 +4,8 @@ Listing goes through huggingface_hub's ``HfApi`` (imported only when a listing r
 the CLI starts without it), with the endpoint and the token *we* chose (never its own
 token lookup):
 
-- ``HfApi.model_info(repo, revision=rev)`` (``GET /api/models/{repo}/revision/{rev}``)
+- ``GET /api/models/{repo}/revision/{rev}``, through its session, headers and
+  ``hf_raise_for_status`` (:meth:`HFSource._revision_info` says why not ``model_info``),
   resolves the revision to a commit id, so that every file comes from one commit even if
   the branch moves during a long download;
 - ``HfApi.list_repo_tree(repo, revision=commit, recursive=True)``
@@ -22,9 +23,9 @@ What we add around huggingface_hub, identical for every version from 0.20 (reque
 2.x (httpx): its exceptions mapped onto our :class:`SourceError` family with our hints
 (:func:`_hub_error`); retries with our policy (Retry-After, backoff); an overall deadline
 on each call, in a worker thread, so that a trickling server cannot hang a download and
-Ctrl-C is never delayed; and, with the httpx-based versions, each next page is fetched
-from the endpoint's own host even when a mirror's ``Link`` names another one (hf-mirror
-names huggingface.co), so the token never goes elsewhere and a blocked host is not tried.
+Ctrl-C is never delayed; and each next page fetched from the endpoint's own host even when
+a mirror's ``Link`` names another one (hf-mirror names huggingface.co), so the token
+never goes elsewhere and a blocked host is not tried.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from llmsetup.download.errors import AccessDenied, NotOnSource, SourceError
 from llmsetup.download.http import (
@@ -157,12 +158,10 @@ class HFSource(Source):
 
     def list_files(self) -> Listing:
         api, repo, token = self._api(), self.repo_id, self._token_arg()
-        timeout = self._timeout[1] if self._timeout else None
         rev = self.requested_revision
-        info = self._call(lambda: api.model_info(repo, revision=rev, token=token,
-                                                 timeout=timeout),
-                          f"{repo}@{rev}", f"/api/models/{repo}/revision/{quote(rev, safe='')}")
-        commit = getattr(info, "sha", None)
+        path = f"/api/models/{repo}/revision/{quote(rev, safe='')}"
+        info = self._call(lambda: self._revision_info(path), f"{repo}@{rev}", path)
+        commit = info.get("sha") if isinstance(info, dict) else None
         self.revision = str(commit) if commit else rev
         entries = self._call(
             lambda: list(api.list_repo_tree(repo, revision=self.revision, recursive=True,
@@ -173,6 +172,23 @@ class HFSource(Source):
         if not files:
             raise SourceError(self.name, f"{repo}@{self.revision} lists no files")
         return Listing(files, self.revision)
+
+    def _revision_info(self, path: str) -> Any:
+        """``GET /api/models/{repo}/revision/{rev}`` through huggingface_hub's session,
+        headers and error table, read as plain JSON: ``HfApi.model_info`` would build a
+        ``ModelInfo``, which in 0.2x requires fields (``downloads``, ``likes``, ``tags``)
+        that a mirror or a private endpoint need not send; only ``sha`` is needed here."""
+        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+        from llmsetup import __version__
+
+        headers = build_hf_headers(token=self._token_arg(), library_name="llmsetup",
+                                   library_version=__version__)
+        timeout = self._timeout[1] if self._timeout else None
+        response = get_session().get(f"{self.endpoint}{path}", headers=headers,
+                                     timeout=timeout)
+        hf_raise_for_status(response)
+        return response.json()
 
     def _file(self, entry: Any) -> RemoteFile:
         path = safe_relpath(str(getattr(entry, "path", "") or ""), self.name)
@@ -332,31 +348,61 @@ def _bounded(fn: Callable[[], T], deadline_s: float, cancel: threading.Event | N
 
 
 def _keep_pages_on_origin() -> None:
-    """Make huggingface_hub's shared httpx client fetch our pages from our host.
+    """Make huggingface_hub's HTTP client fetch our next pages from our host.
 
-    A request hook, active only in a listing thread of ours (``_local.origin``); other
-    users of huggingface_hub in this process are not affected. The requests-based
-    versions (0.x) have no request hook: there the ``Link`` is followed as given.
+    Active only in a listing thread of ours (``_local.origin``); other users of
+    huggingface_hub in this process are not affected. 1.x and later share one httpx
+    client: a request hook. 0.x has a requests session per thread: an adapter wrapper.
     """
     try:
         from huggingface_hub.utils import get_session
 
         client = get_session()
-        hooks = client.event_hooks
     except Exception:
         return
-    if not hasattr(hooks, "get") or _rewrite_page_host in hooks.get("request", []):
+    hooks = getattr(client, "event_hooks", None)
+    if hasattr(hooks, "get"):
+        if _rewrite_page_host not in hooks.get("request", []):
+            client.event_hooks = {**hooks, "request": [*hooks.get("request", []),
+                                                       _rewrite_page_host]}
         return
-    client.event_hooks = {**hooks, "request": [*hooks.get("request", []), _rewrite_page_host]}
+    if hasattr(client, "get_adapter") and hasattr(client, "mount"):
+        for prefix in ("https://", "http://"):
+            adapter = client.get_adapter(prefix)
+            if not isinstance(adapter, _PageOriginAdapter):
+                client.mount(prefix, _PageOriginAdapter(adapter))
+
+
+def _page_url(scheme: str, host: str, port: int | None, path: str) -> bool:
+    """Whether a request (scheme, host, port, path) is a tree page to move to our origin."""
+    origin = getattr(_local, "origin", None)
+    return (origin is not None and "/tree/" in path
+            and (scheme, host, port) != tuple(origin[:3]))
 
 
 def _rewrite_page_host(request) -> None:
-    origin = getattr(_local, "origin", None)
-    if origin is None or "/tree/" not in request.url.path:
-        return
-    scheme, host, port, netloc = origin
+    """httpx request hook (huggingface_hub 1.x and later)."""
     url = request.url
-    if (url.scheme, url.host, url.port) == (scheme, host, port):
+    if not _page_url(url.scheme, url.host, url.port, url.path):
         return
+    scheme, host, port, netloc = _local.origin
     request.url = url.copy_with(scheme=scheme, host=host, port=port)
     request.headers["Host"] = netloc
+
+
+class _PageOriginAdapter:
+    """requests adapter wrapper (huggingface_hub 0.x): the same rewrite, then the
+    adapter huggingface_hub mounted does the rest."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def send(self, request, **kwargs):
+        split = urlsplit(request.url)
+        if _page_url(split.scheme, split.hostname or "", split.port, split.path):
+            scheme, _, _, netloc = _local.origin
+            request.url = urlunsplit((scheme, netloc, split.path, split.query, ""))
+        return self.inner.send(request, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
