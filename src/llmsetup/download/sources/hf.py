@@ -37,12 +37,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import llmsetup.download.http as http
 from llmsetup.download.errors import AccessDenied, NotOnSource, SourceError
 from llmsetup.download.http import (
     RetryPolicy,
     Transient,
     describe_network_error,
     is_network_error,
+    metadata_deadline_s,
+    rate_limit_reset,
     retry_after_seconds,
     sleep_unless,
 )
@@ -51,8 +54,6 @@ from llmsetup.secret import Secret, mask_url, redact, register_url
 
 HF_ENDPOINT = "https://huggingface.co"
 HF_MIRROR_ENDPOINT = "https://hf-mirror.com"
-#: Seconds one metadata call (the revision, or the whole paged tree) may take.
-LISTING_DEADLINE_S = 60.0
 
 T = TypeVar("T")
 
@@ -114,7 +115,7 @@ class HFSource(Source):
                  unknown_hint: str | None = None,
                  cancel: threading.Event | None = None, max_connections: int | None = None,
                  retry_policy=None, timeout: tuple[float, float] | None = None,
-                 deadline_s: float = LISTING_DEADLINE_S) -> None:
+                 deadline_s: float | None = None) -> None:
         super().__init__(repo_id, revision, cancel)
         self._timeout = timeout
         self.name = name
@@ -205,26 +206,39 @@ class HFSource(Source):
                           git_oid=str(oid).lower() if oid and not lfs else None)
 
     def _call(self, fn: Callable[[], T], what: str, path: str, paging: bool = False) -> T:
-        """``fn()`` (one huggingface_hub call) with our retries, deadline and errors."""
-        url = f"{self.endpoint}{path}"
+        """``fn()`` (one huggingface_hub call) under the rules of :func:`http.get_json`: an
+        overall deadline (``LLMSETUP_METADATA_TIMEOUT``), the size cap, our retries, and a
+        spent quota (429 ``RateLimit: ...;r=0;t=N``) waited out with a countdown without
+        counting as a try."""
+        url = redact(f"{self.endpoint}{path}")
+        policy, limit = self._policy, self._deadline_s or metadata_deadline_s()
+        quota_waited, attempt = 0.0, 0
         last: Transient | None = None
-        for attempt in range(1, self._policy.attempts + 1):
+        while attempt < policy.attempts:
+            attempt += 1
             try:
-                return _bounded(fn, self._deadline_s, self.cancel, self._origin() if paging
-                                else None, self.name, f"{what} ({redact(url)})")
+                return _bounded(fn, limit, self.cancel, self._origin() if paging else None,
+                                self.name, what, url)
             except SourceError:
                 raise
             except Exception as exc:
                 last = _hub_error(exc, self, what)
-            if last.retry_after is not None and last.retry_after > self._policy.max_retry_after_s:
-                raise SourceError(self.name, f"{last}; the server asks to wait "
-                                  f"{last.retry_after:.0f}s", hint="Try another source, or "
-                                  "rerun later.")
-            if attempt < self._policy.attempts and sleep_unless(
-                    self.cancel, self._policy.delay(attempt, last.retry_after)):
-                raise KeyboardInterrupt
+            wait = last.retry_after
+            if wait is not None and wait > policy.max_retry_after_s:
+                raise SourceError(self.name, f"{last}; the server asks to wait {wait:.0f}s",
+                                  hint="Try another source, or rerun later.")
+            if last.quota and wait is not None and quota_waited + wait <= policy.max_retry_after_s:
+                attempt -= 1  # inside the server's window: not a failed try
+                quota_waited += wait
+            if attempt < policy.attempts:
+                delay = policy.delay(max(1, attempt), wait)
+                if wait is not None:
+                    if http._wait_for_server(self.cancel, delay, self.name):
+                        raise KeyboardInterrupt
+                elif sleep_unless(self.cancel, delay):
+                    raise KeyboardInterrupt
         assert last is not None
-        raise SourceError(self.name, f"{last} (gave up after {self._policy.attempts} tries)",
+        raise SourceError(self.name, f"{last} (gave up after {policy.attempts} tries)",
                           hint="Check the network or the mirror, or try another source.")
 
     def _origin(self) -> tuple[str, str, int | None, str]:
@@ -292,8 +306,12 @@ def _status_error(status: int, response: Any, names: set[str], source: HFSource,
         raise NotOnSource(source.name, f"not found (HTTP {status}): {what}{detail}",
                           hint=source.missing_hint) from None
     if status in (429, 503):
-        return Transient(f"HTTP {status} for {what}{detail}",
-                         retry_after=retry_after_seconds(headers.get("Retry-After")))
+        quota = rate_limit_reset(headers.get("RateLimit"))
+        wait = retry_after_seconds(headers.get("Retry-After"))
+        if quota is not None:
+            wait = max(wait or 0.0, quota)
+        return Transient(f"HTTP {status} for {what}{detail}", retry_after=wait, status=status,
+                         quota=quota is not None)
     if status >= 500 or status == 408:
         return Transient(f"HTTP {status} for {what}{detail}")
     raise SourceError(source.name, f"unexpected reply HTTP {status} for {what}{detail}") from None
@@ -305,13 +323,17 @@ def _is_transport_error(names: set[str]) -> bool:
                          "RemoteProtocolError", "ProxyError", "ConnectError"})
 
 
-# -- one call in a worker thread, with a deadline -------------------------------------
+# -- one call in a worker thread, with a deadline and a size cap ----------------------------
 
 _local = threading.local()
 
 
+class _TooLarge(Exception):
+    """A reply over :data:`http.METADATA_MAX_BYTES` (raised inside huggingface_hub's call)."""
+
+
 def _bounded(fn: Callable[[], T], deadline_s: float, cancel: threading.Event | None,
-             origin: tuple | None, source: str, what: str) -> T:
+             origin: tuple | None, source: str, what: str, url: str) -> T:
     """Run ``fn`` in a daemon thread; give up after ``deadline_s`` or on ``cancel``.
 
     huggingface_hub sets no timeout on its paged calls (and retries 5xx itself): a server
@@ -322,15 +344,14 @@ def _bounded(fn: Callable[[], T], deadline_s: float, cancel: threading.Event | N
     done = threading.Event()
 
     def work() -> None:
-        _local.origin = origin
+        _local.origin, _local.active = origin, True
         try:
-            if origin is not None:
-                _keep_pages_on_origin()
+            _install_hooks()
             box["value"] = fn()
         except BaseException as exc:
             box["error"] = exc
         finally:
-            _local.origin = None
+            _local.origin, _local.active = None, False
             done.set()
 
     threading.Thread(target=work, name="llmsetup-hub-listing", daemon=True).start()
@@ -339,20 +360,29 @@ def _bounded(fn: Callable[[], T], deadline_s: float, cancel: threading.Event | N
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
         if time.monotonic() > end:
-            raise SourceError(source, f"{what} did not arrive within {deadline_s:.0f}s",
-                              hint="The server or the link is too slow now; rerun later, or "
-                              "try another source.")
-    if "error" in box:
-        raise box["error"]
+            raise SourceError(source, f"{what}: no complete reply within {deadline_s:g}s "
+                              f"from {url}", hint="The server is too slow or stuck; try "
+                              "another source, or rerun later (LLMSETUP_METADATA_TIMEOUT sets "
+                              "the limit).")
+    error = box.get("error")
+    if isinstance(error, _TooLarge):
+        raise SourceError(source, f"{what}: the reply is larger than "
+                          f"{http.METADATA_MAX_BYTES >> 20} MiB ({url})",
+                          hint="The server may not speak this protocol; check the endpoint "
+                          "URL, or try another source.")
+    if error is not None:
+        raise error
     return box["value"]
 
 
-def _keep_pages_on_origin() -> None:
-    """Make huggingface_hub's HTTP client fetch our next pages from our host.
+def _install_hooks() -> None:
+    """Hook huggingface_hub's HTTP client for the calls of our listing threads.
 
-    Active only in a listing thread of ours (``_local.origin``); other users of
-    huggingface_hub in this process are not affected. 1.x and later share one httpx
-    client: a request hook. 0.x has a requests session per thread: an adapter wrapper.
+    Next pages from our host (a ``Link`` may name another one), and a reply over the
+    metadata cap refused before it is read. 1.x and later share one httpx client: request
+    and response hooks (and a capped body stream, for replies without a length). 0.x has
+    a requests session per thread: an adapter wrapper and a response hook (by
+    ``Content-Length``). Outside our threads (``_local.active``) the hooks do nothing.
     """
     try:
         from huggingface_hub.utils import get_session
@@ -362,15 +392,54 @@ def _keep_pages_on_origin() -> None:
         return
     hooks = getattr(client, "event_hooks", None)
     if hasattr(hooks, "get"):
-        if _rewrite_page_host not in hooks.get("request", []):
-            client.event_hooks = {**hooks, "request": [*hooks.get("request", []),
-                                                       _rewrite_page_host]}
+        request, response = list(hooks.get("request", [])), list(hooks.get("response", []))
+        if _rewrite_page_host not in request:
+            client.event_hooks = {**hooks, "request": [*request, _rewrite_page_host],
+                                  "response": [*response, _cap_reply]}
         return
     if hasattr(client, "get_adapter") and hasattr(client, "mount"):
         for prefix in ("https://", "http://"):
             adapter = client.get_adapter(prefix)
             if not isinstance(adapter, _PageOriginAdapter):
                 client.mount(prefix, _PageOriginAdapter(adapter))
+        response_hooks = client.hooks.setdefault("response", [])
+        if _cap_reply not in response_hooks:
+            response_hooks.append(_cap_reply)
+
+
+def _cap_reply(response, *args, **kwargs) -> None:
+    if not getattr(_local, "active", False):
+        return
+    cap = http.METADATA_MAX_BYTES
+    length = str(response.headers.get("Content-Length", ""))
+    if length.isdigit() and int(length) > cap:
+        response.close()
+        raise _TooLarge
+    stream = getattr(response, "stream", None)
+    base = next((c for c in type(stream).__mro__ if c.__name__ == "SyncByteStream"), None)
+    if base is not None:  # httpx: replies without a length are capped as they are read
+        response.stream = _capped_stream(base)(stream, cap)
+
+
+def _capped_stream(base: type) -> type:
+    """An httpx ``SyncByteStream`` (of whichever httpx is installed) that stops past a cap."""
+
+    class CappedStream(base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner, cap: int) -> None:
+            self.inner, self.cap = inner, cap
+
+        def __iter__(self):
+            total = 0
+            for chunk in self.inner:
+                total += len(chunk)
+                if total > self.cap:
+                    raise _TooLarge
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    return CappedStream
 
 
 def _page_url(scheme: str, host: str, port: int | None, path: str) -> bool:
