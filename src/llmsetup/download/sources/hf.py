@@ -212,13 +212,14 @@ class HFSource(Source):
         counting as a try."""
         url = redact(f"{self.endpoint}{path}")
         policy, limit = self._policy, self._deadline_s or metadata_deadline_s()
+        deadline = time.monotonic() + limit  # retries included, server-asked waits not
         quota_waited, attempt = 0.0, 0
         last: Transient | None = None
         while attempt < policy.attempts:
             attempt += 1
             try:
-                return _bounded(fn, limit, self.cancel, self._origin() if paging else None,
-                                self.name, what, url)
+                return _bounded(fn, deadline, limit, self.cancel,
+                                self._origin() if paging else None, self.name, what, url)
             except SourceError:
                 raise
             except Exception as exc:
@@ -233,6 +234,7 @@ class HFSource(Source):
             if attempt < policy.attempts:
                 delay = policy.delay(max(1, attempt), wait)
                 if wait is not None:
+                    deadline += delay  # the server's own wait is not ours to count
                     if http._wait_for_server(self.cancel, delay, self.name):
                         raise KeyboardInterrupt
                 elif sleep_unless(self.cancel, delay):
@@ -332,9 +334,11 @@ class _TooLarge(Exception):
     """A reply over :data:`http.METADATA_MAX_BYTES` (raised inside huggingface_hub's call)."""
 
 
-def _bounded(fn: Callable[[], T], deadline_s: float, cancel: threading.Event | None,
-             origin: tuple | None, source: str, what: str, url: str) -> T:
-    """Run ``fn`` in a daemon thread; give up after ``deadline_s`` or on ``cancel``.
+def _bounded(fn: Callable[[], T], deadline: float, limit: float,
+             cancel: threading.Event | None, origin: tuple | None, source: str, what: str,
+             url: str) -> T:
+    """Run ``fn`` in a daemon thread; give up at ``deadline`` (monotonic; ``limit`` is the
+    configured number of seconds, for the message) or on ``cancel``.
 
     huggingface_hub sets no timeout on its paged calls (and retries 5xx itself): a server
     that trickles bytes would otherwise hold the download for ever. A thread left behind
@@ -354,13 +358,13 @@ def _bounded(fn: Callable[[], T], deadline_s: float, cancel: threading.Event | N
             _local.origin, _local.active = None, False
             done.set()
 
-    threading.Thread(target=work, name="llmsetup-hub-listing", daemon=True).start()
-    end = time.monotonic() + deadline_s
+    if time.monotonic() < deadline:
+        threading.Thread(target=work, name="llmsetup-hub-listing", daemon=True).start()
     while not done.wait(0.05):
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
-        if time.monotonic() > end:
-            raise SourceError(source, f"{what}: no complete reply within {deadline_s:g}s "
+        if time.monotonic() > deadline:
+            raise SourceError(source, f"{what}: no complete reply within {limit:g}s "
                               f"from {url}", hint="The server is too slow or stuck; try "
                               "another source, or rerun later (LLMSETUP_METADATA_TIMEOUT sets "
                               "the limit).")
