@@ -40,7 +40,8 @@ As the real hubs behave under load:
 - :meth:`FixtureServer.rate_limit`: every request (API and files) gets 429 with the Hub's
   ``RateLimit: "api";r=0;t=N`` header (no ``Retry-After``) until the window ends;
 - faults on the listing route ``@tree`` (the HF tree API): ``trickle`` (the body one byte
-  every ``seconds``), ``huge`` (``bytes`` of JSON whitespace before the listing).
+  every ``seconds``), ``huge`` (``bytes`` of JSON whitespace before the listing),
+  ``huge_chunked`` (the same without a Content-Length).
 """
 
 from __future__ import annotations
@@ -320,6 +321,9 @@ class FixtureServer:
             flags = "&".join(f"{k}={query[k]}" for k in ("recursive", "expand") if k in query)
             headers["Link"] = (f'<{base}/api/models/{repo.repo_id}/tree/{rev}?{flags}'
                                f'&cursor={cursor + size}>; rel="next"')
+        chunked = self._take("@tree", "huge_chunked")
+        if chunked is not None:
+            return self._chunked_reply(h, headers, json.dumps(page).encode(), chunked["bytes"])
         trickle, huge = self._take("@tree", "trickle"), self._take("@tree", "huge")
         if trickle is None and huge is None:
             return _json(h, 200, page, headers)
@@ -346,6 +350,25 @@ class FixtureServer:
                 h.wfile.flush()
                 self._count("@tree", 1)
                 time.sleep(trickle["seconds"])
+        except OSError:
+            h.close_connection = True
+
+    def _chunked_reply(self, h: _Handler, headers: dict, body: bytes, pad: int) -> None:
+        """``huge_chunked``: ``pad`` bytes of JSON whitespace, then ``body``, chunked (no
+        Content-Length: a cap can only count what arrives)."""
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        try:
+            while pad:
+                n = min(pad, 1 << 20)
+                h.wfile.write(b"%x\r\n" % n + b" " * n + b"\r\n")
+                self._count("@tree", n)
+                pad -= n
+            h.wfile.write(b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
         except OSError:
             h.close_connection = True
 

@@ -378,3 +378,15 @@ def test_a_password_in_the_endpoint_url_is_never_shown_or_stored(server, files, 
     assert written  # the log and the manifest
     for text in (ok.stdout, ok.stderr, missing.stdout, missing.stderr, *written):
         assert "S3cretPassw0rd" not in text and "alice" not in text
+
+
+def test_a_huge_chunked_listing_is_cut_at_the_cap(server, files, monkeypatch):
+    """No Content-Length to refuse it by: the cap counts the bytes as they arrive."""
+    from llmsetup.download import http as dl_http
+
+    monkeypatch.setattr(dl_http, "METADATA_MAX_BYTES", 1 << 20)
+    server.fault("@tree", "huge_chunked", times=None, bytes=64 << 20)
+    with pytest.raises(SourceError, match="larger than 1 MiB"):
+        hf(server).list_files()
+    time.sleep(0.2)
+    assert server.total_sent("@tree") < 16 << 20

@@ -384,9 +384,10 @@ def _install_hooks() -> None:
 
     Next pages from our host (a ``Link`` may name another one), and a reply over the
     metadata cap refused before it is read. 1.x and later share one httpx client: request
-    and response hooks (and a capped body stream, for replies without a length). 0.x has
-    a requests session per thread: an adapter wrapper and a response hook (by
-    ``Content-Length``). Outside our threads (``_local.active``) the hooks do nothing.
+    and response hooks. 0.x has a requests session per thread: an adapter wrapper and a
+    response hook. Replies over the cap are refused by their length, and those without a
+    length as their bytes arrive. Outside our threads (``_local.active``) the hooks do
+    nothing.
     """
     try:
         from huggingface_hub.utils import get_session
@@ -423,6 +424,26 @@ def _cap_reply(response, *args, **kwargs) -> None:
     base = next((c for c in type(stream).__mro__ if c.__name__ == "SyncByteStream"), None)
     if base is not None:  # httpx: replies without a length are capped as they are read
         response.stream = _capped_stream(base)(stream, cap)
+    elif hasattr(getattr(response, "raw", None), "stream"):  # requests (huggingface_hub 0.x)
+        response.raw = _CappedRaw(response.raw, cap)
+
+
+class _CappedRaw:
+    """A urllib3 response whose ``stream()`` (what requests reads) stops past a cap."""
+
+    def __init__(self, inner, cap: int) -> None:
+        self._inner, self._cap = inner, cap
+
+    def stream(self, *args, **kwargs):
+        total = 0
+        for chunk in self._inner.stream(*args, **kwargs):
+            total += len(chunk)
+            if total > self._cap:
+                raise _TooLarge
+            yield chunk
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
 
 
 def _capped_stream(base: type) -> type:
