@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-# Fixtures of the speech tests (tiny Whisper models, espeak recordings), for every module.
-pytest_plugins = ["tests.speech_fixtures"]
+# Fixtures of the speech tests (tiny Whisper models, espeak recordings) and the real small
+# models that PyPI packages ship (tests/real_models.py), for every module.
+pytest_plugins = ["tests.speech_fixtures", "tests.real_models"]
 
 # A suite started in the background by a shell without job control inherits SIGINT as
 # ignored, and an ignored signal stays ignored across exec: the CLI processes that tests

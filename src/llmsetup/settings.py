@@ -51,7 +51,7 @@ CONFIG_KEYS = {
     "aliendao.site": (str, "aliendao listing site URL"),
     "aliendao.download_host": (str, "aliendao download host URL"),
     "modelscope.endpoint": (str, "ModelScope hub URL"),
-    "git.mirror": (str, "git mirror URL prefix for GitHub clones"),
+    "git.mirror": (str, "git mirror for GitHub clones (as --git-mirror)"),
     "tokens.hf": (str, "Hugging Face token"),
     "tokens.aliendao": (str, "aliendao enterprise token"),
     "tokens.modelscope": (str, "ModelScope token"),

@@ -116,9 +116,8 @@ def download_cmd(
             console.print(f"  this run: {run.get('fetched_files', 0)} file(s), "
                           f"{run.get('fetched_bytes', 0):,} bytes from {run['source']} "
                           f"in {run.get('seconds', 0):.1f}s")
-        if doc["verified_by"].get("size") or doc["verified_by"].get("none"):
-            console.print("  [yellow]some files are verified by size only[/] (the source "
-                          "published no hash); see `llmsetup check`")
+        for note in manifest.trust_notes():
+            console.print(f"  [yellow]{note}[/]; see `llmsetup check`")
 
     out.result(doc, render)
 
