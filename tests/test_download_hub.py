@@ -390,3 +390,20 @@ def test_a_huge_chunked_listing_is_cut_at_the_cap(server, files, monkeypatch):
         hf(server).list_files()
     time.sleep(0.2)
     assert server.total_sent("@tree") < 16 << 20
+
+
+def test_huggingface_hub_own_warnings_stay_off_the_terminal(server, files, tmp_path):
+    """Its http_backoff logs "HTTP Error 503 thrown while requesting URL" on stderr, past
+    our reporter and its redaction; a real process, so its real log handler is used."""
+    import os
+    import subprocess
+    import sys
+
+    commit = server.repos["org/tiny"].commit
+    server.api_fault(f"/api/models/org/tiny/tree/{commit}", "status", times=1, code=503)
+    env = {**os.environ, "HF_ENDPOINT": server.url.replace("http://", "http://bob:Pw0rd99@")}
+    done = subprocess.run([sys.executable, "-m", "llmsetup", "download", "org/tiny",
+                           "--source", "hf", "--include", "config.json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "thrown while requesting" not in done.stderr and "Pw0rd99" not in done.stderr

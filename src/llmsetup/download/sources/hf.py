@@ -390,8 +390,11 @@ def _install_hooks() -> None:
     nothing.
     """
     try:
-        from huggingface_hub.utils import get_session
+        from huggingface_hub.utils import get_session, logging
 
+        # Its own warnings ("Retrying in 1s", "HTTP Error 503 thrown while requesting
+        # URL") would reach stderr past our reporter, unredacted: our messages say it.
+        logging.set_verbosity_error()
         client = get_session()
     except Exception:
         return
