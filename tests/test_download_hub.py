@@ -190,13 +190,18 @@ def test_token_does_not_go_to_a_default_mirror(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("how", ["config", "env"])
 def test_token_goes_to_a_mirror_when_the_user_opts_in(tmp_path, monkeypatch, how):
+    import os
+
     from llmsetup.download.sources import make_source
 
     monkeypatch.setenv("HF_TOKEN", "hf_for_mirrors_too_1")
-    config = {"download": {"token_to_mirrors": True}} if how == "config" else {}
-    if how == "env":
+    if how == "config":  # the key as a user writes it in the config file
+        config = Path(os.environ["LLMSETUP_CONFIG"])
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text("download:\n  token_to_mirrors: true\n")
+    else:
         monkeypatch.setenv("LLMSETUP_TOKEN_TO_MIRRORS", "1")
-    mirror = make_source("hf-mirror", ref_tiny(tmp_path), settings_with(tmp_path, **config))
+    mirror = make_source("hf-mirror", ref_tiny(tmp_path), Settings.load())
     assert mirror.token.reveal() == "hf_for_mirrors_too_1"
 
 
