@@ -349,6 +349,8 @@ def test_aliendao_copy_that_differs_from_the_hf_revision(server, files, tmp_path
     assert entry.verified_by == "size"
     assert (tmp_path / "models/org/tiny/model.safetensors").read_bytes() == older
     assert manifest.files["config.json"].verified_by == "git-sha1"  # the rest still checked
+    fetch_from(tmp_path, settings, "aliendao")  # a plain rerun keeps the accepted copy
+    assert server.total_sent("model.safetensors") == sent
 
 
 # -- credentials inside URLs (issue 12: 14) ---------------------------------------------------
