@@ -191,3 +191,11 @@ def test_a_config_with_tokens_readable_by_others_warns_with_the_fix(llmsetup_hom
     proc = subprocess.run([sys.executable, "-m", "llmsetup", "list"], capture_output=True,
                           text=True)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_token_to_mirrors_is_a_yes_or_no(cli, llmsetup_home):
+    write_config(llmsetup_home, "download:\n  token_to_mirrors: true\n")
+    assert Settings.load().get("download.token_to_mirrors") is True
+    write_config(llmsetup_home, "download:\n  token_to_mirrors: 'sure'\n")
+    result = cli("list")
+    assert result.exit_code == 2 and "download.token_to_mirrors" in result.stderr

@@ -68,6 +68,9 @@ class DownloadSection(_Section):
     sources: Sources | None = None
     endpoint: Url | None = None
     connections: Annotated[int, Field(ge=1, le=64, strict=True)] | None = None
+    # Send the HF token to hf-mirror too (by default only to huggingface.co or an endpoint
+    # the user set).
+    token_to_mirrors: Annotated[bool, Field(strict=True)] | None = None
 
 
 class AliendaoSection(_Section):

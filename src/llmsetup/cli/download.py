@@ -40,6 +40,9 @@ FromOpt = Annotated[Path | None, typer.Option(
     "(hard-linked when possible); only what is missing or wrong is downloaded.")]
 CopyOpt = Annotated[bool, typer.Option(
     "--copy", help="With --from: copy the files instead of hard-linking them.")]
+AcceptMirrorCopyOpt = Annotated[bool, typer.Option(
+    "--accept-mirror-copy", help="Take aliendao's copy of a file by its size where it "
+    "differs from the HF revision (the mirror may hold an older one).")]
 
 
 def _ref(app, name: str, models_dir: Path | None):
@@ -73,6 +76,7 @@ def download_cmd(
     all_formats: AllFormatsOpt = False,
     from_dir: FromOpt = None,
     copy: CopyOpt = False,
+    accept_mirror_copy: AcceptMirrorCopyOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Download a model's weights into <models dir>/ORG/REPO: parallel, resumable, verified.
@@ -89,7 +93,8 @@ def download_cmd(
                               revision=revision,
                               connections=connections, include=list(include or []),
                               exclude=list(exclude or []), all_formats=all_formats,
-                              from_dir=from_dir, copy=copy)
+                              from_dir=from_dir, copy=copy,
+                              accept_mirror_copy=accept_mirror_copy)
     log = LogReporter(app.settings.logs_dir / "download.log")
     try:
         with download_reporter(json_, lambda: out.err) as reporter:
@@ -112,9 +117,8 @@ def download_cmd(
             console.print(f"  this run: {run.get('fetched_files', 0)} file(s), "
                           f"{run.get('fetched_bytes', 0):,} bytes from {run['source']} "
                           f"in {run.get('seconds', 0):.1f}s")
-        if doc["verified_by"].get("size") or doc["verified_by"].get("none"):
-            console.print("  [yellow]some files are verified by size only[/] (the source "
-                          "published no hash); see `llmsetup check`")
+        for note in manifest.trust_notes():
+            console.print(f"  [yellow]{note}[/]; see `llmsetup check`")
 
     out.result(doc, render)
 

@@ -58,6 +58,8 @@ class PlanProgress:
         label = f"[{index}/{total}] {step.title}"
         if status == "done":
             self.out.info(f"[green]✓[/] {label} [dim](already done)[/]")
+        elif status == "satisfied":
+            self.out.info(f"[green]✓[/] {label} [dim](already satisfied)[/]")
         elif status == "ran":
             self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
             if info and info.get("summary"):
@@ -125,8 +127,13 @@ def install_cmd(
         "--webui-dir", help="Where the webui checkout goes (or is already).",
         show_default="./text-generation-webui")] = None,
     git_mirror: Annotated[str | None, typer.Option(
-        "--git-mirror", help="Clone through a mirror: a prefix ending in '/', a template with "
-        "{url}, or the mirror repository's URL.")] = None,
+        "--git-mirror", help="Clone through a mirror: a URL-prefix proxy "
+        "(https://proxy.example/), a mirror root holding oobabooga/text-generation-webui (a "
+        "folder, file://, https://host/org/), a template with {url} or {path}, or the mirror "
+        "repository's URL.")] = None,
+    accept_tree: Annotated[bool, typer.Option(
+        "--accept-tree", help="Use a --webui-dir that is not a git checkout (a release "
+        "archive) even when its files do not match the book's commit.")] = False,
     deploy: Annotated[str, typer.Option(
         "--deploy", help="How the model gets into the webui's models/: link, copy or move.")]
     = "link",
@@ -184,7 +191,7 @@ def install_cmd(
         ui=ui,
         webui_options=WebUIOptions(dir=webui_dir,
                                    git_mirror=git_mirror or settings.get("git.mirror"),
-                                   deploy=deploy, yes=yes),
+                                   deploy=deploy, yes=yes, accept_tree=accept_tree),
     )
     if tgt.recipe.kind == "asr" and options.quantization:
         raise UsageError("--4bit and --8bit are for text models; "
@@ -221,7 +228,10 @@ def install_cmd(
     def render(console) -> None:
         ran = sum(r.status == "ran" for r in results)
         done = sum(r.status == "done" for r in results)
-        out.success(f"{tgt.recipe.name} is installed ({ran} steps ran, {done} already done, "
+        found = sum(r.status == "satisfied" for r in results)
+        counts = [f"{ran} steps ran"] + [f"{n} already {what}" for n, what in
+                                          ((done, "done"), (found, "satisfied")) if n]
+        out.success(f"{tgt.recipe.name} is installed ({', '.join(counts)}, "
                     f"{doc['seconds']:.1f}s). Model: {tgt.model_dir}")
         for key, why in plan.skipped:
             out.info(f"  skipped {key}: {why}")
@@ -284,10 +294,13 @@ def _show_plan(plan, out: Output) -> None:
            "skipped": [{"key": k, "why": why} for k, why in plan.skipped]}
 
     def render(console) -> None:
+        from rich.markup import escape
+
         console.print(f"[bold]Plan for {plan.recipe.name}[/] (dry run: nothing is changed)")
         for i, row in enumerate(rows, 1):
-            mark = "[green]done[/]" if row["done"] else "todo"
-            console.print(f"{i}. {row['title']}  [{mark}]")
+            mark = ("[green]already satisfied[/]" if row.get("satisfied") else
+                    "[green]done[/]" if row["done"] else "todo")
+            console.print(f"{i}. {escape(row['title'])}  \\[{mark}]")
             for command in row["commands"]:
                 console.print(f"   $ {command}", markup=False, highlight=False)
             if row.get("requirements") or row.get("trimmed_from"):

@@ -56,8 +56,8 @@ def verify_cmd(
         "--webui", metavar="URL", help="Check a running text-generation-webui instead: its page, "
         "and one chat answer through its API when it has one.")] = None,
     webui_api: Annotated[str | None, typer.Option(
-        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, port "
-        "5000).")] = None,
+        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, at "
+        "the API port `serve` recorded for that page, else 5000).")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Load a model and prove it works: smoke prompts for text models, a recording for Whisper.
@@ -144,38 +144,42 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
 
     from llmsetup.errors import CheckFailed, UsageError
     from llmsetup.webui.api import chat_once, check_page
+    from llmsetup.webui.server import recorded_api_url
 
     if not url:
         raise UsageError("--webui-api needs --webui URL (the page)")
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if not parts.hostname:
         raise UsageError(f"--webui {url}: not a URL", hint="e.g. --webui http://127.0.0.1:7860")
-    recipe = app.catalog.get(target) if not Path(target).exists() else None
-    prompt = (recipe.smoke.prompts[0] if recipe and recipe.smoke.prompts
-              else "Hello! Who are you?")
+    recipe = app.target(target).recipe  # a folder's is made up, with a generic prompt
+    prompt = recipe.smoke.prompts[0] if recipe.smoke.prompts else "Hello! Who are you?"
     status = check_page(parts.geturl())
     doc: dict = {"target": target, "webui": parts.geturl(), "page_status": status,
                  "api": None, "passed": status == 200}
     if status != 200:
         out.result(doc)
         raise CheckFailed(f"the webui page at {parts.geturl()} answered {status}, not 200")
-    api = api_url or f"{parts.scheme}://{parts.hostname}:5000"
+    recorded = recorded_api_url(app.settings, recipe.name, parts.geturl())
+    api, api_from = ((api_url, "--webui-api") if api_url else
+                     (recorded, "the port `serve` recorded") if recorded else
+                     (f"{parts.scheme}://{parts.hostname}:5000", "the default port"))
     try:
         answer = chat_once(api, prompt, max_tokens=max_new_tokens or 64)
-        doc["api"] = {"url": api, "prompt": prompt, "answer": answer}
+        doc["api"] = {"url": api, "from": api_from, "prompt": prompt, "answer": answer}
         doc["passed"] = bool(answer.strip())
     except CheckFailed as exc:
         if api_url:  # asked for explicitly: it must answer
             raise
-        doc["api"] = {"url": api, "skipped": exc.message}
+        doc["api"] = {"url": api, "from": api_from, "skipped": exc.message}
 
     def render(console) -> None:
-        console.print(f"{parts.geturl()} answers ({status}).", markup=False)
+        console.print(f"Page {parts.geturl()} answers ({status}).", markup=False)
         if doc["api"] and "answer" in doc["api"]:
-            console.print(f"API chat: {prompt!r} -> {doc['api']['answer']!r}", markup=False)
+            console.print(f"API {api} ({api_from}): {prompt!r} -> {doc['api']['answer']!r}",
+                          markup=False)
         elif doc["api"]:
-            console.print(f"No API at {api} (start the server with --api to check a chat "
-                          "answer too).", markup=False)
+            console.print(f"No API at {api} ({api_from}; start the server with --api to "
+                          "check a chat answer too).", markup=False)
 
     out.result(doc, render)
     if not doc["passed"]:

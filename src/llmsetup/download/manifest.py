@@ -184,6 +184,10 @@ class Manifest:
         return {"files": len(self.files), "bytes": sum(e.size for e in self.files.values()),
                 "verified_by": by}
 
+    def trust_notes(self) -> list[str]:
+        """What the summary must say about files no hash vouched for (empty when none)."""
+        return trust_notes(self.summary()["verified_by"])
+
     def to_json(self) -> dict:
         return {"model_dir": str(self.model_dir), "repo_id": self.repo_id,
                 "complete": self.complete,
@@ -297,3 +301,15 @@ def _regular_file_sha256(path: Path) -> str:
         while chunk := fh.read(8 << 20):
             sha.update(chunk)
     return sha.hexdigest()
+
+
+def trust_notes(verified_by: dict[str, int]) -> list[str]:
+    """One line per kind of weak check in a ``verified_by`` count (``summary()``)."""
+    notes = []
+    if verified_by.get("none"):
+        notes.append(f"{verified_by['none']} file(s) adopted without a hash to check against; "
+                     "sizes only")
+    if verified_by.get("size"):
+        notes.append(f"{verified_by['size']} file(s) verified by size only (the source "
+                     "published no hash)")
+    return notes
