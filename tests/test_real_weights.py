@@ -136,7 +136,7 @@ def test_smollm2_chat_carries_the_conversation(real_smollm2, tmp_path):
         input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=tmp_path,
         timeout=600, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
-    first, with_history, without = proc.stdout.strip().splitlines()
+    _first, with_history, without = proc.stdout.strip().splitlines()
     assert "Berlin" in with_history, proc.stdout
     assert "Berlin" not in without, proc.stdout
     turns = json.loads((tmp_path / "talk.json").read_text(encoding="utf-8"))["turns"]

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from llmsetup.cli._context import state
-from llmsetup.cli._options import Bits4Opt, Bits8Opt, DeviceOpt, JsonOpt, TargetArg
+from llmsetup.cli._options import (
+    Bits4Opt,
+    Bits8Opt,
+    DeviceOpt,
+    JsonOpt,
+    TargetArg,
+    check_interpreter,
+    check_overrides,
+    number_in,
+)
 from llmsetup.cli._output import Output
 
 
@@ -32,7 +41,8 @@ def bench_cmd(
         "--tiny", help="With --random-weights: shrink the architecture (a quick check).")]
     = False,
     override: Annotated[list[str] | None, typer.Option(
-        "--override", help="With --random-weights: KEY=VALUE in the config (repeatable).")]
+        "--override", help="With --random-weights: KEY=VALUE in the config (repeatable).",
+        callback=check_overrides)]
     = None,
     compile_: Annotated[bool, typer.Option(
         "--compile", help="Also measure static KV cache + torch.compile, with the speedup.")]
@@ -41,11 +51,13 @@ def bench_cmd(
         "--attn", help="sdpa, eager, or compare (both, with the speedup).")] = None,
     device: DeviceOpt = "auto",
     audio_seconds: Annotated[float, typer.Option(
-        "--audio-seconds", help="Speech models: length of the clip.")] = 60.0,
+        "--audio-seconds", help="Speech models: length of the clip.",
+        callback=number_in(0, 3600, low_open=True))] = 60.0,
     keep_weights: Annotated[bool, typer.Option(
         "--keep-weights", help="Keep the random-weight checkpoint for the next run.")] = False,
     python: Annotated[str | None, typer.Option(
-        "--python", help="Run in this interpreter instead of the model's environment.")]
+        "--python", help="Run in this interpreter instead of the model's environment.",
+        callback=check_interpreter)]
     = None,
     api: Annotated[str | None, typer.Option(
         "--api", metavar="URL", help="Benchmark a running OpenAI-compatible server (vLLM, the "

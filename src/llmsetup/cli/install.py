@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 
 from llmsetup.cli._context import state
-from llmsetup.cli._options import Bits4Opt, Bits8Opt, DryRunOpt, JsonOpt, ProfileOpt, TargetArg
+from llmsetup.cli._options import (
+    Bits4Opt,
+    Bits8Opt,
+    DryRunOpt,
+    JsonOpt,
+    ProfileOpt,
+    TargetArg,
+    check_url,
+)
 from llmsetup.cli._output import Output
 
 
@@ -74,11 +82,12 @@ def install_cmd(
         "of an interpreter to make it from (default: the recipe's version).")] = None,
     python_mirror: Annotated[str | None, typer.Option(
         "--python-mirror", metavar="URL", help="uv: where to download a Python this machine "
-        "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default).")] = None,
+        "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default).", callback=check_url)] = None,
     pip_mirror: Annotated[str | None, typer.Option(
         "--pip-mirror", help="ustc (the book's), tuna, aliyun or default (pip's own index).")]
     = None,
-    index_url: Annotated[str | None, typer.Option("--index-url", "-i", help="pip index URL.")]
+    index_url: Annotated[str | None, typer.Option("--index-url", "-i", help="pip index URL.",
+                                                         callback=check_url)]
     = None,
     trusted_host: Annotated[list[str] | None, typer.Option(
         "--trusted-host", help="Host to trust without valid HTTPS (repeatable).")] = None,
@@ -106,7 +115,8 @@ def install_cmd(
     source: Annotated[list[str] | None, typer.Option(
         "--source", help="Download source(s) to use, in order (hf, hf-mirror, aliendao, "
         "modelscope).")] = None,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Hugging Face endpoint URL.")]
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Hugging Face endpoint URL.",
+                                                         callback=check_url)]
     = None,
     from_dir: Annotated[Path | None, typer.Option(
         "--from", help="Adopt an already downloaded copy of the model from this folder.")] = None,

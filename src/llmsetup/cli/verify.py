@@ -21,6 +21,7 @@ from llmsetup.cli._options import (
     PythonOpt,
     TargetArg,
     TrustRemoteCodeOpt,
+    check_input_file,
 )
 from llmsetup.cli._output import Output
 
@@ -43,7 +44,8 @@ def verify_cmd(
     trust_remote_code: TrustRemoteCodeOpt = False,
     python: PythonOpt = None,
     audio: Annotated[Path | None, typer.Option(
-        "--audio", metavar="FILE", help="Speech models: the recording to transcribe.")] = None,
+        "--audio", metavar="FILE", help="Speech models: the recording to transcribe.",
+        callback=check_input_file)] = None,
     language: Annotated[str | None, typer.Option(
         "--language", metavar="L", help="Speech models: the spoken language, e.g. zh.")] = None,
     task: Annotated[str | None, typer.Option(

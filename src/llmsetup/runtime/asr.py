@@ -166,6 +166,34 @@ def generate_kwargs(gen_config, language: str | None, task: str, max_new_tokens:
     return kwargs
 
 
+# Whisper's decoder starts from up to 4 tokens (start of transcript, language, task,
+# no-timestamps), and these count against max_target_positions too.
+DECODER_PROMPT = 4
+
+
+def fit_new_tokens(model_config, wanted: int) -> tuple[int, str | None]:
+    """``wanted`` new tokens, or as many as the decoder holds, with a note saying so.
+
+    transformers refuses ``max_new_tokens`` plus the start prompt above
+    ``max_target_positions`` (448 in the released checkpoints, less in some small or
+    custom ones) with a ValueError; a shorter limit only ever cuts a 30 s window that
+    speaks faster than the model can write, which the note tells."""
+    limit = getattr(model_config, "max_target_positions", None)
+    if not isinstance(limit, int) or wanted + DECODER_PROMPT <= limit:
+        return wanted, None
+    fitted = max(1, limit - DECODER_PROMPT)
+    return fitted, (f"max_new_tokens {wanted} is more than this model's decoder holds "
+                    f"(max_target_positions {limit}, {DECODER_PROMPT} of them for the start "
+                    f"of each window): using {fitted}")
+
+
+def _fit(opts: argparse.Namespace, model) -> list[str]:
+    opts.max_new_tokens, note = fit_new_tokens(model.config, opts.max_new_tokens)
+    if note:
+        _rt.emit("warning", message=note)
+    return [note] if note else []
+
+
 def oom_advice(batch_size: int) -> str:
     """What to try after CUDA ran out of memory while transcribing."""
     if batch_size > 1:
@@ -293,6 +321,7 @@ def cmd_verify(opts: argparse.Namespace, tmp: str) -> dict:
     opts.device = _rt.resolve_device(opts.device)  # after the audio: bad input fails fast
     with _rt.peak_memory(opts.device) as peak:
         pipe, info = _load(opts)
+        notes = _fit(opts, pipe.model)
         progress = Progress(pipe.model)
         results = []
         usable = [(a, s) for a, s in items
@@ -311,7 +340,8 @@ def cmd_verify(opts: argparse.Namespace, tmp: str) -> dict:
     audio_s = sum(r["duration_s"] for r in results)
     transcribe_s = sum(r["transcribe_s"] for r in results)
     return {"ok": all(r["passed"] for r in results), "model_dir": opts.model, **info,
-            "settings": _settings(opts), "items": results, "converted": converted,
+            "settings": _settings(opts), "notes": notes, "items": results,
+            "converted": converted,
             "audio_s": round(audio_s, 3), "transcribe_s": round(transcribe_s, 3),
             "rtf": round(transcribe_s / audio_s, 4) if audio_s else None, **peak,
             "versions": _rt.versions()}
@@ -345,6 +375,7 @@ def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
     opts.device = _rt.resolve_device(opts.device)  # after the audio: bad input fails fast
     with _rt.peak_memory(opts.device) as peak:
         pipe, info = _load(opts)
+        notes = _fit(opts, pipe.model)
         gen = generate_kwargs(pipe.model.generation_config, opts.language, opts.task,
                               opts.max_new_tokens)
         progress = Progress(pipe.model)
@@ -366,7 +397,8 @@ def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
     audio_s = sum(r["duration_s"] for r in rows)
     transcribe_s = sum(r["transcribe_s"] for r in rows)
     return {"ok": True, "model_dir": opts.model, **info, "settings": _settings(opts),
-            "files": rows, "audio_s": round(audio_s, 3), "transcribe_s": round(transcribe_s, 3),
+            "notes": notes, "files": rows, "audio_s": round(audio_s, 3),
+            "transcribe_s": round(transcribe_s, 3),
             "rtf": round(transcribe_s / audio_s, 4) if audio_s else None, **peak,
             "versions": _rt.versions()}
 
