@@ -225,8 +225,15 @@ def whisper_tokenizer(tokenizer_file: Path, vocab_size: int):
     from transformers import WhisperTokenizerFast
 
     eot = "<|endoftext|>"
+    # Every <|...|> token of the file but end-of-text is an additional special token, as in
+    # the published Whisper tokenizers: transformers before 4.40 strips only those from a
+    # transcript (it would print <|startoftranscript|> otherwise).
+    shipped = json.loads(tokenizer_file.read_text(encoding="utf-8"))
+    specials = [t["content"] for t in shipped.get("added_tokens", [])
+                if t.get("special") and t["content"] != eot]
     tokenizer = WhisperTokenizerFast(tokenizer_file=str(tokenizer_file), unk_token=eot,
-                                     bos_token=eot, eos_token=eot, pad_token=eot)
+                                     bos_token=eot, eos_token=eot, pad_token=eot,
+                                     additional_special_tokens=specials)
     first = tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1
     if len(tokenizer) != first:
         raise SystemExit(f"tokenizer.json: {len(tokenizer)} tokens, expected the timestamps "
