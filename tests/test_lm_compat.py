@@ -98,7 +98,8 @@ def test_the_books_bitsandbytes_on_a_cpu_says_so_before_loading(cli, book_bnb_py
     no_traceback(result)
 
 
-def test_a_folder_saved_by_a_newer_transformers_says_so(cli, compat_python, chat_llama):
+def test_a_folder_saved_by_a_newer_transformers_says_so(cli, compat_python,  # noqa: F811
+                                                        chat_llama):
     """A model folder written by today's transformers (its tokenizer file and class are
     newer than tokenizers 0.15 reads), run in the book-era env: one clear line, exit 2."""
     result = cli("verify", chat_llama, "--cpu", "--python", compat_python)
