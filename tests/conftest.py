@@ -37,7 +37,7 @@ SLOW_FIXTURES = {"tiny_llama", "tiny_gemma_no_template", "chat_llama", "chat_gem
                  "wheels", "short_whisper"}
 SLOW_MODULES = {"test_install_e2e", "test_install_conda", "test_install_envs",
                 "test_wheel_install", "test_bench", "test_lm_compat", "test_torch_check",
-                "test_webui_real", "test_journey"}
+                "test_webui_real", "test_journey", "test_leftover_children"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -182,12 +182,14 @@ def run(
     what: str | None = None,
     hints: Sequence[tuple[str, str]] = (),
     stdin_text: str | None = None,
+    group_record: Path | None = None,
 ) -> Result:
     """Run a command to completion and return its :class:`Result`.
 
     ``env`` is added on top of :func:`clean_env`. With ``check`` a non-zero exit raises
     :class:`ProcessError` carrying the last lines, the log path and the first hint whose
-    pattern (a lowercase substring) occurs in the output.
+    pattern (a lowercase substring) occurs in the output. ``group_record``: a file that
+    names the command's process group while it runs (see :func:`stop_leftover_group`).
     """
     args = _check_argv(argv)
     what = what or Path(args[0]).name
@@ -216,6 +218,8 @@ def run(
             returncode=127,
             log=str(log) if log else None,
         ) from None
+    if group_record is not None:
+        _record_group(group_record, proc.pid)
     timed_out = threading.Event()
     timer = None
     if timeout:
@@ -247,6 +251,8 @@ def run(
     finally:
         if timer:
             timer.cancel()
+        if group_record is not None:
+            group_record.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     logf.close(returncode, seconds)
     result = Result(args, returncode, redact("".join(lines)), log, seconds)
@@ -264,6 +270,69 @@ def run(
             returncode=returncode, tail=result.tail, log=str(log) if log else None,
         )
     return result
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks after boot, /proc), or None off Linux."""
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat else None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2:].split()
+
+
+def _alive(pid: int) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z"  # a zombie has stopped already
+
+
+def _record_group(path: Path, pgid: int) -> None:
+    from llmsetup.fileio import write_json_atomic
+
+    write_json_atomic(path, {"pgid": pgid, "start": _start_ticks(pgid)})
+
+
+def stop_leftover_group(path: Path) -> int:
+    """Stop what is left of a command whose llmsetup was killed; how many processes.
+
+    A child dies with llmsetup (see :func:`_die_with_parent`), but its own children (pip
+    under ``conda run``, a build backend) do not. The record that :func:`run` keeps names
+    their process group; its members that started after the group's leader are stopped
+    (SIGTERM, then SIGKILL), so that a rerun never installs into an environment alongside
+    a leftover pip. A recycled group id, or one from before a reboot, matches nothing.
+    """
+    import json
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        pgid, start = int(record["pgid"]), record.get("start")
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
+        return 0
+    members = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        stat = _proc_stat(int(entry.name))
+        if stat and int(stat[2]) == pgid and (start is None or int(stat[19]) >= start) \
+                and int(entry.name) != os.getpid():
+            members.append(int(entry.name))
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        alive = [pid for pid in members if _alive(pid)]
+        if not alive:
+            break
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_alive(p) for p in alive):
+            time.sleep(0.05)
+    path.unlink(missing_ok=True)
+    return len(members)
 
 
 def _hint_for(output: str, hints: Sequence[tuple[str, str]]) -> str | None:

@@ -41,6 +41,10 @@ class PlanProgress:
             self.out.info(f"→ {label}")
         self._label = label
 
+    def notice(self, message: str) -> None:
+        self._stop()
+        self.out.warn(message)
+
     def step_output(self, line: str) -> None:
         line = line.strip()
         if not line:

@@ -82,7 +82,8 @@ class RemoveBrokenStep(Step):
         present = self._present()
         if present:
             run(self.commands()[0], log=self.plan.log_path(self.key),
-                on_line=reporter.step_output, what="removing broken packages")
+                on_line=reporter.step_output, what="removing broken packages",
+                group_record=self.plan.group_record)
         return {"removed": present or []}
 
 

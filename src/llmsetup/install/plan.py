@@ -22,7 +22,7 @@ from llmsetup.download.options import DownloadOptions
 from llmsetup.envs.base import PipOptions
 from llmsetup.errors import LLMSetupError, UsageError
 from llmsetup.fileio import write_json_atomic
-from llmsetup.proc import quote
+from llmsetup.proc import quote, stop_leftover_group
 from llmsetup.settings import Settings
 
 
@@ -71,6 +71,7 @@ class PlanReporter(Protocol):
 
     def step_started(self, index: int, total: int, step: Step) -> None: ...
     def step_output(self, line: str) -> None: ...
+    def notice(self, message: str) -> None: ...
     def step_finished(self, index: int, total: int, step: Step, status: str,
                       seconds: float, info: dict | None) -> None: ...
 
@@ -80,6 +81,9 @@ class QuietReporter:
         pass
 
     def step_output(self, line) -> None:
+        pass
+
+    def notice(self, message) -> None:
         pass
 
     def step_finished(self, index, total, step, status, seconds, info) -> None:
@@ -176,6 +180,11 @@ class Plan:
         self.steps: list[Step] = []
         self.skipped: list[tuple[str, str]] = []  # (step key, why)
 
+    @property
+    def group_record(self) -> Path:
+        """Names the process group of the command a step runs, while it runs."""
+        return self.state_dir / "running-command.json"
+
     def log_path(self, step_key: str) -> Path:
         return self.logs_dir / f"{step_key}.log"
 
@@ -208,6 +217,13 @@ class Plan:
                 f"another `llmsetup install {self.recipe.name}` is running",
                 hint="Wait for it to finish (or stop it), then rerun.") from None
         try:
+            if self.group_record.exists():
+                stopped = stop_leftover_group(self.group_record)
+                if stopped:
+                    reporter.notice(
+                        f"stopped {stopped} process(es) left running by an earlier install of "
+                        f"{self.recipe.name} that was killed (still installing into its "
+                        "environment); this run starts that step again")
             return self._run_steps(reporter)
         finally:
             lock.release()

@@ -128,7 +128,7 @@ class EnvStep(Step):
             try:
                 run(argv, log=self.plan.log_path(self.key), on_line=reporter.step_output,
                     what=f"creating environment {self.backend.env_name}",
-                    env=self.backend.command_env())
+                    env=self.backend.command_env(), group_record=self.plan.group_record)
             except ProcessError as exc:
                 if self.backend.name == "uv" and "python" in (exc.tail or "").lower() and \
                         find_python(self.backend.python_version) is None:
@@ -205,7 +205,8 @@ class RequirementsStep(Step):
     def run(self, reporter: PlanReporter) -> dict:
         self.write_inputs()
         run(self.commands()[0], log=self.plan.log_path(self.key), on_line=reporter.step_output,
-            what="installing requirements", hints=PIP_HINTS)
+            what="installing requirements", hints=PIP_HINTS,
+            group_record=self.plan.group_record)
         missing = self._missing()
         if missing:
             raise CheckFailed("the install finished but these requirements are not satisfied: "
