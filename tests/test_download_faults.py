@@ -289,3 +289,48 @@ def test_link_expiry_is_read_from_signed_urls():
     amz = "https://s3.example/x?X-Amz-Date=20260101T000000Z&X-Amz-Expires=3600"
     assert link_expiry(amz) == 1767225600 + 3600
     assert link_expiry("https://cdn.example/x?v=1") is None
+
+
+def test_a_listing_whose_headers_trickle_ends_at_the_deadline(monkeypatch):
+    """A server that sends its status line and headers one byte at a time passes every
+    per-read timeout; the metadata deadline must end the request all the same."""
+    import socket
+    import threading
+
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 100:
+                    if stop.is_set():
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+                    time.sleep(0.2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("LLMSETUP_METADATA_TIMEOUT", "1.5")
+    session = dl_http.new_session()
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError) as err:
+            dl_http.get_json(session, f"http://127.0.0.1:{port}/api/models", source="modelscope",
+                             what="the file list", policy=RetryPolicy(attempts=2))
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 5
+    assert "no complete reply within 1.5s" in str(err.value)
+    assert f"127.0.0.1:{port}/api/models" in str(err.value)

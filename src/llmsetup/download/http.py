@@ -358,8 +358,9 @@ def get_json(
         try:
             if left <= 0:
                 raise _TooSlow
-            resp = session.get(url, headers=dict(headers or {}), params=params, stream=True,
-                               timeout=(min(timeout[0], left), min(timeout[1], left)))
+            resp = _before(deadline, cancel, lambda left=left: session.get(
+                url, headers=dict(headers or {}), params=params, stream=True,
+                timeout=(min(timeout[0], left), min(timeout[1], left))))
             with contextlib.closing(resp):
                 check_status(resp, source, what, denied_hint, missing_hint)
                 body = _read_capped(resp, deadline, METADATA_MAX_BYTES)
@@ -408,6 +409,33 @@ def get_json(
     assert last is not None
     raise SourceError(source, f"{last} (gave up after {policy.attempts} tries)",
                       hint="Check the network or the mirror, or try another source.")
+
+
+def _before(deadline: float, cancel: threading.Event | None, call):
+    """``call()`` (a request up to its headers) on a thread of its own, given up at the
+    deadline: a server that trickles its status line and headers a byte at a time passes
+    every per-read timeout, and only a deadline around the whole call ends it. The thread
+    left behind ends with its socket or with the process."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="llmsetup-metadata", daemon=True).start()
+    while not done.wait(0.05):
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        if time.monotonic() > deadline:
+            raise _TooSlow
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _full_url(url: str, params: Mapping[str, Any] | None) -> str:
