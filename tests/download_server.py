@@ -41,7 +41,9 @@ As the real hubs behave under load:
   ``RateLimit: "api";r=0;t=N`` header (no ``Retry-After``) until the window ends;
 - faults on the listing route ``@tree`` (the HF tree API): ``trickle`` (the body one byte
   every ``seconds``), ``huge`` (``bytes`` of JSON whitespace before the listing),
-  ``huge_chunked`` (the same without a Content-Length).
+  ``huge_chunked`` (the same without a Content-Length);
+- faults on a file: ``trickle_headers`` (the status line and headers one byte every
+  ``seconds``: every per-read timeout passes).
 """
 
 from __future__ import annotations
@@ -486,6 +488,16 @@ class FixtureServer:
         fault = fault or self._take(path, "status")
         if fault is not None:
             return _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
+        slow = self._take(path, "trickle_headers")
+        if slow is not None:  # the status line and headers, a byte every ``seconds``
+            for byte in b"HTTP/1.1 206 Partial Content\r\nContent-Type: x\r\n" * 1000:
+                try:
+                    h.wfile.write(bytes([byte]))
+                    h.wfile.flush()
+                except OSError:
+                    return None
+                time.sleep(slow["seconds"])
+            return None
         if "redirected" in h.path and self._redirected_count(path) > 1 and \
                 self._take(path, "expired") is not None:
             # A signed CDN link past its expiry: the CDN answers 403.

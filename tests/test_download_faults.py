@@ -291,6 +291,7 @@ def test_link_expiry_is_read_from_signed_urls():
     assert link_expiry("https://cdn.example/x?v=1") is None
 
 
+@pytest.mark.timeout(60)
 def test_a_listing_whose_headers_trickle_ends_at_the_deadline(monkeypatch):
     """A server that sends its status line and headers one byte at a time passes every
     per-read timeout; the metadata deadline must end the request all the same."""
@@ -334,3 +335,17 @@ def test_a_listing_whose_headers_trickle_ends_at_the_deadline(monkeypatch):
     assert time.monotonic() - started < 5
     assert "no complete reply within 1.5s" in str(err.value)
     assert f"127.0.0.1:{port}/api/models" in str(err.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_file_whose_reply_headers_trickle_is_retried_and_finishes(tmp_path, server, files):
+    """One connection's reply headers arrive a byte every 0.1 s for ever (each read well
+    within the read timeout): the part is given up at the header deadline and fetched
+    again, and the download completes."""
+    server.fault("model.safetensors", "trickle_headers", times=1, seconds=0.1)
+    engine = fast_engine(read_timeout_s=0.5, connect_timeout_s=0.5)
+    started = time.monotonic()
+    manifest = fetch(tmp_path, engine=engine)
+    assert manifest.complete
+    assert time.monotonic() - started < 30
+    assert weights_ok(tmp_path, files)

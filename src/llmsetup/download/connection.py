@@ -24,10 +24,12 @@ from collections.abc import Callable
 from llmsetup.download.engine_config import EngineConfig
 from llmsetup.download.errors import SourceError
 from llmsetup.download.http import (
+    TooSlow,
     Transient,
     check_status,
     describe_network_error,
     is_network_error,
+    within_deadline,
 )
 from llmsetup.download.progress import Reporter
 from llmsetup.download.scheduler import Scheduler
@@ -167,9 +169,17 @@ class Connection:
                                                         cfg.read_timeout_s)
         if not fl.single:
             headers["Range"] = f"bytes={part.pos}-{part.end - 1}"
+        # The reply's headers within a deadline: a server trickling them passes every
+        # per-read timeout (the body has the low-speed window).
+        limit = cfg.connect_timeout_s + 2 * cfg.read_timeout_s
         try:
-            resp = session.get(url, headers=headers, stream=True,
-                               timeout=(cfg.connect_timeout_s, cfg.read_timeout_s))
+            resp = within_deadline(time.monotonic() + limit, None, lambda: session.get(
+                url, headers=headers, stream=True,
+                timeout=(cfg.connect_timeout_s, cfg.read_timeout_s)))
+        except TooSlow:
+            if resolving:
+                fl.link.resolved(None)
+            raise Transient(f"{fl.t.file.path}: no reply headers within {limit:.0f}s") from None
         except BaseException:
             if resolving:
                 fl.link.resolved(None)

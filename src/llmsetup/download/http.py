@@ -298,14 +298,14 @@ def metadata_deadline_s() -> float:
     return seconds if seconds > 0 else METADATA_DEADLINE_S
 
 
-class _TooSlow(Exception):
+class TooSlow(Exception):
     pass
 
 
 def _read_capped(resp: requests.Response, deadline: float, cap: int) -> bytes | None:
     """The body, read a piece at a time; None if it is larger than ``cap``.
 
-    Raises :class:`_TooSlow` at the deadline (each read is also bounded by the read timeout,
+    Raises :class:`TooSlow` at the deadline (each read is also bounded by the read timeout,
     so a reply trickled a byte at a time ends within the deadline plus one read timeout).
     """
     length = resp.headers.get("Content-Length", "")
@@ -316,7 +316,7 @@ def _read_capped(resp: requests.Response, deadline: float, cap: int) -> bytes | 
     chunks, total = [], 0
     while True:
         if time.monotonic() > deadline:
-            raise _TooSlow
+            raise TooSlow
         chunk = read(1 << 16, decode_content=True)  # a compressed reply: capped decoded
         if not chunk:
             return b"".join(chunks)
@@ -357,8 +357,8 @@ def get_json(
         left = deadline - time.monotonic()
         try:
             if left <= 0:
-                raise _TooSlow
-            resp = _before(deadline, cancel, lambda left=left: session.get(
+                raise TooSlow
+            resp = within_deadline(deadline, cancel, lambda left=left: session.get(
                 url, headers=dict(headers or {}), params=params, stream=True,
                 timeout=(min(timeout[0], left), min(timeout[1], left))))
             with contextlib.closing(resp):
@@ -377,7 +377,7 @@ def get_json(
                                   f"(HTTP {resp.status_code}, {len(body)} bytes)",
                                   hint="The server may not speak this protocol; check the "
                                   "endpoint URL.") from None
-        except _TooSlow:
+        except TooSlow:
             raise SourceError(source, f"{what}: no complete reply within {limit:g}s from "
                               f"{redact(_full_url(url, params))}",
                               hint="The server is too slow or stuck; try another source, or "
@@ -411,7 +411,7 @@ def get_json(
                       hint="Check the network or the mirror, or try another source.")
 
 
-def _before(deadline: float, cancel: threading.Event | None, call):
+def within_deadline(deadline: float, cancel: threading.Event | None, call):
     """``call()`` (a request up to its headers) on a thread of its own, given up at the
     deadline: a server that trickles its status line and headers a byte at a time passes
     every per-read timeout, and only a deadline around the whole call ends it. The thread
@@ -432,7 +432,7 @@ def _before(deadline: float, cancel: threading.Event | None, call):
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
         if time.monotonic() > deadline:
-            raise _TooSlow
+            raise TooSlow
     if "error" in box:
         raise box["error"]
     return box["value"]
