@@ -53,3 +53,17 @@ PythonOpt = Annotated[
                  help="The interpreter of the model's environment.",
                  show_default="the environment `install` made, else this one"),
 ]
+SpeechEngineOpt = Annotated[
+    str, typer.Option("--engine", metavar="transformers|ctranslate2", case_sensitive=False,
+                      help="Speech models: transformers (the book's pipeline) or ctranslate2 "
+                      "(faster-whisper: several times faster on a CPU; the model is converted "
+                      "once and cached beside it; `llmsetup install NAME --engine ctranslate2` "
+                      "adds it).")
+]
+BeamsOpt = Annotated[
+    int | None, typer.Option("--beams", metavar="N", min=1,
+                             help="Speech models: beam search with N beams. Beams can fix a "
+                             "misheard word (fewer errors on hard audio) at about N times the "
+                             "decoder's work and memory.",
+                             show_default="1: greedy, as the book's pipeline")
+]

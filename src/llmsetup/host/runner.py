@@ -34,7 +34,8 @@ HINTS = {
 }
 # Codes that mean the user's input was wrong (exit status 2) rather than a failed check.
 USAGE_CODES = {"bad-input", "wrong-kind", "bad-audio", "no-audio", "silent-audio",
-               "ffmpeg-missing", "incomplete-model", "not-a-model", "remote-code"}
+               "ffmpeg-missing", "incomplete-model", "not-a-model", "remote-code",
+               "engine-missing"}
 
 
 def script(module: str) -> Path:

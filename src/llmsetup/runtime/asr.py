@@ -224,6 +224,8 @@ class Progress:
         self.done = 0
         self.total = 1
         self.file: dict = {}
+        #: The decoding settings that reached ``generate`` last (reported per file).
+        self.seen: dict = {}
         model.generate = self._generate
 
     def start(self, file_info: dict, item: audio.Audio, chunk_length_s: float) -> None:
@@ -232,6 +234,8 @@ class Progress:
         self.file = file_info
 
     def _generate(self, *args, **kwargs):
+        self.seen = {k: kwargs[k] for k in ("num_beams", "max_new_tokens", "language", "task")
+                     if k in kwargs}
         out = self.original(*args, **kwargs)
         batch = kwargs.get("input_features")
         if batch is None and kwargs.get("encoder_outputs") is not None:
@@ -321,7 +325,9 @@ class Engine:
         if self.name == "ctranslate2":
             return asr_ct2.transcribe(self.model, item, self.opts, decoding, file_info)
         self.progress.start(file_info, item, self.opts.chunk_length)
-        return run_pipeline(self.model, item, self.opts, decoding)
+        row = run_pipeline(self.model, item, self.opts, decoding)
+        row["decoding"] = self.progress.seen
+        return row
 
 
 def resolve_device(opts: argparse.Namespace) -> str:

@@ -200,7 +200,15 @@ def transcribe(model, item: audio.Audio, opts, decoding: dict, file_info: dict) 
     return {"file": item.path, "text": "".join(texts).strip(), "chunks": chunks,
             "duration_s": item.duration_s, "transcribe_s": round(seconds, 3),
             "rtf": round(seconds / item.duration_s, 4) if item.duration_s else None,
-            "detected_language": _info.language}
+            "detected_language": _info.language, "decoding": _reported(_info, kwargs["task"])}
+
+
+def _reported(info, task: str) -> dict:
+    """The settings faster-whisper says it decoded with."""
+    options = info.transcription_options
+    return {"num_beams": options.beam_size, "max_new_tokens": options.max_new_tokens,
+            "language": info.language, "task": task,
+            "temperatures": list(options.temperatures)}
 
 
 def _progress(file_info: dict, item: audio.Audio, done: int, total: int) -> None:
