@@ -103,6 +103,9 @@ def install_cmd(
     = None,
     from_dir: Annotated[Path | None, typer.Option(
         "--from", help="Adopt an already downloaded copy of the model from this folder.")] = None,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="ctranslate2 (speech models): also install faster-whisper and "
+        "CTranslate2 into the model's environment, and verify through them.")] = None,
     ui: Annotated[str | None, typer.Option(
         "--ui", help="webui: install text-generation-webui at the book's commit and deploy the "
         "model into it (Llama-2 recipes).")] = None,
@@ -153,7 +156,7 @@ def install_cmd(
         quantization="4bit" if bits4 else "8bit" if bits8 else None,
         download_options=DownloadOptions(sources=list(source) if source else None,
                                          endpoint=endpoint, from_dir=from_dir),
-        ui=ui,
+        ui=ui, engine=engine.lower() if engine else None,
         webui_options=WebUIOptions(dir=webui_dir, git_mirror=git_mirror or settings.get("git.mirror"),
                                    deploy=deploy, yes=yes),
     )

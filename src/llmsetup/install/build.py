@@ -11,7 +11,14 @@ from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
 from llmsetup.install import webui_route
 from llmsetup.install.plan import InstallOptions, Plan
-from llmsetup.install.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
+from llmsetup.install.steps import (
+    CudaCheckStep,
+    EngineStep,
+    EnvStep,
+    RequirementsStep,
+    add_download,
+    add_verify,
+)
 from llmsetup.settings import Settings
 
 
@@ -43,6 +50,9 @@ def _model_route(plan: Plan) -> None:
         lock = recipe.lock_path(profile) if options.use_lock else None
         requirements = RequirementsStep(plan, backend, profile, pins, lock)
         plan.steps.append(requirements)
+    if options.engine:
+        plan.steps.append(EngineStep(plan, backend, options.engine, profile,
+                                     recipe.lock_path(profile) if options.use_lock else None))
     if options.cuda_check:
         plan.steps.append(CudaCheckStep(plan, backend, requirements))
     add_download(plan, backend)

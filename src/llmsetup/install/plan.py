@@ -59,6 +59,9 @@ class InstallOptions:
     download_options: DownloadOptions = field(default_factory=DownloadOptions)
     ui: str | None = None
     webui_options: WebUIOptions = field(default_factory=WebUIOptions)
+    #: ``--engine ctranslate2`` (speech models): faster-whisper in the model's environment,
+    #: and verify runs through it.
+    engine: str | None = None
 
 
 class PlanReporter(Protocol):
