@@ -133,11 +133,26 @@ def _convert(model: Path, out: Path, quantization: str) -> None:
         raise _rt.Failure("not-a-model", f"CTranslate2 cannot convert {model}: {text}",
                           "Check the folder with `llmsetup check NAME`, or use "
                           "--engine transformers.", exit_code=2) from None
+    if not (out / "preprocessor_config.json").is_file():
+        _feature_settings(model, out)
     if not (out / "tokenizer.json").is_file():  # a folder with the slow tokenizer's files
         from transformers import WhisperTokenizerFast
 
         WhisperTokenizerFast.from_pretrained(str(model)).backend_tokenizer.save(
             str(out / "tokenizer.json"))
+
+
+def _feature_settings(model: Path, out: Path) -> None:
+    """transformers 5 saves the feature extractor inside ``processor_config.json``;
+    faster-whisper reads ``preprocessor_config.json`` (80 mel bins when it is missing,
+    wrong for large-v3's 128)."""
+    try:
+        processor = json.loads((model / "processor_config.json").read_text(encoding="utf-8"))
+        features = processor["feature_extractor"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    (out / "preprocessor_config.json").write_text(json.dumps(features, indent=2),
+                                                  encoding="utf-8")
 
 
 def load(model_dir: str, device: str, random_weights: bool) -> tuple[object, dict]:
