@@ -66,13 +66,15 @@ BARE_PIPELINE = """
 import json, sys, time
 import torch, transformers
 from transformers import pipeline
-from transformers.pipelines.audio_utils import ffmpeg_read
+import numpy as np, subprocess
 new = tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56)
 dtype = torch.float16 if sys.argv[3] == "cuda" else torch.float32
 pipe = pipeline("automatic-speech-recognition", model=sys.argv[1], device=sys.argv[3],
                 **{"dtype" if new else "torch_dtype": dtype})
-with open(sys.argv[2], "rb") as f:
-    samples = ffmpeg_read(f.read(), 16000)
+# FFmpeg from the file (an m4a cannot be read from a pipe: its index is at the end).
+raw = subprocess.run(["ffmpeg", "-v", "error", "-i", sys.argv[2], "-ac", "1", "-ar", "16000",
+                      "-f", "f32le", "-"], capture_output=True, check=True).stdout
+samples = np.frombuffer(raw, dtype=np.float32)
 start = time.perf_counter()
 out = pipe({"raw": samples, "sampling_rate": 16000}, chunk_length_s=30, batch_size=16,
            return_timestamps=True, generate_kwargs={"num_beams": 1, "max_new_tokens": 128})
