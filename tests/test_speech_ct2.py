@@ -99,6 +99,23 @@ def test_english_only_refuses_before_any_conversion(cli, tiny_whisper, speech, t
     assert not (model / ".llmsetup").exists()  # nothing was converted or loaded
 
 
+def test_bad_audio_fails_before_the_model_loads(cli, tiny_whisper, speech, tmp_path):
+    """The engine reads files with PyAV, in the process: the same answers as through pydub."""
+    model = shutil.copytree(tiny_whisper, tmp_path / "tiny-whisper")
+    for name, words in (("truncated", "truncated.m4a: FFmpeg cannot read it as audio"),
+                        ("text", "notes.mp3: FFmpeg cannot read it as audio"),
+                        ("empty", "empty.m4a: the file is empty"),
+                        ("no-sound", "no-sound.mp4: the file has no audio stream")):
+        result = cli("transcribe", str(model), str(speech["mp3"]), str(speech[name]),
+                     "--engine", "ctranslate2", "-o", str(tmp_path / "out"))
+        assert result.exit_code == 2 and words in result.stderr, result.output
+        assert "Loading" not in result.stderr and "Traceback" not in result.output
+    assert not (model / ".llmsetup").exists() and not (tmp_path / "out").exists()
+    result = cli("verify", str(model), "--audio", str(speech["silence"]), "--engine",
+                 "ctranslate2", "--cpu")
+    assert result.exit_code == 2 and "the recording is silent" in result.stderr
+
+
 def test_beams_reach_both_engines(cli, tiny_whisper, speech, tmp_path):
     model = shutil.copytree(tiny_whisper, tmp_path / "tiny-whisper")
     for engine in ("transformers", "ctranslate2"):

@@ -372,12 +372,15 @@ def cmd_verify(opts: argparse.Namespace, tmp: str) -> dict:
     converted = None
     if opts.audio:
         check_decoding(opts, facts, [(opts.language, opts.task)])
-        segment = audio.decode(opts.audio)
-        if opts.save_converted:
-            converted = audio.save_converted(segment, opts.audio, opts.save_converted)
-            _rt.emit("converted", path=converted)
-        items = [(audio.prepare(segment, opts.audio, tmp), None)]
-        del segment
+        if opts.engine == "ctranslate2" and not opts.save_converted:
+            items = [(audio.load_av(opts.audio), None)]
+        else:
+            segment = audio.decode(opts.audio)
+            if opts.save_converted:
+                converted = audio.save_converted(segment, opts.audio, opts.save_converted)
+                _rt.emit("converted", path=converted)
+            items = [(audio.prepare(segment, opts.audio, tmp), None)]
+            del segment
         if audio.is_silent(items[0][0]):
             raise audio.silent_failure(items[0][0])
     else:
@@ -436,7 +439,7 @@ def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
     check_decoding(opts, facts, [(opts.language, opts.task)])
     stored = []
     for path in opts.files:  # decode everything first: a bad file fails before the load
-        item = audio.load(path, tmp)
+        item = audio.load_av(path) if opts.engine == "ctranslate2" else audio.load(path, tmp)
         _rt.emit("audio", file=path, duration_s=item.duration_s, source_rate=item.source_rate,
                  source_channels=item.source_channels, peak_dbfs=item.peak_dbfs)
         npy = os.path.join(tmp, f"{len(stored)}.npy")
