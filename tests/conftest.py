@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-# Fixtures of the speech tests (tiny Whisper models, espeak recordings), for every module.
-pytest_plugins = ["tests.speech_fixtures"]
+# Fixtures of the speech tests (tiny Whisper models, espeak recordings) and the real small
+# models that PyPI packages ship (tests/real_models.py), for every module.
+pytest_plugins = ["tests.speech_fixtures", "tests.real_models"]
 
 # A suite started in the background by a shell without job control inherits SIGINT as
 # ignored, and an ignored signal stays ignored across exec: the CLI processes that tests
@@ -36,7 +37,7 @@ SLOW_FIXTURES = {"tiny_llama", "tiny_gemma_no_template", "chat_llama", "chat_gem
                  "wheels"}
 SLOW_MODULES = {"test_install_e2e", "test_install_conda", "test_install_envs",
                 "test_wheel_install", "test_bench", "test_lm_compat", "test_torch_check",
-                "test_webui_real"}
+                "test_webui_real", "test_journey"}
 
 
 def pytest_collection_modifyitems(config, items):

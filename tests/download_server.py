@@ -14,10 +14,19 @@ One server holds repositories and answers, on one port:
 Faults are switched per file path and consumed per request (``times``; None = forever):
 ``status`` (any code, optional headers), ``drop`` (close the connection after ``after``
 bytes of a reply), ``corrupt`` (flip the byte at file ``offset``), ``ignore_range``,
-``bad_content_range``, ``cap_range`` (answer at most ``max`` bytes of a range, with a
+``bad_content_range``, ``expired`` (403 to a request on the redirected host, after its first), ``cap_range`` (answer at most ``max`` bytes of a range, with a
 correct Content-Range), ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
 (302 to the same URL on the host name ``localhost``, like a CDN). ``rate``
 caps every connection (bytes/s). ``sent`` counts body bytes per path.
+
+As the real hubs behave under load:
+
+- ``max_connections``: file replies beyond this many at once get 429 with ``Retry-After``
+  (mirrors that cap connections per client);
+- :meth:`FixtureServer.rate_limit`: every request (API and files) gets 429 with the Hub's
+  ``RateLimit: "api";r=0;t=N`` header (no ``Retry-After``) until the window ends;
+- faults on the listing route ``@tree`` (the HF tree API): ``trickle`` (the body one byte
+  every ``seconds``), ``huge`` (``bytes`` of JSON whitespace before the listing).
 """
 
 from __future__ import annotations
@@ -96,6 +105,11 @@ class FixtureServer:
         self.requests: list[dict] = []
         self._faults: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
+        self.max_connections: int | None = None
+        self.cap_retry_after = "1"
+        self.active = 0  # file replies being sent now
+        self.peak_active = 0
+        self._limited_until = 0.0
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.fixture = self  # type: ignore[attr-defined]
@@ -116,6 +130,19 @@ class FixtureServer:
         with self._lock:
             self._faults.setdefault(path, []).append({"kind": kind, "times": times, **params})
 
+    def rate_limit(self, seconds: float) -> None:
+        """Answer every request with the Hub's quota 429 for the next ``seconds``."""
+        self._limited_until = time.monotonic() + seconds
+
+    def _quota_429(self, h: _Handler) -> bool:
+        left = self._limited_until - time.monotonic()
+        if left <= 0:
+            return False
+        _json(h, 429, {"error": "rate limited"},
+              {"RateLimit": f'"api";r=0;t={max(1, round(left))}',
+               "RateLimit-Policy": '"fixed window";"api";q=1000;w=300'})
+        return True
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -131,6 +158,11 @@ class FixtureServer:
                         f["times"] -= 1
                     return f
         return None
+
+    def _redirected_count(self, path: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r["path"].endswith(path)
+                       and r["query"].get("redirected"))
 
     def total_sent(self, path: str | None = None) -> int:
         with self._lock:
@@ -162,6 +194,8 @@ class FixtureServer:
                                   "auth": h.headers.get("Authorization"),
                                   "cookie": h.headers.get("Cookie"),
                                   "client_port": h.client_address[1]})
+        if self._quota_429(h):
+            return None
         if parts[:2] == ["api", "v1"]:
             return self._modelscope(h, parts[2:], query, head)
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
@@ -220,7 +254,34 @@ class FixtureServer:
         if cursor + self.page_size < len(entries):
             headers["Link"] = (f'<{self.url}/api/models/{repo.repo_id}/tree/{rev}?recursive=true'
                                f'&cursor={cursor + self.page_size}>; rel="next"')
-        _json(h, 200, page, headers)
+        trickle, huge = self._take("@tree", "trickle"), self._take("@tree", "huge")
+        if trickle is None and huge is None:
+            return _json(h, 200, page, headers)
+        body = json.dumps(page).encode()
+        pad = huge["bytes"] if huge else 0
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body) + pad))
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        try:
+            while pad:  # whitespace is valid JSON: a huge but well-formed reply
+                n = min(pad, 1 << 20)
+                h.wfile.write(b" " * n)
+                self._count("@tree", n)
+                pad -= n
+            for i in range(len(body)):
+                if trickle is None:
+                    h.wfile.write(body[i:])
+                    self._count("@tree", len(body) - i)
+                    break
+                h.wfile.write(body[i:i + 1])
+                h.wfile.flush()
+                self._count("@tree", 1)
+                time.sleep(trickle["seconds"])
+        except OSError:
+            h.close_connection = True
 
     def _hf_resolve(self, h: _Handler, parts: list[str], head: bool) -> None:
         repo = self._repo(h, "/".join(parts[:2]))
@@ -298,9 +359,28 @@ class FixtureServer:
     # -- bytes ------------------------------------------------------------------------
 
     def _send_file(self, h: _Handler, path: str, data, head: bool, extra: dict) -> None:
+        with self._lock:
+            over = self.max_connections is not None and self.active >= self.max_connections
+            if not over:
+                self.active += 1
+                self.peak_active = max(self.peak_active, self.active)
+        if over:
+            return _json(h, 429, {"error": "too many connections"},
+                         {"Retry-After": self.cap_retry_after})
+        try:
+            self._send_file_now(h, path, data, head, extra)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def _send_file_now(self, h: _Handler, path: str, data, head: bool, extra: dict) -> None:
         fault = self._take(path, "status")
         if fault is not None:
             return _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
+        if "redirected" in h.path and self._redirected_count(path) > 1 and \
+                self._take(path, "expired") is not None:
+            # A signed CDN link past its expiry: the CDN answers 403.
+            return _json(h, 403, {"error": "Request has expired"})
         if "redirected" not in h.path and self._take(path, "redirect") is not None:
             # Like a CDN: the same bytes on another host name (localhost vs 127.0.0.1).
             port = self._httpd.server_address[1]

@@ -20,7 +20,7 @@ FLOORS = {
     "cli": 9,
     "catalog_view": 8,
     "install": 7,
-    "host": 6, "webui": 6, "doctor": 6,
+    "host": 6, "webui": 6, "doctor": 6, "housekeeping": 6,
     "download": 5, "targets": 5,
     "envs": 4, "hardware": 4,
     "recipes": 3, "settings": 3,

@@ -100,3 +100,11 @@ def test_attn_compare_reports_both_paths_and_the_speedup(cli, chat_llama):
     # Decode speed of SDPA over eager, batch 1, from the two runs above.
     runs = [r["runs"][0]["decode_tokens_per_s"] for r in doc["results"]]
     assert doc["speedups"]["sdpa_over_eager"] == round(runs[0] / runs[1], 3)
+
+
+def test_progress_is_shown_in_words_not_raw_fields(cli, chat_llama):
+    result = cli("bench", str(chat_llama), "--prompt-tokens", "8", "--new-tokens", "4",
+                 "--batch-size", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "ttft_s=" not in result.stderr and "causal:" not in result.stderr
+    assert "batch 1: first token" in result.stderr and "tokens/s" in result.stderr

@@ -73,6 +73,25 @@ def test_history_is_trimmed_to_the_context(chat_llama, tmp_path):
     assert all(t["prompt_tokens"] + 32 <= 256 for t in doc["turns"])
 
 
+def test_history_stays_when_the_answer_budget_is_the_whole_context(chat_llama, tmp_path):
+    """The default answer budget (512 tokens) is more than this model's whole context
+    (256): earlier exchanges must stay in view all the same while they fit, and /save says
+    what the file holds (the system prompt and the messages)."""
+    lines = ["/system You are terse.", "Hello! Who are you?", "What is the capital of France?",
+             "/save talk.json", ""]
+    proc = chat_pipe(chat_llama, "--cpu", "--temperature", "0",
+                     input="\n".join(lines) + "\n", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no longer fit" not in proc.stderr
+    doc = saved(tmp_path / "talk.json")
+    assert len(doc["messages"]) == 5
+    assert "saved the system prompt and 4 message(s)" in proc.stderr
+    assert [t["seen_from"] for t in doc["turns"]] == [0, 0]
+    # The second prompt carried the first exchange.
+    one, two = doc["turns"]
+    assert two["prompt_tokens"] > one["prompt_tokens"] + one["new_tokens"]
+
+
 def test_save_never_overwrites_a_file_that_is_not_a_chat(chat_llama, tmp_path):
     notes = tmp_path / "notes.json"
     notes.write_text('{"mine": true}')
@@ -148,7 +167,7 @@ def test_terminal_session(chat_llama, tmp_path):
     child.sendline("What is the capital of France?")
     child.expect_exact("> ")
     child.sendline("/save chat.json")
-    child.expect_exact("saved 4 messages")
+    child.expect_exact("saved 4 message(s)")
     child.expect_exact("> ")
     child.sendline("")  # the book's way out
     child.expect(pexpect.EOF)
@@ -171,7 +190,7 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_session(long_llama, tmp_path):
     child.sendintr()  # at the prompt, Ctrl-C only says how to quit
     child.expect_exact("to quit, enter an empty line or /exit")
     child.sendline("/save story.json")
-    child.expect_exact("saved 2 messages")
+    child.expect_exact("saved 2 message(s)")
     child.sendline("/exit")
     child.expect(pexpect.EOF)
     child.close()

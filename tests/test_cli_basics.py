@@ -167,6 +167,21 @@ def test_doctor_without_gpu_or_conda(cli, monkeypatch, tmp_path):
     assert doc["disk"]["free_gb"] > 0
 
 
+def test_doctor_finds_uv_where_install_finds_it(cli, monkeypatch, tmp_path):
+    """uv installed into llmsetup's own venv (pip install uv) is not on PATH; install uses
+    it all the same, and doctor must say so rather than "not found"."""
+    from llmsetup.envs.uv import find_uv
+
+    beside = Path(sys.executable).parent / "uv"
+    if not beside.exists():
+        pytest.fail("the test venv has no uv beside its python: scripts/test.sh installs it")
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
+    doc = cli.json("doctor")
+    assert doc["tools"]["uv"]["found"] is True
+    assert doc["tools"]["uv"]["path"] == find_uv() == str(beside)
+    assert doc["tools"]["uv"]["version"].startswith("uv ")
+
+
 def _fake_nvidia_smi(folder: Path, lines: str, with_cc: bool = True) -> None:
     """A stand-in for nvidia-smi: no GPU can exist on the machines that run these tests.
 

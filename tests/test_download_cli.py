@@ -134,8 +134,9 @@ def test_unknown_name_exits_2_with_suggestions(cli):
 
 
 def test_disk_full_preflight_fails_before_any_transfer(cli, server, files):
-    # The listing announces an exabyte-sized shard: the real free-disk check must refuse.
-    server.repos["org/tiny"].listed_size[WEIGHTS] = 1 << 60
+    # The listing announces a 100 TiB shard (possible, under the 1 PiB that is refused as
+    # impossible): the real free-disk check must refuse it.
+    server.repos["org/tiny"].listed_size[WEIGHTS] = 100 << 40
     result = cli("download", "tiny", "--source", "hf")
     assert result.exit_code == 1
     assert "not enough free disk" in result.stderr and "need" in result.stderr \
@@ -162,7 +163,7 @@ def test_download_model_is_the_install_plans_entry_point(server, files):
 
     settings = Settings.load()
     target = resolve("tiny", settings, Catalog(settings.recipe_dirs))
-    manifest = download_model(target, settings, DownloadOptions(source="hf"))
+    manifest = download_model(target, settings, DownloadOptions(sources=["hf"]))
     assert manifest.model_dir == model_dir() == target.model_dir
     assert (model_dir() / WEIGHTS).read_bytes() == files[WEIGHTS]
 

@@ -150,8 +150,35 @@ def test_unknown_profile_is_bad_usage(cli, recipes, wheels):
     assert "no profile 'nightly'" in result.stderr and "book" in result.stderr
 
 
-def test_venv_without_matching_python_says_what_to_do(cli, recipes, wheels, monkeypatch):
+def test_venv_without_matching_python_says_what_to_do(cli, recipes, wheels, monkeypatch,
+                                                      tmp_path):
     monkeypatch.setenv("PATH", "/nonexistent")
-    result = cli(*_install_args(recipes, wheels, "venv"), "--python", "3.7")
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    result = cli(*_install_args(recipes, wheels, "venv"), "--python", "3.9")
     assert result.exit_code == 1
-    assert "no Python 3.7 found" in result.stderr and "--env-backend uv" in result.stderr
+    assert "Python 3.9 is not on this machine" in result.stderr
+    assert "--env-backend conda" in result.stderr and "pyenv install 3.9" in result.stderr
+
+
+def test_a_rerun_continues_the_install_it_started(cli, recipes, wheels, llmsetup_home):
+    """The book's journey: an install started with --python fails at the CUDA check; the
+    rerun with --cpu keeps that Python, says so, and says what changed."""
+    common = ["--recipes-dir", str(recipes), "install", "tiny-env", "--no-index",
+              "--no-download", "--no-verify"]
+    first = cli(*common, "--env-backend", "venv", "--python", PY, "--find-links", str(wheels))
+    assert first.exit_code == 1  # no torch in this env: the CUDA check fails
+    assert "rerun the same command with --cpu" in first.stderr or "torch" in first.stderr
+    rerun = cli(*common, "--cpu", "--dry-run", "--json")
+    assert rerun.exit_code == 0, rerun.output
+    assert (f"Continuing the install of tiny-env started with --env-backend venv --python {PY} "
+            f"--find-links {wheels}") in rerun.stderr
+    assert "Changed since the install was started: --cpu" in rerun.stderr
+    plan = json.loads(rerun.stdout)
+    env = plan["steps"][0]
+    assert env["env"]["backend"] == "venv" and env["env"]["python"] == PY
+    assert env["done"] is True and plan["steps"][1]["done"] is True
+    assert f"--find-links {wheels}" in plan["steps"][1]["commands"][0]
+    switched = cli(*common, "--env-backend", "uv", "--dry-run")
+    assert switched.exit_code == 0, switched.output
+    assert "Changed since the install was started: --env-backend uv; this runs again: env, " \
+        "requirements." in switched.stderr

@@ -162,6 +162,91 @@ def test_state_dirs_come_from_the_environment(cli, llmsetup_home):
         os.environ["LLMSETUP_MODELS_DIR"])
 
 
+# -- which Python an environment is made from -------------------------------------------
+
+def _fake_pyenv(root: Path, version: str, target: str) -> Path:
+    """A pyenv root with one installed version; its python is a link to ``target``."""
+    bin_dir = root / "versions" / version / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(target)
+    return bin_dir / "python"
+
+
+def _inactive_shim(folder: Path, minor: str) -> None:
+    """What pyenv puts on PATH for a version that is installed but not active."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / f"python{minor}"
+    shim.write_text(f"#!/bin/sh\necho 'pyenv: python{minor}: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+
+
+def test_pyenv_versions_count_even_when_not_active(cli, monkeypatch, tmp_path):
+    """A pyenv root whose 3.10 is installed but not active; its shim on PATH fails. The
+    env is made from the version under $PYENV_ROOT/versions, never from the shim."""
+    real = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = sorted(real.glob("3.10.*/bin/python")) if real.is_dir() else []
+    if not found:
+        pytest.skip("this machine has no pyenv-installed Python 3.10")
+    root = tmp_path / "pyenv"
+    python = _fake_pyenv(root, found[0].parent.parent.name, str(found[0]))
+    _inactive_shim(tmp_path / "shims", "3.10")
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    monkeypatch.setenv("PATH", str(tmp_path / "shims"))
+    for backend in ("venv", "uv"):
+        doc = _plan(cli, "gemma-2b", "--env-backend", backend)
+        create = doc["steps"][0]["commands"][0]
+        assert str(python) in create, create
+        assert "shims" not in create
+
+
+def test_python_as_a_path(cli, tmp_path):
+    doc = _plan(cli, "gemma-2b", "--env-backend", "venv", "--python", sys.executable)
+    assert doc["steps"][0]["commands"][0].startswith(f"{sys.executable} -m venv ")
+    assert doc["steps"][0]["env"]["python"] == PY
+
+
+@pytest.mark.parametrize("value", ["2.7", "banana", "3", "3.10.x"])
+def test_a_python_that_is_no_version_is_bad_usage(cli, value):
+    result = cli("install", "gemma-2b", "--env-backend", "venv", "--python", value, "--dry-run")
+    assert result.exit_code == 2
+    assert f"--python {value}: expected a Python version such as 3.10" in result.stderr
+
+
+def test_a_path_that_is_no_python_is_bad_usage(cli, tmp_path):
+    result = cli("install", "gemma-2b", "--python", "/etc/passwd", "--dry-run")
+    assert result.exit_code == 2 and "not an executable file" in result.stderr
+    script = tmp_path / "python3"
+    script.write_text("#!/bin/sh\necho hello\n")
+    script.chmod(0o755)
+    result = cli("install", "gemma-2b", "--python", str(script), "--dry-run")
+    assert result.exit_code == 2 and "does not run as a Python interpreter" in result.stderr
+
+
+def test_a_missing_python_names_every_way_out_in_the_dry_run(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "empty"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    doc = _plan(cli, "gemma-2b", "--env-backend", "venv", "--python", "3.9")
+    (create,) = doc["steps"][0]["commands"]
+    assert "# cannot create: Python 3.9 is not on this machine" in create
+    result = cli("install", "gemma-2b", "--env-backend", "venv", "--python", "3.9")
+    assert result.exit_code == 1
+    assert "Python 3.9 is not on this machine" in result.stderr
+    assert f"--python X.Y with a version this machine has ({PY})" in result.stderr
+    assert "--env-backend conda" in result.stderr
+
+
+def test_uv_says_it_will_download_and_where(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "empty"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    doc = _plan(cli, "gemma-2b", "--env-backend", "uv", "--python", "3.9")
+    assert "--python 3.9 " in doc["steps"][0]["commands"][0]
+    assert "uv will download it" in doc["steps"][0]["env"]["python_download"]
+    doc = _plan(cli, "gemma-2b", "--env-backend", "uv", "--python", "3.9",
+                "--python-mirror", "https://mirror.example/python-build-standalone")
+    assert "from https://mirror.example/python-build-standalone" in \
+        doc["steps"][0]["env"]["python_download"]
+
+
 def test_engine_ctranslate2_adds_faster_whisper_and_verifies_through_it(cli):
     doc = _plan(cli, "whisper-large-v3", "--engine", "ctranslate2", "--env-backend", "venv")
     steps = {s["key"]: s for s in doc["steps"]}

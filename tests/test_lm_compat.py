@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,4 +64,35 @@ def test_quantizing_without_bitsandbytes_says_what_to_install(cli, compat_python
     assert result.exit_code == 1
     assert "--8bit needs bitsandbytes" in result.stderr
     assert "llmsetup install" in result.stderr
+    no_traceback(result)
+
+
+@pytest.fixture(scope="module")
+def book_bnb_python(compat_python, tmp_path_factory):  # noqa: F811
+    """The compatibility env plus the book's bitsandbytes 0.42.0: a venv whose .pth file
+    adds the compatibility env's packages (a venv's --system-site-packages would not)."""
+    env = tmp_path_factory.mktemp("book-bnb") / "env"
+    subprocess.run([compat_python, "-m", "venv", str(env)], check=True)
+    python = env / "bin" / "python"
+    site = lambda py: subprocess.run(  # noqa: E731
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site(str(python))) / "compat-env.pth").write_text(site(compat_python) + "\n")
+    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
+                           "--disable-pip-version-check", "bitsandbytes==0.42.0"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"bitsandbytes 0.42.0 cannot be installed here: {proc.stderr[-300:]}")
+    return str(python)
+
+
+def test_the_books_bitsandbytes_on_a_cpu_says_so_before_loading(cli, book_bnb_python,
+                                                                compat_llama):
+    """bitsandbytes 0.42 (the book's pin) has CUDA kernels only: on the CPU, --8bit stops
+    with that reason and the way out, not transformers' "install the latest bitsandbytes"."""
+    result = cli("verify", compat_llama, "--cpu", "--8bit", "--python", book_bnb_python)
+    assert result.exit_code == 2, result.output
+    assert "bitsandbytes 0.42.0 (in this environment) quantizes on a CUDA GPU only" \
+        in result.stderr
+    assert "--profile modern" in result.stderr and "drop --8bit/--4bit" in result.stderr
     no_traceback(result)

@@ -37,6 +37,19 @@ def recipe_rows(catalog: Catalog, settings: Settings) -> list[dict]:
     return rows
 
 
+def with_disk_usage(rows: list[dict], settings: Settings) -> int:
+    """Add ``disk`` (see :func:`llmsetup.housekeeping.usage.disk_usage`) to each row;
+    returns the bytes all of them take, shared environments counted once."""
+    from pathlib import Path
+
+    from llmsetup.housekeeping.usage import disk_usage
+
+    usage = disk_usage(settings, {row["name"]: Path(row["model_dir"]) for row in rows})
+    for row in rows:
+        row["disk"] = usage["recipes"].get(row["name"])
+    return usage["total_bytes"]
+
+
 def describe_target(target: Target, settings: Settings) -> dict:
     recipe = target.recipe
     doc: dict = {

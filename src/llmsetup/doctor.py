@@ -25,8 +25,17 @@ TOOLS = {
 }
 
 
+def _locate(program: str) -> str | None:
+    """Where a tool is: found the way install finds it (uv also beside this interpreter)."""
+    if program == "uv":
+        from llmsetup.envs.uv import find_uv
+
+        return find_uv()
+    return shutil.which(program)
+
+
 def tool_version(argv: list[str]) -> dict:
-    path = shutil.which(argv[0])
+    path = _locate(argv[0])
     if not path:
         return {"found": False, "path": None, "version": None}
     proc = capture([path, *argv[1:]], timeout=15)

@@ -9,7 +9,9 @@ webui's server) goes through here, so that all of them get the same treatment:
 - the command line, its whole output and its exit status go to a log file, redacted;
 - a timeout kills the whole process group;
 - Ctrl-C is passed on to the child, which gets a few seconds to stop before it is killed,
-  and then ``KeyboardInterrupt`` continues in the caller so that nothing is half-recorded.
+  and then ``KeyboardInterrupt`` continues in the caller so that nothing is half-recorded;
+- on Linux a child dies with llmsetup, even when llmsetup is SIGKILLed (no pip or uv goes
+  on installing into an environment nobody watches): see :func:`_die_with_parent`.
 
 The entry points: :func:`run` (a command to completion, logged), :func:`capture` (a short
 query such as a version or a commit id), :func:`run_interactive` (a child that owns the
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -83,6 +87,44 @@ def _check_argv(argv: Sequence[str | os.PathLike[str]]) -> list[str]:
         # A programming error, not a user's: secrets travel in the environment or stdin.
         raise RuntimeError("refusing to start a command with a secret in its argv")
     return args
+
+
+@functools.cache
+def _prctl():
+    """libc's ``prctl``, looked up in the parent (never in a forked child); None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when llmsetup dies.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that started the child ends, so a child
+    must be started from a thread that outlives it (every caller waits for its child in
+    the thread that started it). The function runs between fork and exec: it only calls
+    the ``prctl`` found beforehand and ``getppid``, nothing that could take a lock. If
+    llmsetup died before the call took effect, the child exits at once.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
@@ -164,6 +206,7 @@ def run(
             encoding="utf-8",
             errors="replace",
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
     except FileNotFoundError:
         logf.close(127, 0.0)
@@ -256,7 +299,8 @@ def capture(
     try:
         proc = subprocess.run(args, cwd=cwd, env=clean_env(env), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, encoding="utf-8",
-                              errors="replace", timeout=timeout, check=False)
+                              errors="replace", timeout=timeout, check=False,
+                              preexec_fn=_die_with_parent())
     except (OSError, subprocess.TimeoutExpired):
         return None
     return Captured(proc.returncode, proc.stdout, proc.stderr)
@@ -276,7 +320,8 @@ def run_interactive(
     ``pass_fds`` are kept open in the child (a pipe for its protocol events).
     """
     args = _check_argv(argv)
-    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), pass_fds=tuple(pass_fds))
+    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), pass_fds=tuple(pass_fds),
+                            preexec_fn=_die_with_parent())
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return proc.wait()
@@ -300,7 +345,8 @@ def run_service(
     :func:`run` does, and the error goes on.
     """
     args = _check_argv(argv)
-    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), start_new_session=True)
+    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), start_new_session=True,
+                            preexec_fn=_die_with_parent())
 
     def forward(signum, _frame) -> None:
         _kill_group(proc, signum)
@@ -345,6 +391,7 @@ class JsonLinesProcess:
                 self.argv, cwd=cwd, env=clean_env(env), stdin=stdin,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 encoding="utf-8", errors="replace", start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
         except FileNotFoundError:
             raise ProcessError(

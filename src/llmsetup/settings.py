@@ -43,6 +43,7 @@ CONFIG_KEYS = {
     "pip.trusted_host": (str, "pip trusted host"),
     "pip.find_links": (str, "folder of wheels for offline installs"),
     "env.backend": (str, "environment backend: auto, conda, uv, venv or current"),
+    "env.python_mirror": (str, "where uv downloads a Python this machine lacks"),
     "download.sources": (list, "ordered list of download sources"),
     "download.endpoint": (str, "Hugging Face endpoint URL"),
     "download.connections": (int, "connections per file"),

@@ -58,8 +58,11 @@ def _network(exc: Exception) -> tuple[str, str | None, int]:
 # that their modules need not be imported here.
 TABLE: list[tuple[Callable[[BaseException], bool], Callable[[Any], tuple[str, str | None, int]]]] = [
     (lambda e: isinstance(e, LLMSetupError), _llmsetup),
+    # Ctrl-C, or SIGTERM/SIGHUP as cli/_signals.py raises them (with their exit status).
     (lambda e: isinstance(e, KeyboardInterrupt),
-     lambda e: ("interrupted", "Rerun the same command to pick up where it stopped.", 130)),
+     lambda e: (f"interrupted ({e.signal_name})" if hasattr(e, "signal_name") else
+                "interrupted", "Rerun the same command to pick up where it stopped.",
+                getattr(e, "exit_code", 130))),
     # The reader of our output went away (`llmsetup ... | head`): not an error of ours.
     (lambda e: isinstance(e, BrokenPipeError), lambda e: ("", None, 0)),
     (lambda e: any(c.__name__ in {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout",
@@ -90,7 +93,7 @@ def report(exc: BaseException) -> int:
     out.write(redact(f"Error: {message}\n"))
     if hint:
         out.write(redact(f"Hint: {hint}\n"))
-    if code not in (2, 130) and not debug and not isinstance(exc, LLMSetupError) \
+    if code not in (2, 129, 130, 143) and not debug and not isinstance(exc, LLMSetupError) \
             and DEBUG_HINT not in (hint or ""):
         out.write(f"{DEBUG_HINT}\n")
     out.flush()

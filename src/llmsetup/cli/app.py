@@ -33,6 +33,8 @@ class Root(LazyGroup):
         "serve": ("serve", "serve_cmd"),
         "transcribe": ("transcribe", "transcribe_cmd"),
         "bench": ("bench", "bench_cmd"),
+        "rm": ("housekeeping", "rm_cmd"),
+        "prune": ("housekeeping", "prune_cmd"),
         "recipes": ("recipes", "app"),
     }
 
@@ -75,6 +77,9 @@ def root(
 
 def main() -> None:
     """Console-script entry point."""
+    from llmsetup.cli import _signals
+
+    _signals.install()
     try:
         app(prog_name="llmsetup")
     finally:

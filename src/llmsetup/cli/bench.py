@@ -75,12 +75,25 @@ def bench_cmd(
     interpreter = python_for(tgt, app.settings, python)
 
     def progress(event: dict) -> None:
-        if event.get("event") == "progress" and not json_:
-            out.info(f"  {event.get('what')}: " + ", ".join(
-                f"{k}={v}" for k, v in event.items() if k not in ("event", "what")))
+        line = progress_line(event)
+        if line and not json_:
+            out.info(line)
 
     doc = run_bench(tgt, app.settings, interpreter, opts, on_event=progress)
     out.result(doc, lambda console: render(console, doc))
+
+
+def progress_line(event: dict) -> str | None:
+    """A measurement of the runtime's as one line for people (None: nothing to say)."""
+    if event.get("event") != "progress":
+        return None
+    if event.get("what") == "causal":
+        return (f"  batch {event['batch_size']}: first token {event['ttft_s'] * 1000:.1f} ms, "
+                f"{event['decode_tokens_per_s']:.1f} tokens/s")
+    if event.get("what") == "asr":
+        return (f"  batch {event['batch_size']}: {event['seconds']:.2f} s "
+                f"(real-time factor {event['real_time_factor']:.4f})")
+    return None
 
 
 def _mem(result: dict) -> str:

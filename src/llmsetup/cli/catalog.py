@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from llmsetup.cli._context import state
@@ -22,25 +24,47 @@ def _params(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+def _disk(disk: dict | None) -> list[str]:
+    """The model, env and total cells; ``*`` marks an environment shared with others."""
+    from llmsetup.housekeeping.disk import human
+
+    if disk is None:
+        return ["-", "-", "-"]
+    # Only our own folders count (conda and the current interpreter have no size here).
+    envs = [e for e in disk["envs"] if e["bytes"] is not None]
+    env = "-" if not envs else human(sum(e["bytes"] for e in envs)) + (
+        "*" if any(e["shared_with"] for e in envs) else "")
+    return [human(disk["model_bytes"] + disk["deploy_bytes"]), env, human(disk["total_bytes"])]
+
+
 def list_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """List every recipe: kind, repository, size, GPU memory per precision, installed or not."""
-    from llmsetup.catalog_view import recipe_rows
+    """List every recipe: kind, repository, size, GPU memory per precision, installed or not,
+    and the disk its model files and environments take."""
+    from llmsetup.catalog_view import recipe_rows, with_disk_usage
+    from llmsetup.housekeeping.disk import human
 
     app = state(ctx)
     out = Output(json_)
     rows = recipe_rows(app.catalog, app.settings)
+    total = with_disk_usage(rows, app.settings)
     for message in app.catalog.problem_messages:
         out.warn(f"skipped a broken recipe: {message}")
 
     if json_:
-        out.result({"recipes": rows})
+        out.result({"recipes": rows, "disk_total_bytes": total})
         return
     table = [[row["name"], row["kind"], row["repo_id"], _params(row["params"]),
               f"{_gb(row['memory_gb']['fp16'])} / {_gb(row['memory_gb']['int8'])} / "
-              f"{_gb(row['memory_gb']['int4'])}", "yes" if row["installed"] else "no"]
+              f"{_gb(row['memory_gb']['int4'])}", "yes" if row["installed"] else "no",
+              *_disk(row["disk"])]
              for row in rows]
-    out.table(["name", "kind", "repository", "params", "GPU GB fp16/8-bit/4-bit", "installed"],
-              table, right={3, 4})
+    out.table(["name", "kind", "repository", "params", "GPU GB fp16/8-bit/4-bit", "installed",
+               "model", "env", "disk"], table, right={3, 4, 6, 7, 8})
+    if any(row["disk"] for row in rows):
+        shared = any(e["shared_with"] for row in rows if row["disk"]
+                     for e in row["disk"]["envs"])
+        sys.stdout.write(("* an environment shared with other recipes, counted once in the "
+                          "total\n" if shared else "") + f"total on disk: {human(total)}\n")
 
 
 def show_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> None:

@@ -68,7 +68,11 @@ def install_cmd(
         "or current (the running interpreter).")] = "auto",
     profile: ProfileOpt = None,
     python: Annotated[str | None, typer.Option(
-        "--python", help="Python version of the environment (default: the recipe's).")] = None,
+        "--python", metavar="X.Y|PATH", help="Python version of the environment, or the path "
+        "of an interpreter to make it from (default: the recipe's version).")] = None,
+    python_mirror: Annotated[str | None, typer.Option(
+        "--python-mirror", metavar="URL", help="uv: where to download a Python this machine "
+        "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default).")] = None,
     pip_mirror: Annotated[str | None, typer.Option(
         "--pip-mirror", help="ustc (the book's), tuna, aliyun or default (pip's own index).")]
     = None,
@@ -92,8 +96,9 @@ def install_cmd(
     no_cuda_check: Annotated[bool, typer.Option(
         "--no-cuda-check", help="Skip the torch/CUDA check.")] = False,
     cpu: Annotated[bool, typer.Option(
-        "--cpu", help="No GPU needed: the CUDA check accepts a CPU-only torch, verify runs "
-        "on the CPU.")] = False,
+        "--cpu/--no-cpu", help="No GPU needed: the CUDA check accepts a CPU-only torch, "
+        "verify runs on the CPU (--no-cpu: require CUDA again after an install started "
+        "with --cpu).")] = False,
     bits4: Bits4Opt = False,
     bits8: Bits8Opt = False,
     source: Annotated[list[str] | None, typer.Option(
@@ -133,15 +138,26 @@ def install_cmd(
     from llmsetup.errors import UsageError
     from llmsetup.install.build import build_plan
     from llmsetup.install.plan import InstallOptions, WebUIOptions
+    from llmsetup.install.started import load_started, redone_steps, save_started
 
     if bits4 and bits8:
         raise UsageError("--4bit and --8bit exclude each other")
-    if ui not in (None, "webui"):
-        raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
     app = state(ctx)
     out = Output(json_)
     settings = app.settings
     tgt = app.target(target)
+    # The values as typer converted them (ctx.params holds click's: paths as strings).
+    given = dict(env_backend=env_backend, profile=profile, python=python,
+                 python_mirror=python_mirror, pip_mirror=pip_mirror, index_url=index_url,
+                 trusted_host=trusted_host, find_links=find_links, cpu=cpu, source=source,
+                 endpoint=endpoint, from_dir=from_dir, ui=ui, webui_dir=webui_dir,
+                 git_mirror=git_mirror, deploy=deploy)
+    reused, changed = _continue(ctx, given, load_started(settings, tgt.recipe.name))
+    (env_backend, profile, python, python_mirror, pip_mirror, index_url, trusted_host,
+     find_links, cpu, source, endpoint, from_dir, ui, webui_dir, git_mirror, deploy) = (
+        given[name] for name in STICKY)
+    if ui not in (None, "webui"):
+        raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
     pip = PipOptions.from_choices(
         pip_mirror or settings.get("pip.mirror"), index_url or settings.get("pip.index_url"),
         trusted_host or ([settings.get("pip.trusted_host")] if settings.get("pip.trusted_host")
@@ -151,13 +167,16 @@ def install_cmd(
         no_index)
     options = InstallOptions(
         env_backend=env_backend if env_backend != "auto" else settings.get("env.backend", "auto"),
-        profile=profile, python=python, pip=pip, use_lock=not no_lock, force=force,
+        profile=profile, python=python,
+        python_mirror=python_mirror or settings.get("env.python_mirror"), pip=pip,
+        use_lock=not no_lock, force=force,
         download=not no_download, verify=not no_verify, cuda_check=not no_cuda_check, cpu=cpu,
         quantization="4bit" if bits4 else "8bit" if bits8 else None,
         download_options=DownloadOptions(sources=list(source) if source else None,
                                          endpoint=endpoint, from_dir=from_dir),
         ui=ui, engine=engine.lower() if engine else None,
-        webui_options=WebUIOptions(dir=webui_dir, git_mirror=git_mirror or settings.get("git.mirror"),
+        webui_options=WebUIOptions(dir=webui_dir,
+                                   git_mirror=git_mirror or settings.get("git.mirror"),
                                    deploy=deploy, yes=yes),
     )
     if tgt.recipe.kind == "asr" and options.quantization:
@@ -172,9 +191,19 @@ def install_cmd(
         if req is not None and req.lock is None:
             out.warn(f"{tgt.recipe.name} ships no lock for this profile: only the direct pins "
                      "are fixed.")
+    if reused:
+        out.info(f"Continuing the install of {tgt.recipe.name} started with "
+                 + " ".join(_flag(n, given[n]) for n in reused) + " (reused; give another "
+                 "value to change it).")
+    if changed:
+        redo = redone_steps(plan)
+        out.info("Changed since the install was started: "
+                 + ", ".join(_flag(n, given[n]) for n in changed)
+                 + (f"; this runs again: {', '.join(redo)}." if redo else "."))
     if dry_run:
         _show_plan(plan, out)
         return
+    save_started(settings, tgt.recipe.name, {n: _plain(given[n]) for n in STICKY})
     started = time.monotonic()
     results = plan.run(PlanProgress(out))
     doc = {"recipe": tgt.recipe.name, "model_dir": str(tgt.model_dir),
@@ -191,6 +220,55 @@ def install_cmd(
             out.info(f"  skipped {key}: {why}")
 
     out.result(doc, render)
+
+
+# Options a rerun keeps when they are left out (parameter name -> flag).
+STICKY = {
+    "env_backend": "--env-backend", "profile": "--profile", "python": "--python",
+    "python_mirror": "--python-mirror", "pip_mirror": "--pip-mirror", "index_url": "--index-url",
+    "trusted_host": "--trusted-host", "find_links": "--find-links", "cpu": "--cpu",
+    "source": "--source", "endpoint": "--endpoint", "from_dir": "--from", "ui": "--ui",
+    "webui_dir": "--webui-dir", "git_mirror": "--git-mirror", "deploy": "--deploy",
+}
+_PATHS = {"from_dir", "webui_dir"}
+
+
+def _plain(value):
+    """A parameter's value as JSON keeps it (paths as strings)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def _continue(ctx: typer.Context, values: dict, started: dict) -> tuple[list[str], list[str]]:
+    """Take the recorded value of each option left out (in ``values``, in place); return
+    the options reused and those changed since the install was started."""
+    reused, changed = [], []
+    for name in STICKY:
+        if name not in started or started[name] == _plain(values[name]):
+            continue
+        # By name: typer may vendor its own click, with its own ParameterSource.
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            old = started[name]
+            if name in _PATHS and old is not None:
+                old = Path(old)
+            elif name == "find_links" and old is not None:
+                old = [Path(p) for p in old]
+            values[name] = old
+            reused.append(name)
+        else:
+            changed.append(name)
+    return reused, changed
+
+
+def _flag(name: str, value) -> str:
+    flag = STICKY[name]
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(f"{flag} {v}" for v in value) or f"{flag} (none)"
+    return f"{flag} {value}" if value is not None else f"{flag} (none)"
 
 
 def _show_plan(plan, out: Output) -> None:

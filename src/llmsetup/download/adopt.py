@@ -9,7 +9,9 @@ structure checks pass, and the user is told that nothing vouched for their conte
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from llmsetup.download.errors import SourceError
 from llmsetup.download.manifest import Entry, Manifest, missing_shards
@@ -56,10 +58,21 @@ def _adopt_one(folder: LocalFolder, path: str, size: int, expect: RemoteFile | N
     if got is None:
         return False
     manifest.record(path, Entry(size, got[0], verified_by, "local", revision,
-                                git_oid=got[1] if want_git else None))
+                                git_oid=got[1] if want_git else None,
+                                adopted=_how(folder.folder / path, manifest.model_dir / path)))
     reporter.emit("file_done", path=path, size=size, sha256=got[0], verified_by=verified_by,
                   source="local", fetched=0, seconds=round(time.monotonic() - started, 3))
     return True
+
+
+def _how(src: Path, dst: Path) -> str:
+    """How an adopted file got to ``dst``: the user's own file, a hard link to it, a copy."""
+    if os.path.realpath(src) == os.path.realpath(dst):
+        return "in-place"
+    try:
+        return "link" if os.path.samefile(src, dst) else "copy"
+    except OSError:
+        return "copy"
 
 
 def _against_listing(folder: LocalFolder, reference: Listing, ref: ModelRef, options,

@@ -4,19 +4,28 @@ The listing calls of every source and the engine's ranged transfers share these 
 that a 429 from a mirror's API is treated exactly like a 429 on a shard:
 
 - 401/403 and 404/410 fail at once (:class:`AccessDenied`, :class:`NotOnSource`);
-- 429 and 503 are retried after the server's ``Retry-After`` (seconds or an HTTP date),
-  other 5xx and network errors after an exponential backoff with full jitter;
+- 429 and 503 are retried after the server's ``Retry-After`` (seconds or an HTTP date) or
+  the reset time of its ``RateLimit`` header (the Hub's quota: ``"api";r=0;t=N``), other
+  5xx and network errors after an exponential backoff with full jitter;
+- a metadata request (:func:`get_json`) has an overall deadline (``LLMSETUP_METADATA_TIMEOUT``
+  seconds, default 60: a reply trickled a byte at a time cannot hold it) and a size cap
+  (64 MiB, not read past); waits the server asks for are not counted in the deadline;
 - ``Accept-Encoding: identity`` always: the bytes we hash must be the bytes published;
 - credentials never follow a redirect to another host (signed CDN URLs need none).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
+import json
+import os
 import random
+import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +38,12 @@ from llmsetup.secret import redact
 USER_AGENT = f"llmsetup/{__version__}"
 CONNECT_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 30.0
+#: Overall seconds for one metadata request (listing, file info), retries included.
+METADATA_DEADLINE_S = 60.0
+#: A metadata reply larger than this is refused (a listing of 100,000 files is ~20 MB).
+METADATA_MAX_BYTES = 64 << 20
+#: Headers that can carry a credential: never sent to another host.
+SECRET_HEADERS = ("Authorization", "Cookie", "X-Api-Key")
 
 
 class _Session(requests.Session):
@@ -39,7 +54,7 @@ class _Session(requests.Session):
     token, so that no future header of ours leaks to a CDN.
     """
 
-    _SECRET_HEADERS = ("Authorization", "Cookie", "X-Api-Key")
+    _SECRET_HEADERS = SECRET_HEADERS
 
     def rebuild_auth(self, prepared_request, response) -> None:  # type: ignore[override]
         super().rebuild_auth(prepared_request, response)
@@ -56,11 +71,25 @@ def new_session() -> requests.Session:
 
 
 class Transient(Exception):
-    """A failure worth retrying: a network error, a 5xx, a 429, a short or stalled reply."""
+    """A failure worth retrying: a network error, a 5xx, a 429, a short or stalled reply.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``status`` is the HTTP status where there was one; ``quota`` says the server's
+    per-client quota is spent (every request waits ``retry_after``, not only this one);
+    ``stalled`` marks a reply slower than the low-speed floor (its bytes are no progress).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *,
+                 status: int | None = None, quota: bool = False, stalled: bool = False) -> None:
         super().__init__(redact(message))
         self.retry_after = retry_after
+        self.status = status
+        self.quota = quota
+        self.stalled = stalled
+
+    @property
+    def busy(self) -> bool:
+        """The server says it is busy with us (429, or 503 with a time to come back)."""
+        return self.status == 429 or (self.status == 503 and self.retry_after is not None)
 
 
 @dataclass(frozen=True)
@@ -96,6 +125,20 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+_RATE_LIMIT_PARAM = re.compile(r";\s*([rt])\s*=\s*(\d+)")
+
+
+def rate_limit_reset(value: str | None) -> float | None:
+    """Seconds until the quota resets, from a ``RateLimit: "api";r=0;t=N`` header.
+
+    None unless the header says no request is left (``r=0``) and when it resets.
+    """
+    params = dict(_RATE_LIMIT_PARAM.findall(value or ""))
+    if params.get("r") != "0" or "t" not in params:
+        return None
+    return float(params["t"])
+
+
 def check_status(resp: requests.Response, source: str, what: str,
                  denied_hint: str | None = None, missing_hint: str | None = None) -> None:
     """Raise for a reply that is not a success: fatal for 4xx, :class:`Transient` else."""
@@ -109,8 +152,12 @@ def check_status(resp: requests.Response, source: str, what: str,
     if code in (404, 410):
         raise NotOnSource(source, f"not found (HTTP {code}): {what}{detail}", hint=missing_hint)
     if code in (429, 503):
-        raise Transient(f"HTTP {code} for {what}{detail}",
-                        retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+        quota = rate_limit_reset(resp.headers.get("RateLimit"))
+        wait = retry_after_seconds(resp.headers.get("Retry-After"))
+        if quota is not None:
+            wait = max(wait or 0.0, quota)
+        raise Transient(f"HTTP {code} for {what}{detail}", retry_after=wait, status=code,
+                        quota=quota is not None)
     if code >= 500 or code == 408:
         raise Transient(f"HTTP {code} for {what}{detail}")
     raise SourceError(source, f"unexpected reply HTTP {code} for {what}{detail}")
@@ -176,6 +223,35 @@ def describe_network_error(exc: BaseException) -> str:
     return redact(text)[:200]
 
 
+#: Who hears about a server-asked wait of a metadata request: (seconds left, message).
+_WAIT_LISTENER: contextvars.ContextVar[Callable[[float, str], None] | None] = \
+    contextvars.ContextVar("llmsetup_wait_listener", default=None)
+_COUNTDOWN_S = 5.0
+
+
+@contextlib.contextmanager
+def waits_reported(listener: Callable[[float, str], None]) -> Iterator[None]:
+    """Within the block, :func:`get_json` tells ``listener`` how long a wait has left."""
+    token = _WAIT_LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _WAIT_LISTENER.reset(token)
+
+
+def _wait_for_server(cancel: threading.Event | None, seconds: float, source: str) -> bool:
+    """Sleep a wait the server asked for, with a countdown; True if cancelled."""
+    listener = _WAIT_LISTENER.get()
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if listener is not None and left >= 1:
+            listener(round(left), f"{source}: rate limit reached; waiting {left:.0f}s for the "
+                     "server's window to reset")
+        if sleep_unless(cancel, min(left, _COUNTDOWN_S)):
+            return True
+    return False
+
+
 def sleep_unless(cancel: threading.Event | None, seconds: float) -> bool:
     """Sleep; return True at once when ``cancel`` is set (so Ctrl-C is never delayed)."""
     if seconds <= 0:
@@ -184,6 +260,44 @@ def sleep_unless(cancel: threading.Event | None, seconds: float) -> bool:
         time.sleep(seconds)
         return False
     return cancel.wait(seconds)
+
+
+def metadata_deadline_s() -> float:
+    """The overall deadline of one metadata request (``LLMSETUP_METADATA_TIMEOUT``)."""
+    value = os.environ.get("LLMSETUP_METADATA_TIMEOUT", "").strip()
+    try:
+        seconds = float(value) if value else METADATA_DEADLINE_S
+    except ValueError:
+        seconds = METADATA_DEADLINE_S
+    return seconds if seconds > 0 else METADATA_DEADLINE_S
+
+
+class _TooSlow(Exception):
+    pass
+
+
+def _read_capped(resp: requests.Response, deadline: float, cap: int) -> bytes | None:
+    """The body, read a piece at a time; None if it is larger than ``cap``.
+
+    Raises :class:`_TooSlow` at the deadline (each read is also bounded by the read timeout,
+    so a reply trickled a byte at a time ends within the deadline plus one read timeout).
+    """
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > cap:
+        return None
+    raw = resp.raw
+    read = getattr(raw, "read1", None) or raw.read
+    chunks, total = [], 0
+    while True:
+        if time.monotonic() > deadline:
+            raise _TooSlow
+        chunk = read(1 << 16, decode_content=True)  # a compressed reply: capped decoded
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > cap:
+            return None
+        chunks.append(chunk)
 
 
 def get_json(
@@ -200,34 +314,79 @@ def get_json(
     denied_hint: str | None = None,
     missing_hint: str | None = None,
 ) -> tuple[Any, requests.Response]:
-    """GET a JSON document with the shared retry rules; returns (data, response)."""
+    """GET a JSON document with the shared retry rules; returns (data, response).
+
+    Within an overall deadline (:func:`metadata_deadline_s`; waits the server asks for are
+    added to it) and a size cap (:data:`METADATA_MAX_BYTES`). A spent quota (429 with a
+    ``RateLimit`` reset) is waited out without counting as a try, up to
+    ``policy.max_retry_after_s`` in all.
+    """
+    limit = metadata_deadline_s()
+    deadline = time.monotonic() + limit
+    quota_waited = 0.0
     last: Transient | None = None
-    for attempt in range(1, policy.attempts + 1):
+    attempt = 0
+    while attempt < policy.attempts:
+        attempt += 1
+        left = deadline - time.monotonic()
         try:
-            resp = session.get(url, headers=dict(headers or {}), params=params, timeout=timeout)
-            check_status(resp, source, what, denied_hint, missing_hint)
+            if left <= 0:
+                raise _TooSlow
+            resp = session.get(url, headers=dict(headers or {}), params=params, stream=True,
+                               timeout=(min(timeout[0], left), min(timeout[1], left)))
+            with contextlib.closing(resp):
+                check_status(resp, source, what, denied_hint, missing_hint)
+                body = _read_capped(resp, deadline, METADATA_MAX_BYTES)
+            if body is None:
+                raise SourceError(source, f"{what}: the reply is larger than "
+                                  f"{METADATA_MAX_BYTES >> 20} MiB ({redact(resp.url)})",
+                                  hint="The server may not speak this protocol; check the "
+                                  "endpoint URL, or try another source.")
+            resp._content, resp._content_consumed = body, True
             try:
-                return resp.json(), resp
+                return json.loads(body), resp
             except ValueError:
                 raise SourceError(source, f"{what}: the reply is not JSON "
-                                  f"(HTTP {resp.status_code}, {len(resp.content)} bytes)",
+                                  f"(HTTP {resp.status_code}, {len(body)} bytes)",
                                   hint="The server may not speak this protocol; check the "
                                   "endpoint URL.") from None
+        except _TooSlow:
+            raise SourceError(source, f"{what}: no complete reply within {limit:g}s from "
+                              f"{redact(_full_url(url, params))}",
+                              hint="The server is too slow or stuck; try another source, or "
+                              "rerun later (LLMSETUP_METADATA_TIMEOUT sets the limit).") from None
         except Transient as exc:
             last = exc
             if exc.retry_after is not None and exc.retry_after > policy.max_retry_after_s:
                 raise SourceError(source, f"{exc}; the server asks to wait "
                                   f"{exc.retry_after:.0f}s", hint="Try another source, or "
                                   "rerun later.") from None
+            if exc.quota and exc.retry_after is not None and \
+                    quota_waited + exc.retry_after <= policy.max_retry_after_s:
+                attempt -= 1  # inside the server's window: not a failed try
+                quota_waited += exc.retry_after
         except SourceError:
             raise
         except Exception as exc:
             if not is_network_error(exc):
                 raise
             last = Transient(f"{what}: {describe_network_error(exc)}")
-        if attempt < policy.attempts and sleep_unless(
-                cancel, policy.delay(attempt, last.retry_after)):
-            raise KeyboardInterrupt
+        if attempt < policy.attempts:
+            delay = policy.delay(max(1, attempt), last.retry_after)
+            if last.retry_after is not None:
+                deadline += delay  # the server's own wait is not ours to count
+                if _wait_for_server(cancel, delay, source):
+                    raise KeyboardInterrupt
+            elif sleep_unless(cancel, delay):
+                raise KeyboardInterrupt
     assert last is not None
     raise SourceError(source, f"{last} (gave up after {policy.attempts} tries)",
                       hint="Check the network or the mirror, or try another source.")
+
+
+def _full_url(url: str, params: Mapping[str, Any] | None) -> str:
+    if not params:
+        return url
+    from urllib.parse import urlencode
+
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"

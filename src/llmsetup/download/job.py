@@ -24,6 +24,7 @@ from llmsetup.download.errors import (
     SourceError,
 )
 from llmsetup.download.hasher import file_hashes
+from llmsetup.download.http import waits_reported
 from llmsetup.download.manifest import Entry, Manifest, shards_of
 from llmsetup.download.options import DownloadOptions
 from llmsetup.download.partial import PartialFile, content_key
@@ -37,6 +38,9 @@ from llmsetup.fileio import write_text_atomic
 
 DEFAULT_CONNECTIONS = 8
 _DISK_MARGIN = 16 << 20
+#: No file of any model comes near this (1 PiB): a listing that says so is broken or
+#: hostile, and must not reach ftruncate or the disk check.
+MAX_FILE_SIZE = 1 << 50
 
 
 def source_order(ref: ModelRef, settings, options: DownloadOptions) -> list[str]:
@@ -169,7 +173,10 @@ def _finished(manifest: Manifest) -> None:
 
 def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: DownloadOptions,
                  reporter: Reporter, settings) -> None:
-    listing = list_source(source)
+    with waits_reported(lambda left, message: reporter.emit("waiting", seconds=left,
+                                                             message=message)):
+        listing = list_source(source)
+    _check_sizes(listing, source)
     for note in listing.notes:
         reporter.emit("note", message=f"{source.name}: {note}")
     for warning in listing.warnings:
@@ -206,6 +213,16 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
                         fetched_bytes=sum(r.fetched for r in fetched), skipped=skipped,
                         connections=connections, connections_used=engine.connections_used,
                         notes=listing.notes + listing.warnings)
+
+
+def _check_sizes(listing: Listing, source: Source) -> None:
+    """Refuse a listing with an impossible size before anything is written."""
+    for f in listing.files:
+        if not 0 <= f.size <= MAX_FILE_SIZE:
+            raise SourceError(source.name, f"{f.path}: the listing gives an impossible size "
+                              f"({f.size:,} bytes); nothing was downloaded",
+                              hint="The source's listing is broken; try another source "
+                              "(--source).")
 
 
 def _transfers_to_fetch(files: list[RemoteFile], source: Source, manifest: Manifest,

@@ -9,6 +9,11 @@ was verified against the publisher:
 - ``size``: the source published no hash (aliendao without a reachable HF endpoint);
 - ``none``: adopted from a local folder with nothing to compare against.
 
+A file adopted with ``--from`` also says how it got here (``adopted``): ``link`` (a hard
+link to the user's file), ``copy``, or ``in-place`` (``--from`` named the model folder
+itself, so the file is the user's own). ``llmsetup rm`` reads it: it never deletes the
+user's own file, and removing a link leaves the original where it was.
+
 The folder (not the file) holds it, so that tools which glob the model folder for
 ``*.json`` never see it. :func:`check_folder` re-hashes every file against it and checks
 that each shard named by a ``*.index.json`` is present.
@@ -45,6 +50,8 @@ class Entry:
     revision: str
     git_oid: str | None = None
     mtime_ns: int | None = None
+    #: ``--from`` only: link, copy or in-place (see the module docstring).
+    adopted: str | None = None
 
 
 @dataclass

@@ -72,13 +72,23 @@ def choose_backend(requested: str, preferred: str | None = None) -> str:
     return "venv"
 
 
-def make_backend(name: str, env_name: str, python_version: str, settings: Settings):
-    """An :class:`~llmsetup.envs.base.EnvBackend` for ``name`` (already chosen)."""
+def make_backend(name: str, env_name: str, python: str, settings: Settings, *,
+                 python_mirror: str | None = None):
+    """An :class:`~llmsetup.envs.base.EnvBackend` for ``name`` (already chosen); ``python``
+    is a version (``3.10``) or the path of an interpreter."""
     from llmsetup.envs.conda import CondaBackend
     from llmsetup.envs.current import CurrentBackend
+    from llmsetup.envs.pythons import check_version, interpreter_at, looks_like_path
     from llmsetup.envs.uv import UvBackend
     from llmsetup.envs.venv import VenvBackend
 
     classes = {"conda": CondaBackend, "uv": UvBackend, "venv": VenvBackend,
                "current": CurrentBackend}
-    return classes[name](env_name, python_version, settings.envs_dir)
+    interpreter = None
+    if looks_like_path(python):
+        found = interpreter_at(python)
+        python, interpreter = found.minor, found.path
+    else:
+        python = check_version(python)
+    return classes[name](env_name, python, settings.envs_dir, interpreter=interpreter,
+                         python_mirror=python_mirror)

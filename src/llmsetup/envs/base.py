@@ -78,10 +78,20 @@ class EnvBackend(ABC):
 
     name: str = ""
 
-    def __init__(self, env_name: str, python_version: str, envs_dir: Path) -> None:
+    def __init__(self, env_name: str, python_version: str, envs_dir: Path,
+                 interpreter: str | None = None, python_mirror: str | None = None) -> None:
         self.env_name = env_name
+        #: The environment's Python version (``3.10``).
         self.python_version = python_version
         self.envs_dir = envs_dir
+        #: The interpreter to make it from, when the user named one (``--python PATH``).
+        self.interpreter = interpreter
+        #: Where uv downloads a Python this machine lacks (UV_PYTHON_INSTALL_MIRROR).
+        self.python_mirror = python_mirror
+
+    def command_env(self) -> dict[str, str]:
+        """Environment variables the create and install commands need."""
+        return {}
 
     def require(self) -> None:  # noqa: B027 - most backends need no tool of their own
         """Raise :class:`~llmsetup.errors.EnvironmentProblem` when the tool is missing."""

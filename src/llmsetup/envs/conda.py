@@ -30,8 +30,8 @@ class CondaBackend(EnvBackend):
     name = "conda"
 
     def __init__(self, env_name: str, python_version: str, envs_dir: Path,
-                 exe: str | None = None) -> None:
-        super().__init__(env_name, python_version, envs_dir)
+                 exe: str | None = None, **options) -> None:
+        super().__init__(env_name, python_version, envs_dir, **options)
         self._exe = exe
 
     @property

@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import platform
-import shutil
-import sys
 from pathlib import Path
 
 from llmsetup.envs.base import FolderBackend, PipOptions, pip_install_tail, venv_python
-from llmsetup.errors import EnvironmentProblem
-
-
-def find_python(version: str) -> str:
-    """An interpreter of ``version`` (``3.10``): the running one, or ``python3.10`` on PATH."""
-    if platform.python_version().rsplit(".", 1)[0] == version:
-        return sys.executable
-    for name in (f"python{version}", f"python{version.replace('.', '')}"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise EnvironmentProblem(
-        f"no Python {version} found for the venv backend",
-        hint=f"Install Python {version} (e.g. `apt install python{version} python{version}-venv` "
-        f"or `pyenv install {version}`), use --env-backend uv or conda (both can provide it), "
-        "or choose another version with --python.",
-    )
+from llmsetup.envs.pythons import find_python, missing_python
 
 
 class VenvBackend(FolderBackend):
     name = "venv"
 
+    def base_python(self) -> str:
+        """The interpreter the venv is made from: the one named, else one found here."""
+        if self.interpreter:
+            return self.interpreter
+        found = find_python(self.python_version)
+        if found is None:
+            raise missing_python(self.python_version, self.name)
+        return found.path
+
     def create_commands(self, replace: bool = False) -> list[list[str]]:
         clear = ["--clear"] if replace else []
-        return [[find_python(self.python_version), "-m", "venv", *clear, str(self.folder)]]
+        return [[self.base_python(), "-m", "venv", *clear, str(self.folder)]]
 
     def install_command(self, requirements: Path, constraints: Path | None,
                         pip: PipOptions) -> list[str]:

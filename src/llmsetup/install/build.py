@@ -42,7 +42,7 @@ def _model_route(plan: Plan) -> None:
     backend_name = choose_backend(options.env_backend, recipe.env.backend)
     python_version = options.python or recipe.python_version(profile)
     backend = make_backend(backend_name, recipe.env_name(profile), python_version,
-                           plan.settings)
+                           plan.settings, python_mirror=options.python_mirror)
     plan.steps.append(EnvStep(plan, backend))
     pins = recipe.profiles[profile]
     requirements = None

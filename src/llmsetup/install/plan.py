@@ -47,7 +47,8 @@ class InstallOptions:
 
     env_backend: str = "auto"
     profile: str | None = None
-    python: str | None = None
+    python: str | None = None  # a version (3.10) or the path of an interpreter
+    python_mirror: str | None = None  # UV_PYTHON_INSTALL_MIRROR, for uv
     pip: PipOptions = field(default_factory=PipOptions)
     use_lock: bool = True
     force: bool = False

@@ -14,7 +14,8 @@ from packaging.utils import canonicalize_name
 
 from llmsetup.envs import env_record_path
 from llmsetup.envs.base import EnvBackend
-from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
+from llmsetup.envs.pythons import find_python, missing_python
+from llmsetup.errors import CheckFailed, LLMSetupError, ProcessError, UsageError
 from llmsetup.fileio import write_json_atomic, write_text_atomic
 from llmsetup.host.runner import run_module, script
 from llmsetup.install.plan import Plan, PlanReporter, Step, file_digest, fingerprint
@@ -124,8 +125,15 @@ class EnvStep(Step):
         self.backend.require()
         replace = self._ours() and self.backend.exists()
         for argv in self.backend.create_commands(replace=replace):
-            run(argv, log=self.plan.log_path(self.key), on_line=reporter.step_output,
-                what=f"creating environment {self.backend.env_name}")
+            try:
+                run(argv, log=self.plan.log_path(self.key), on_line=reporter.step_output,
+                    what=f"creating environment {self.backend.env_name}",
+                    env=self.backend.command_env())
+            except ProcessError as exc:
+                if self.backend.name == "uv" and "python" in (exc.tail or "").lower() and \
+                        find_python(self.backend.python_version) is None:
+                    raise missing_python(self.backend.python_version, "uv") from None
+                raise
         info = {**self.backend.describe(), "python_path": self.backend.python_path()}
         write_json_atomic(self.env_record,
                           {"backend": self.backend.name, "name": self.backend.env_name,

@@ -176,7 +176,7 @@ def add_steps(plan: Plan) -> None:
     env_name = spec.env.name if profile == recipe.default_profile else f"{spec.env.name}-{profile}"
     python = options.python or spec.env.profile_python.get(profile, spec.env.python)
     backend = make_backend(choose_backend(options.env_backend, spec.env.backend), env_name,
-                           python, plan.settings)
+                           python, plan.settings, python_mirror=options.python_mirror)
     clone = CloneStep(plan)
     plan.steps.append(clone)
     plan.steps.append(EnvStep(plan, backend, plan.state_dir / "webui-env.json"))

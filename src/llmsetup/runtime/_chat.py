@@ -192,13 +192,25 @@ class Chat:
                 os.unlink(tmp)
             self.note(f"could not save to {path}: {exc.strerror or exc}")
             return
-        self.note(f"(saved {len(self.history)} messages to {path})")
+        messages = self.conversation()["messages"]
+        what = (f"the system prompt and {len(messages) - 1} message(s)" if self.system
+                else f"{len(messages)} message(s)")
+        self.note(f"(saved {what} to {path})")
 
     # -- answering ------------------------------------------------------------------
 
     def _messages(self, upto: list[dict]) -> list[dict]:
         system = [{"role": "system", "content": self.system}] if self.system else []
         return system + upto
+
+    def reserve(self) -> int:
+        """Room kept free for the answer when deciding what history still fits.
+
+        Reserving all of ``max_new_tokens`` would drop every earlier exchange whenever it is
+        near the context's length (512 and 512 on the demo): a quarter of the context is
+        kept instead, and the answer may still use all the room the prompt leaves.
+        """
+        return max(1, min(self.max_new_tokens, self.loaded.context_length // 4))
 
     def fit(self, user: dict) -> tuple[list[int], int] | None:
         """Prompt ids for the next answer and its token budget, dropping old exchanges."""
@@ -207,7 +219,7 @@ class Chat:
         while True:
             ids = _lm.prompt_ids(self.loaded,
                                  self._messages([*self.history[self.visible_from:], user]))
-            if len(ids) + self.max_new_tokens <= context \
+            if len(ids) + self.reserve() <= context \
                     or self.visible_from >= len(self.history):
                 break
             self.visible_from += 2  # one user message and its answer
@@ -256,7 +268,10 @@ class Chat:
         _rt.emit("turn", **stats)
         rate = f", {result.decode_tokens_per_s:.1f} tokens/s" \
             if result.decode_tokens_per_s else ""
-        if self.interactive:
+        if not reply and result.stop_reason == "eos":
+            self.note("(the model ended its answer at once: its first token was the "
+                      "end-of-sequence token; try rephrasing, or /clear to start over)")
+        elif self.interactive:
             self.note(f"({result.new_tokens} tokens{rate})")
 
 

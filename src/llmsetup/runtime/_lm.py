@@ -19,6 +19,7 @@ Choices, and why they differ from the book's ``gemma-inference.py``:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -131,18 +132,36 @@ def _dtypes(torch, device: str, bits: int | None, config: dict):
     return half, compute
 
 
-def _quantization(bits: int | None, double_quant: bool, compute, cpu_offload: bool):
+def _bnb_has_cpu_kernels() -> bool:
+    """bitsandbytes ships a CPU backend (0.46 on); the book's 0.42 has CUDA kernels only."""
+    try:
+        return importlib.util.find_spec("bitsandbytes.backends.cpu") is not None
+    except ModuleNotFoundError:  # no bitsandbytes.backends at all
+        return False
+
+
+def _quantization(bits: int | None, double_quant: bool, compute, cpu_offload: bool,
+                  device: str = "cuda"):
     """A BitsAndBytesConfig and its description, or (None, {"method": "none"})."""
     if bits is None:
         return None, {"method": "none"}
     try:
-        import bitsandbytes  # noqa: F401  (fail here, with advice, not deep in transformers)
+        import bitsandbytes  # (fail here, with advice, not deep in transformers)
     except ImportError as exc:
         raise _rt.Failure(
             "no-bitsandbytes", f"--{bits}bit needs bitsandbytes, which this environment "
             f"cannot import ({exc})",
             "Install the recipe's profile again (`llmsetup install NAME`), or "
             "`pip install bitsandbytes` in the model's environment.") from None
+    if device == "cpu" and not _bnb_has_cpu_kernels():
+        # The book's bitsandbytes 0.42 has CUDA kernels only; transformers then fails with a
+        # misleading "requires Accelerate and the latest version of bitsandbytes".
+        version = getattr(bitsandbytes, "__version__", "?")
+        raise _rt.Failure(
+            "bnb-no-cpu", f"bitsandbytes {version} (in this environment) quantizes on a CUDA "
+            "GPU only: it has no CPU kernels, so --8bit/--4bit cannot run on the CPU",
+            "On a CPU: install the modern profile (`llmsetup install NAME --profile modern`, "
+            "a bitsandbytes with CPU kernels), or drop --8bit/--4bit.", exit_code=2)
     from transformers import BitsAndBytesConfig
 
     if bits == 8:
@@ -234,7 +253,8 @@ def model_kwargs(torch, device: str, opts: LoadOptions, config: dict,
     description (shared with the benchmark, so both load models the same way)."""
     dtype, compute = _dtypes(torch, device, opts.bits, config)
     cpu_offload = bool(opts.max_memory and "cpu" in opts.max_memory)
-    quant_config, quant = _quantization(opts.bits, opts.double_quant, compute, cpu_offload)
+    quant_config, quant = _quantization(opts.bits, opts.double_quant, compute, cpu_offload,
+                                        device)
     kwargs: dict = {"trust_remote_code": opts.trust_remote_code}
     kwargs["dtype" if _rt.transformers_at_least("4.56") else "torch_dtype"] = dtype
     if safetensors:

@@ -41,11 +41,13 @@ def diagnose(info: dict, smi: list[dict]) -> tuple[str, str]:
     if info["cuda_version"] is None:
         return ("torch " + info["torch"] + " is a CPU-only build",
                 "Reinstall with a CUDA build of torch (the recipe's profile pins one; check the "
-                "mirror did not serve a +cpu wheel), or pass --cpu to continue on the CPU.")
+                "mirror did not serve a +cpu wheel), or rerun the same command with --cpu to run "
+                "on the CPU.")
     if not smi:
         return (f"torch is built for CUDA {info['cuda_version']} but no NVIDIA GPU or driver "
                 "was found (nvidia-smi is missing or lists no GPU)",
-                "Install the NVIDIA driver, or pass --cpu to continue on the CPU.")
+                "Install the NVIDIA driver, or rerun the same command with --cpu to run on "
+                "the CPU.")
     for gpu in smi:
         cc = gpu.get("compute_capability")
         if cc and _rt.version_at_least(cc, "10") and not _rt.version_at_least(info["torch"], "2.7"):

@@ -1,0 +1,32 @@
+"""SIGTERM and SIGHUP end a command the way Ctrl-C does, with their own exit status.
+
+Each raises :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so every
+``except KeyboardInterrupt`` on the way out runs as for Ctrl-C: a download saves its
+partial state, a child process is stopped. The exit status is 128 + the signal's number
+(143 for SIGTERM, 129 for SIGHUP), as a shell reports a process killed by it.
+"""
+
+from __future__ import annotations
+
+import signal
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal; ``exit_code`` is 128 + its number."""
+
+    def __init__(self, signum: int) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {self.signal_name}")
+
+
+def _raise(signum: int, frame) -> None:
+    raise Terminated(signum)
+
+
+def install() -> None:
+    """Handle SIGTERM and SIGHUP, unless they are ignored (``nohup`` stays in force)."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _raise)
