@@ -34,7 +34,7 @@ RUNTIME = ROOT / "src" / "llmsetup" / "runtime"
 # or it installs. `pytest -m "not slow"` is the quick subset (see README, Development).
 SLOW_FIXTURES = {"tiny_llama", "tiny_gemma_no_template", "chat_llama", "chat_gemma",
                  "long_llama", "tiny_whisper", "compat_whisper", "compat_python", "speech",
-                 "wheels"}
+                 "wheels", "short_whisper"}
 SLOW_MODULES = {"test_install_e2e", "test_install_conda", "test_install_envs",
                 "test_wheel_install", "test_bench", "test_lm_compat", "test_torch_check",
                 "test_webui_real", "test_journey"}

@@ -16,8 +16,22 @@ Faults are switched per file path and consumed per request (``times``; None = fo
 bytes of a reply), ``corrupt`` (flip the byte at file ``offset``), ``ignore_range``,
 ``bad_content_range``, ``expired`` (403 to a request on the redirected host, after its first), ``cap_range`` (answer at most ``max`` bytes of a range, with a
 correct Content-Range), ``stall`` (pause ``seconds`` after ``after`` bytes), ``redirect``
-(302 to the same URL on the host name ``localhost``, like a CDN). ``rate``
+(302 to the same URL on the host name ``localhost``, like a CDN), ``head_status``
+(like ``status``, for HEAD requests only). ``rate``
 caps every connection (bytes/s). ``sent`` counts body bytes per path.
+
+API faults (:meth:`FixtureServer.api_fault`) are keyed by a request's URL path
+(``/api/models/org/tiny/revision/main``): ``status`` and ``stall`` (before the reply).
+
+The Hub API answers as huggingface.co does (read against huggingface_hub's
+``hf_raise_for_status`` and ``_paginate_pages``): a missing repository is 401 +
+``X-Error-Code: RepoNotFound`` without a token and 404 with one; a refused token is 401
+``Invalid credentials in Authorization header``; a gated repository is 401 ``GatedRepo``
+without a token and 403 ``GatedRepo`` with a token that has no access
+(``hf_tokens_without_access``); a missing revision is 404 ``RevisionNotFound``. The tree
+pages by ``page_size`` entries (at most 50 with ``expand=true``, which adds
+``lastCommit`` and ``securityFileStatus``), each next page named by an absolute ``Link`` URL, on
+``link_host`` when set (hf-mirror names huggingface.co there).
 
 As the real hubs behave under load:
 
@@ -26,7 +40,8 @@ As the real hubs behave under load:
 - :meth:`FixtureServer.rate_limit`: every request (API and files) gets 429 with the Hub's
   ``RateLimit: "api";r=0;t=N`` header (no ``Retry-After``) until the window ends;
 - faults on the listing route ``@tree`` (the HF tree API): ``trickle`` (the body one byte
-  every ``seconds``), ``huge`` (``bytes`` of JSON whitespace before the listing).
+  every ``seconds``), ``huge`` (``bytes`` of JSON whitespace before the listing),
+  ``huge_chunked`` (the same without a Content-Length).
 """
 
 from __future__ import annotations
@@ -59,6 +74,7 @@ class Repo:
     listed_size: dict[str, int] = field(default_factory=dict)  # listings lie about sizes
     extra_names: list[str] = field(default_factory=list)  # extra (unsafe) names in listings
     aliendao_sizes: bool = True  # whether the aliendao listing carries sizes
+    mirror_files: dict[str, bytes] = field(default_factory=dict)  # aliendao's other copies
     _hashes: dict = field(default_factory=dict, repr=False)
 
     def sha256(self, path: str) -> str:
@@ -100,6 +116,9 @@ class FixtureServer:
         self.page_size = page_size
         self.repos: dict[str, Repo] = {}
         self.hf_token: str | None = None
+        self.hf_tokens_without_access: set[str] = set()  # valid, but not let into gated repos
+        self.link_host: str | None = None  # host name in the tree's Link header
+        self.modelscope_cap = 3000  # ModelScope cuts every repo/files reply here
         self.aliendao_token: str | None = None
         self.sent: Counter[str] = Counter()
         self.requests: list[dict] = []
@@ -129,6 +148,10 @@ class FixtureServer:
     def fault(self, path: str, kind: str, times: int | None = 1, **params) -> None:
         with self._lock:
             self._faults.setdefault(path, []).append({"kind": kind, "times": times, **params})
+
+    def api_fault(self, path: str, kind: str, times: int | None = 1, **params) -> None:
+        """A fault on an API request's URL path (``status``: code, headers; ``stall``: seconds)."""
+        self.fault("api:" + path, kind, times, **params)
 
     def rate_limit(self, seconds: float) -> None:
         """Answer every request with the Hub's quota 429 for the next ``seconds``."""
@@ -193,8 +216,12 @@ class FixtureServer:
                                   "range": h.headers.get("Range"),
                                   "auth": h.headers.get("Authorization"),
                                   "cookie": h.headers.get("Cookie"),
+                                  "host": h.headers.get("Host"),
+                                  "user_agent": h.headers.get("User-Agent"),
                                   "client_port": h.client_address[1]})
         if self._quota_429(h):
+            return None
+        if parts[0] == "api" and self._api_fault(h, split.path):
             return None
         if parts[:2] == ["api", "v1"]:
             return self._modelscope(h, parts[2:], query, head)
@@ -208,15 +235,37 @@ class FixtureServer:
             return self._hf_resolve(h, parts, head)
         return _json(h, 404, {"error": "no route"})
 
+    def _api_fault(self, h: _Handler, path: str) -> bool:
+        stall = self._take("api:" + path, "stall")
+        if stall is not None:
+            time.sleep(stall["seconds"])
+        fault = self._take("api:" + path, "status")
+        if fault is None:
+            return False
+        _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
+        return True
+
     def _repo(self, h: _Handler, repo_id: str, hf: bool = True) -> Repo | None:
         repo = self.repos.get(repo_id)
-        if repo is None:
-            _json(h, 404 if not hf else 401, {"error": "Repository not found"},
-                  {"X-Error-Code": "RepoNotFound"})
+        auth = h.headers.get("Authorization")
+        if auth and not auth.startswith("Bearer "):
+            auth = None  # Basic auth from a URL's userinfo is a proxy's business, not the Hub's
+        if hf and auth and auth != f"Bearer {self.hf_token}" and \
+                auth.removeprefix("Bearer ") not in self.hf_tokens_without_access:
+            _json(h, 401, {"error": "Invalid credentials in Authorization header"},
+                  {"X-Error-Message": "Invalid credentials in Authorization header"})
             return None
-        if hf and repo.gated and h.headers.get("Authorization") != f"Bearer {self.hf_token}":
-            _json(h, 401, {"error": "gated"}, {"X-Error-Code": "GatedRepo",
-                  "X-Error-Message": f"Access to model {repo_id} is restricted."})
+        if repo is None:
+            _json(h, 404 if not hf or auth else 401, {"error": "Repository not found"},
+                  {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+            return None
+        if hf and repo.gated and auth != f"Bearer {self.hf_token}":
+            message = (f"Access to model {repo_id} is restricted and you are not in the "
+                       "authorized list." if auth else
+                       f"Access to model {repo_id} is restricted. You must have access to it "
+                       "and be authenticated to access it. Please log in.")
+            _json(h, 403 if auth else 401, {"error": message},
+                  {"X-Error-Code": "GatedRepo", "X-Error-Message": message})
             return None
         return repo
 
@@ -231,12 +280,18 @@ class FixtureServer:
         if rev not in ("main", repo.commit):
             return _json(h, 404, {"error": "Revision not found"},
                          {"X-Error-Code": "RevisionNotFound"})
-        if not rest or rest[0] == "revision":
-            return _json(h, 200, {"id": repo.repo_id, "modelId": repo.repo_id,
-                                  "sha": repo.commit, "private": False,
-                                  "siblings": [{"rfilename": n} for n in repo.names()]})
+        if not rest or rest[0] == "revision":  # the fields the Hub sends (ModelInfo needs them)
+            return _json(h, 200, {
+                "_id": repo.commit[:24], "id": repo.repo_id, "modelId": repo.repo_id,
+                "author": repo.repo_id.split("/")[0], "sha": repo.commit,
+                "lastModified": "2024-02-21T10:00:00.000Z", "createdAt": "2024-02-21T10:00:00.000Z",
+                "private": False, "disabled": False, "gated": "manual" if repo.gated else False,
+                "downloads": 0, "likes": 0, "tags": [], "library_name": "transformers",
+                "siblings": [{"rfilename": n} for n in repo.names()], "spaces": []})
         if rest[0] != "tree":
             return _json(h, 404, {"error": "no route"})
+        # huggingface_hub sends booleans as "true"/"false" (httpx) or "True"/"False" (requests).
+        expand = query.get("expand", "false").lower() == "true"
         entries = []
         dirs = sorted({"/".join(n.split("/")[:i]) for n in repo.files
                        for i in range(1, n.count("/") + 1)})
@@ -248,12 +303,27 @@ class FixtureServer:
                 entry["lfs"] = {"oid": repo.sha256(name),
                                 "size": repo.size_of(name), "pointerSize": 134}
             entries.append(entry)
+        if expand:
+            for entry in entries:
+                entry["lastCommit"] = {"id": repo.commit, "title": "Upload",
+                                       "date": "2024-02-21T10:00:00.000Z"}
+                if entry["type"] == "file":
+                    entry["securityFileStatus"] = {
+                        "status": "safe", "avScan": {"virusFound": False, "virusNames": None},
+                        "pickleImportScan": None}
+        size = min(self.page_size, 50) if expand else self.page_size
         cursor = int(query.get("cursor", 0))
-        page = entries[cursor:cursor + self.page_size]
+        page = entries[cursor:cursor + size]
         headers = {}
-        if cursor + self.page_size < len(entries):
-            headers["Link"] = (f'<{self.url}/api/models/{repo.repo_id}/tree/{rev}?recursive=true'
-                               f'&cursor={cursor + self.page_size}>; rel="next"')
+        if cursor + size < len(entries):
+            base = (f"http://{self.link_host}:{self._httpd.server_address[1]}" if self.link_host
+                    else self.url)
+            flags = "&".join(f"{k}={query[k]}" for k in ("recursive", "expand") if k in query)
+            headers["Link"] = (f'<{base}/api/models/{repo.repo_id}/tree/{rev}?{flags}'
+                               f'&cursor={cursor + size}>; rel="next"')
+        chunked = self._take("@tree", "huge_chunked")
+        if chunked is not None:
+            return self._chunked_reply(h, headers, json.dumps(page).encode(), chunked["bytes"])
         trickle, huge = self._take("@tree", "trickle"), self._take("@tree", "huge")
         if trickle is None and huge is None:
             return _json(h, 200, page, headers)
@@ -280,6 +350,25 @@ class FixtureServer:
                 h.wfile.flush()
                 self._count("@tree", 1)
                 time.sleep(trickle["seconds"])
+        except OSError:
+            h.close_connection = True
+
+    def _chunked_reply(self, h: _Handler, headers: dict, body: bytes, pad: int) -> None:
+        """``huge_chunked``: ``pad`` bytes of JSON whitespace, then ``body``, chunked (no
+        Content-Length: a cap can only count what arrives)."""
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        try:
+            while pad:
+                n = min(pad, 1 << 20)
+                h.wfile.write(b"%x\r\n" % n + b" " * n + b"\r\n")
+                self._count("@tree", n)
+                pad -= n
+            h.wfile.write(b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
         except OSError:
             h.close_connection = True
 
@@ -333,7 +422,7 @@ class FixtureServer:
         path = "/".join(parts[2:])
         if path not in repo.files:
             return _json(h, 404, {"error": "not found"})
-        self._send_file(h, path, repo.files[path], head, {})
+        self._send_file(h, path, repo.mirror_files.get(path, repo.files[path]), head, {})
 
     # -- ModelScope -------------------------------------------------------------------
 
@@ -346,15 +435,34 @@ class FixtureServer:
             return _json(h, 404, {"Code": 10010205001, "Message": f"model {ms_id} not exists",
                                   "Success": False})
         if parts[4:] == ["files"]:
-            files = [{"Name": n.rsplit("/", 1)[-1], "Path": n, "Type": "blob",
-                      "Size": repo.size_of(n), "Revision": repo.commit,
-                      "Sha256": repo.sha256(n),
-                      "IsLFS": repo.is_lfs(n)} for n in repo.names()]
-            return _json(h, 200, {"Code": 200, "Data": {"Files": files}, "Success": True})
+            return self._modelscope_files(h, repo, query)
         path = query.get("FilePath", "")
         if path not in repo.files:
             return _json(h, 404, {"Code": 404, "Message": "file not found", "Success": False})
         self._send_file(h, path, repo.files[path], head, {})
+
+    def _modelscope_files(self, h: _Handler, repo: Repo, query: dict) -> None:
+        """``repo/files``: ``Root`` scopes it to a folder, ``Recursive`` (``True``/``False``)
+        to its subtree or its direct entries (folders as ``Type: tree``); the reply is cut
+        at ``modelscope_cap`` entries without a word, as the hub does at 3,000."""
+        root = query.get("Root", "").strip("/")
+        recursive = query.get("Recursive", "False").lower() == "true"
+        prefix = f"{root}/" if root else ""
+        names = [n for n in repo.names() if n.startswith(prefix)]
+        folders = sorted({"/".join(n.split("/")[:i]) for n in names
+                          for i in range(prefix.count("/") + 1, n.count("/") + 1)})
+        if not recursive:
+            names = [n for n in names if "/" not in n[len(prefix):]]
+            folders = [d for d in folders if "/" not in d[len(prefix):]]
+        entries = [{"Name": d.rsplit("/", 1)[-1], "Path": d, "Type": "tree", "Size": 0}
+                   for d in folders]
+        commit = repo.commit
+        entries += [{"Name": n.rsplit("/", 1)[-1], "Path": n, "Type": "blob",
+                     "Size": repo.size_of(n), "Revision": commit,
+                     "Sha256": repo.sha256(n), "IsLFS": repo.is_lfs(n)} for n in names]
+        entries.sort(key=lambda e: e["Path"])
+        _json(h, 200, {"Code": 200, "Data": {"Files": entries[:self.modelscope_cap]},
+                       "Success": True})
 
     # -- bytes ------------------------------------------------------------------------
 
@@ -374,7 +482,8 @@ class FixtureServer:
                 self.active -= 1
 
     def _send_file_now(self, h: _Handler, path: str, data, head: bool, extra: dict) -> None:
-        fault = self._take(path, "status")
+        fault = self._take(path, "head_status") if head else None  # hosts that refuse HEAD
+        fault = fault or self._take(path, "status")
         if fault is not None:
             return _json(h, fault["code"], {"error": "fault"}, fault.get("headers", {}))
         if "redirected" in h.path and self._redirected_count(path) > 1 and \

@@ -225,8 +225,15 @@ def whisper_tokenizer(tokenizer_file: Path, vocab_size: int):
     from transformers import WhisperTokenizerFast
 
     eot = "<|endoftext|>"
+    # Every <|...|> token of the file but end-of-text is an additional special token, as in
+    # the published Whisper tokenizers: transformers before 4.40 strips only those from a
+    # transcript (it would print <|startoftranscript|> otherwise).
+    shipped = json.loads(tokenizer_file.read_text(encoding="utf-8"))
+    specials = [t["content"] for t in shipped.get("added_tokens", [])
+                if t.get("special") and t["content"] != eot]
     tokenizer = WhisperTokenizerFast(tokenizer_file=str(tokenizer_file), unk_token=eot,
-                                     bos_token=eot, eos_token=eot, pad_token=eot)
+                                     bos_token=eot, eos_token=eot, pad_token=eot,
+                                     additional_special_tokens=specials)
     first = tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1
     if len(tokenizer) != first:
         raise SystemExit(f"tokenizer.json: {len(tokenizer)} tokens, expected the timestamps "
@@ -244,7 +251,6 @@ def convert_ct2_whisper(src: Path, out: Path) -> dict:
         WhisperConfig,
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
-        WhisperProcessor,
     )
 
     spec, variables = Ct2Reader(src / "model.bin").read()
@@ -263,7 +269,7 @@ def convert_ct2_whisper(src: Path, out: Path) -> dict:
     config = WhisperConfig(**sizes, pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
                            decoder_start_token_id=sot, begin_suppress_tokens=None,
                            suppress_tokens=None, tie_word_embeddings=True,
-                           dtype=torch.float16)
+                           **{_dtype_key(): "float16"})
     generation = {
         "decoder_start_token_id": sot, "bos_token_id": eot, "eos_token_id": eot,
         "pad_token_id": eot, "is_multilingual": multilingual,
@@ -280,17 +286,32 @@ def convert_ct2_whisper(src: Path, out: Path) -> dict:
         generation["lang_to_id"] = {tokenizer.convert_ids_to_tokens(i): i
                                     for i in ct2_config["lang_ids"]}
         generation["task_to_id"] = {t: tid(f"<|{t}|>") for t in ("translate", "transcribe")}
-    with torch.device("meta"):
-        model = WhisperForConditionalGeneration(config)
     state["proj_out.weight"] = state["model.decoder.embed_tokens.weight"]
-    model.load_state_dict(state, strict=True, assign=True)
+    try:
+        with torch.device("meta"):
+            model = WhisperForConditionalGeneration(config)
+        model.load_state_dict(state, strict=True, assign=True)
+    except TypeError:  # torch before 2.1 (the book's 2.0.1) has no assign=: copy instead
+        model = WhisperForConditionalGeneration(config)
+        model.load_state_dict(state, strict=True)
     model.tie_weights()
     model.generation_config = GenerationConfig(**generation)
     model.eval().save_pretrained(str(out))
     features = WhisperFeatureExtractor(feature_size=sizes["num_mel_bins"])
-    WhisperProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(str(out))
+    # What a WhisperProcessor saves, saved part by part: transformers before 4.40 will not
+    # put a fast tokenizer in a processor.
+    features.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
     return {"model_type": "whisper", "multilingual": multilingual,
             "parameters": sum(p.numel() for p in model.parameters()), **sizes}
+
+
+def _dtype_key() -> str:
+    """The config's dtype field: ``dtype`` from transformers 4.56, ``torch_dtype`` before."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 
 def main(argv: list[str] | None = None) -> int:

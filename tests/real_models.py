@@ -37,7 +37,7 @@ import pytest
 
 CONVERTER = Path(__file__).resolve().with_name("real_model_convert.py")
 # Bump when real_model_convert.py changes what it writes: cached folders are then rebuilt.
-CONVERT_REVISION = 1
+CONVERT_REVISION = 2
 DOWNLOAD_TIMEOUT_S = 900
 CONVERT_TIMEOUT_S = 900
 MARKER = "llmsetup-test-model.json"

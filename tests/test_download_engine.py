@@ -326,6 +326,7 @@ def test_remote_changed_between_runs(tmp_path, server, files):
 def test_credentials_are_not_sent_to_another_host_on_redirect(tmp_path, server, files,
                                                               monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_redirect_token")
+    server.hf_token = "hf_secret_redirect_token"  # the Hub refuses a token it does not know
     server.fault(WEIGHTS, "redirect", times=None)
     fetch(tmp_path, include=[WEIGHTS])
     assert (model_dir(tmp_path) / WEIGHTS).read_bytes() == files[WEIGHTS]

@@ -96,3 +96,14 @@ def test_the_books_bitsandbytes_on_a_cpu_says_so_before_loading(cli, book_bnb_py
         in result.stderr
     assert "--profile modern" in result.stderr and "drop --8bit/--4bit" in result.stderr
     no_traceback(result)
+
+
+def test_a_folder_saved_by_a_newer_transformers_says_so(cli, compat_python,  # noqa: F811
+                                                        chat_llama):
+    """A model folder written by today's transformers (its tokenizer file and class are
+    newer than tokenizers 0.15 reads), run in the book-era env: one clear line, exit 2."""
+    result = cli("verify", chat_llama, "--cpu", "--python", compat_python)
+    assert result.exit_code == 2, result.output
+    assert "its tokenizer was saved by a newer transformers or tokenizers" in result.stderr
+    assert "transformers 4.38.1" in result.stderr and "--profile modern" in result.stderr
+    no_traceback(result)

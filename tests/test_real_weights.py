@@ -119,3 +119,26 @@ def test_whisper_passes_the_speech_verifier(cli, real_whisper_en):
     assert item["language"] == "en" and item["passed"] is True
     assert item["cer"] <= item["max_cer"]
     assert "speech recognition test" in item["text"].lower()
+
+
+@pytest.mark.slow
+def test_smollm2_chat_carries_the_conversation(real_smollm2, tmp_path):
+    """A follow-up that only makes sense with the first exchange in view: the same question
+    after /clear (no history) does not know the answer."""
+    import os
+    import sys
+
+    question = "Which city do I live in?"
+    lines = ["I live in Berlin.", question, "/save talk.json", "/clear", question, ""]
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmsetup", "chat", str(real_smollm2), "--cpu",
+         "--temperature", "0", "--max-new-tokens", "20"],
+        input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=tmp_path,
+        timeout=600, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    _first, with_history, without = proc.stdout.strip().splitlines()
+    assert "Berlin" in with_history, proc.stdout
+    assert "Berlin" not in without, proc.stdout
+    turns = json.loads((tmp_path / "talk.json").read_text(encoding="utf-8"))["turns"]
+    assert [t["seen_from"] for t in turns] == [0, 0]
+    assert turns[1]["prompt_tokens"] > turns[0]["prompt_tokens"] + turns[0]["new_tokens"]

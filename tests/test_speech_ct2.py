@@ -133,7 +133,7 @@ def test_beams_reach_both_engines(cli, tiny_whisper, speech, tmp_path):
 
 
 def test_bad_engine_options(cli, tiny_whisper, speech):
-    for args, words in ((["--engine", "onnx"], "--engine onnx"),
+    for args, words in ((["--engine", "onnx"], "'onnx': expected transformers or ctranslate2"),
                         (["--beams", "0"], "--beams"),
                         (["--engine", "ctranslate2", "--batch-size", "4"],
                          "--batch-size is for --engine transformers")):

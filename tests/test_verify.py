@@ -137,8 +137,8 @@ def test_a_recipe_not_downloaded(cli, tmp_path):
     (["--4bit", "--8bit"], "exclude each other"),
     (["--double-quant"], "--double-quant applies to --4bit only"),
     (["--cpu", "--device", "cuda"], "contradict"),
-    (["--device", "tpu"], "expected one of auto, cuda, cpu"),
-    (["--audio", "x.m4a"], "for speech models only"),
+    (["--device", "tpu"], "'tpu': expected auto, cuda or cpu"),
+    (["--audio", __file__], "for speech models only"),  # a file that exists: the check runs
 ])
 def test_option_mistakes_exit_2(cli, chat_llama, flags, message):
     result = cli("verify", chat_llama, *flags)

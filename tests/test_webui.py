@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -95,6 +96,11 @@ if not os.path.isfile(os.path.join("models", args.model, "config.json")):
 class Page(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
+        if self.path == "/v1/models":
+            body = json.dumps({"data": [{"id": args.model}]}).encode()
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body)
+            return
         body = f"<html>Text generation web UI: {args.model}</html>".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
@@ -178,7 +184,13 @@ webui:
   profiles:
     book: [llmsetup-test-torch==1.0]
   constraints: [llmsetup-test-alpha>=1.0]
+  tree_blobs: {blobs}
 """
+
+
+def _blob(repo: Path, commit: str, path: str) -> str:
+    return subprocess.run(["git", "rev-parse", f"{commit}:{path}"], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture
@@ -188,7 +200,8 @@ def setup(tmp_path, webui_repo, wheels, tiny_llama):
     recipes.mkdir()
     py = "{}.{}".format(*sys.version_info[:2])
     (recipes / "tiny-chat.yaml").write_text(
-        RECIPE.format(py=py, url=f"file://{bare}", commit=pinned[:7]))
+        RECIPE.format(py=py, url=f"file://{bare}", commit=pinned[:7], blobs=json.dumps(
+            {f: _blob(bare, pinned, f) for f in ("server.py", "requirements.txt")})))
     # The model as a download would have left it.
     model = Path(os.environ["LLMSETUP_MODELS_DIR"]) / "tests" / "tiny-chat"
     model.parent.mkdir(parents=True)
@@ -309,6 +322,24 @@ def test_serve_dry_run_shows_the_command(cli, setup):
            "--load-in-8bit" in result.stdout
 
 
+def test_serve_listen_is_the_books_flag(cli, setup):
+    assert _install(cli, setup).exit_code == 0
+    result = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen",
+                 "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "--listen-host 0.0.0.0 --listen-port 7860 --listen" in result.stdout
+    assert "--gradio-auth-path" in result.stdout  # beyond loopback: a login (issue 14)
+    same = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen-host",
+               "0.0.0.0", "--dry-run")
+    assert same.stdout == result.stdout
+    open_ = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen",
+                "--no-auth", "--dry-run")
+    assert "--gradio-auth-path" not in open_.stdout and "no password" in open_.stderr
+    clash = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen",
+                "--listen-host", "10.1.2.3", "--dry-run")
+    assert clash.exit_code == 2 and "--listen means" in clash.stderr
+
+
 def test_serve_reports_a_server_that_dies(cli, setup):
     assert _install(cli, setup).exit_code == 0
     (setup["model"] / "config.json").unlink()  # the stand-in exits: model not found
@@ -325,7 +356,7 @@ def test_serve_without_install_says_how(cli):
     assert result.exit_code == 2 and "llmsetup chat gemma-2b" in result.stderr
 
 
-def test_verify_webui_checks_page_and_chat(cli, setup):
+def test_verify_webui_checks_page_and_chat(cli, setup, llmsetup_home):
     assert _install(cli, setup).exit_code == 0
     port, api_port = _free_port(), _free_port()
     script = Path(sys.executable).parent / "llmsetup"
@@ -343,13 +374,225 @@ def test_verify_webui_checks_page_and_chat(cli, setup):
         doc = json.loads(result.stdout)
         assert doc["page_status"] == 200 and doc["passed"] is True
         assert doc["api"]["answer"].startswith("echo: ")
-        # Without the API port the page alone is checked, and the output says so.
+        # Without --webui-api: the API port serve recorded for that page (not 5000).
         result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
                      f"http://127.0.0.1:{port}")
-        assert result.exit_code == 0 and "No API" in result.stdout
+        assert result.exit_code == 0, result.output
+        flat = " ".join(result.stdout.split())
+        assert f"Page http://127.0.0.1:{port}" in flat
+        assert f"API http://127.0.0.1:{api_port} (the port `serve` recorded)" in flat
+        assert "A: echo: " in flat
+        # Without a record the page alone is checked, and the output says where it looked.
+        (llmsetup_home / "state" / "tiny-chat" / "webui-serve.json").unlink()
+        result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
+                     f"http://127.0.0.1:{port}")
+        assert result.exit_code == 0 and "No API at http://127.0.0.1:5000" in result.stdout
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     result = cli("--recipes-dir", setup["recipes"], "verify", "tiny-chat", "--webui",
                  f"http://127.0.0.1:{port}")
     assert result.exit_code == 1 and "does not answer" in result.stderr
+
+
+# --- issue 13: the journeys around the checkout ---------------------------------------------
+
+GITHUB = "https://github.com/oobabooga/text-generation-webui"
+
+
+def test_clone_source_styles(tmp_path, webui_repo):
+    from llmsetup.webui.repo import clone_source
+
+    assert clone_source(GITHUB, None) == (GITHUB, "direct")
+    assert clone_source(GITHUB, "https://ghproxy.example/") == (
+        "https://ghproxy.example/" + GITHUB, "proxy")
+    assert clone_source(GITHUB, "https://ghproxy.example") == (
+        "https://ghproxy.example/" + GITHUB, "proxy")
+    assert clone_source(GITHUB, "git@gitee.example:org/") == (
+        "git@gitee.example:org/oobabooga/text-generation-webui", "root")
+    assert clone_source(GITHUB, "https://gitee.example/org/") == (
+        "https://gitee.example/org/oobabooga/text-generation-webui", "root")
+    assert clone_source(GITHUB, "https://kk.example/{path}") == (
+        "https://kk.example/oobabooga/text-generation-webui", "template")
+    # A local mirror root: never PREFIX + the GitHub URL; the repository that exists.
+    root = tmp_path / "mirror"
+    (root / "oobabooga").mkdir(parents=True)
+    subprocess.run(["git", "clone", "-q", "--mirror", str(webui_repo[0]),
+                    str(root / "oobabooga" / "text-generation-webui.git")], check=True)
+    local = str(root / "oobabooga" / "text-generation-webui.git")
+    assert clone_source(GITHUB, f"{root}/") == (local, "root")
+    assert clone_source(GITHUB, f"file://{root}") == (local, "root")
+    assert clone_source(GITHUB, local) == (local, "repository")
+    for bad in (str(tmp_path / "nowhere") + "/", "ftp://files.example/"):
+        with pytest.raises(UsageError) as err:
+            clone_source(GITHUB, bad)
+        assert "https://github.com" not in err.value.message
+
+
+def _github_recipe(setup) -> None:
+    """The recipe with the real upstream URL, so that a mirror root maps it."""
+    path = setup["recipes"] / "tiny-chat.yaml"
+    text = path.read_text()
+    start = text.index("  repo_url: ") + len("  repo_url: ")
+    path.write_text(text[:start] + GITHUB + text[text.index("\n", start):])
+
+
+def test_git_mirror_root_in_the_dry_run_and_the_clone(cli, setup, webui_repo, tmp_path):
+    _github_recipe(setup)
+    root = tmp_path / "mirror"
+    (root / "oobabooga").mkdir(parents=True)
+    subprocess.run(["git", "clone", "-q", "--mirror", str(webui_repo[0]),
+                    str(root / "oobabooga" / "text-generation-webui.git")], check=True)
+    bad = _install(cli, setup, "--git-mirror", str(tmp_path / "empty") + "/", "--dry-run")
+    assert bad.exit_code == 2 and "no git repository" in bad.stderr
+    assert "Traceback" not in bad.output
+    dry = cli("--recipes-dir", setup["recipes"], "install", "tiny-chat", "--ui", "webui",
+              "--webui-dir", setup["webui"], "--git-mirror", f"{root}/", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    flat = " ".join(dry.stdout.split())
+    assert "from the mirror root" in flat and "/https://github.com" not in flat
+    assert f"git clone {root}/oobabooga/text-generation-webui.git" in flat
+    result = _install(cli, setup, "--git-mirror", f"{root}/")
+    assert result.exit_code == 0, result.output
+    clone = json.loads(result.stdout)["steps"][0]
+    assert clone["status"] == "ran" and "mirror root" in clone["info"]["summary"]
+
+
+def test_existing_checkout_at_the_commit_is_recorded_and_force_reruns(cli, setup,
+                                                                      llmsetup_home):
+    tgw = setup["webui"]
+    subprocess.run(["git", "clone", "-q", _recipe_url(setup), str(tgw)], check=True)
+    subprocess.run(["git", "-C", str(tgw), "checkout", "-q", "--detach", setup["pinned"]],
+                   check=True)
+    result = _install(cli, setup)
+    assert result.exit_code == 0, result.output
+    clone = json.loads(result.stdout)["steps"][0]
+    assert clone["status"] == "ran" and "already at" in clone["info"]["summary"]
+    record = json.loads((llmsetup_home / "state" / "tiny-chat" / "webui.json").read_text())
+    assert record["dir"] == str(tgw) and record["commit"] == setup["pinned"]
+    # serve finds it without --webui-dir
+    dry = cli("--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--dry-run")
+    assert dry.exit_code == 0 and f"cd {tgw}" in dry.stdout
+    # --force on a checkout at the commit (the short id resolved to the full one)
+    again = _install(cli, setup, "--force")
+    assert again.exit_code == 0, again.output
+    assert "not the book's" not in again.stderr
+
+
+def _recipe_url(setup) -> str:
+    text = (setup["recipes"] / "tiny-chat.yaml").read_text()
+    return text.split("  repo_url: ", 1)[1].split("\n", 1)[0]
+
+
+def test_tree_without_git_is_checked_against_the_blob_ids(cli, setup, llmsetup_home):
+    tgw = setup["webui"]
+    tgw.mkdir()
+    bare = _recipe_url(setup).removeprefix("file://")
+    archive = subprocess.run(["git", "archive", setup["pinned"]], cwd=bare, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tgw)], input=archive, check=True)
+    result = _install(cli, setup)
+    assert result.exit_code == 0, result.output
+    record = json.loads((llmsetup_home / "state" / "tiny-chat" / "webui.json").read_text())
+    assert record["kind"] == "tree" and "server.py" in record["verified_by"]
+    assert {s["status"] for s in json.loads(_install(cli, setup).stdout)["steps"]} == {"done"}
+    # A tree whose server.py is not the commit's: refused, unless --accept-tree.
+    (tgw / "server.py").write_text((tgw / "server.py").read_text() + "\n# changed\n")
+    refused = _install(cli, setup, "--force")
+    assert refused.exit_code == 2 and "server.py do not match" in refused.stderr
+    assert "--accept-tree" in refused.stderr
+    accepted = _install(cli, setup, "--force", "--accept-tree")
+    assert accepted.exit_code == 0, accepted.output
+    record = json.loads((llmsetup_home / "state" / "tiny-chat" / "webui.json").read_text())
+    assert record["verified_by"] == "--accept-tree" and record["mismatches"] == ["server.py"]
+
+
+def test_install_from_dir_offline_says_sizes_only(cli, setup, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    copy = tmp_path / "copy"
+    shutil.move(setup["model"], copy)
+    count = sum(1 for p in copy.rglob("*") if p.is_file())
+    result = cli("--recipes-dir", setup["recipes"], "install", "tiny-chat", "--ui", "webui",
+                 "--webui-dir", setup["webui"], "--env-backend", "venv", "--find-links",
+                 setup["wheels"], "--no-index", "--no-cuda-check", "--no-verify", "--from", copy)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stderr.split())
+    assert f"{count} file(s) adopted without a hash to check against; sizes only" in flat
+
+
+def test_serve_a_model_folder_through_the_installed_checkout(cli, setup, tmp_path):
+    import shutil
+
+    folder = tmp_path / "My-Model"
+    shutil.copytree(setup["model"], folder)
+    none = cli("serve", str(folder), "--dry-run")
+    assert none.exit_code == 2 and "--webui-dir" in none.stderr
+    assert _install(cli, setup).exit_code == 0
+    linked = setup["webui"] / "models" / "My-Model"
+    dry = cli("serve", str(folder), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    flat = " ".join(dry.stdout.split())
+    assert f"ln -s {folder} {linked}" in flat and "server.py --model My-Model" in flat
+    port = _free_port()
+    script = Path(sys.executable).parent / "llmsetup"
+    proc = subprocess.Popen([str(script), "serve", str(folder), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while "serving" not in (line := proc.stderr.readline()):
+            assert line, "the server stopped"
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+        assert "My-Model" in page
+        assert linked.is_symlink() and linked.resolve() == folder.resolve()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    # Another model under the same name is never replaced.
+    other = tmp_path / "elsewhere" / "My-Model"
+    shutil.copytree(setup["model"], other)
+    clash = cli("serve", str(other), "--dry-run")
+    assert clash.exit_code == 2 and "already holds another model" in clash.stderr
+
+
+def test_serve_beyond_loopback_gets_a_page_login_from_a_file(cli, setup, llmsetup_home):
+    """127.0.0.2 stands for a network address. The stand-in does not check the login (the
+    real webui's gradio does); what is checked here is what llmsetup controls: the login is
+    made once, mode 600, passed as a file, printed once, never in argv."""
+    assert _install(cli, setup).exit_code == 0
+    port = _free_port()
+    script = Path(sys.executable).parent / "llmsetup"
+    argv = [str(script), "--recipes-dir", str(setup["recipes"]), "serve", "tiny-chat",
+            "--listen-host", "127.0.0.2", "--port", str(port)]
+    errs = []
+    for _ in range(2):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lines = []
+            while "serving" not in (line := proc.stderr.readline()):
+                assert line, "".join(lines)
+                lines.append(line)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        errs.append("".join(lines) + err)
+    login = llmsetup_home / "auth" / "webui-login"
+    assert stat.S_IMODE(login.stat().st_mode) == 0o600
+    user, _, password = login.read_text().strip().partition(":")
+    assert user == "llmsetup" and len(password) >= 12
+    assert f"password {password}" in errs[0] and password not in errs[1]
+    assert "the one stored in" in errs[1]
+    launched = json.loads((setup["webui"] / "launched.json").read_text())["argv"]
+    assert launched[launched.index("--gradio-auth-path") + 1] == str(login)
+    assert "--listen" in launched and not any(password in a for a in launched)
+
+
+def test_webui_api_beyond_loopback_is_refused_without_no_auth(cli, setup):
+    assert _install(cli, setup).exit_code == 0
+    args = ["--recipes-dir", setup["recipes"], "serve", "tiny-chat", "--listen", "--api",
+            "--dry-run"]
+    refused = cli(*args)
+    assert refused.exit_code == 2 and "only on the command line" in refused.stderr
+    assert "--engine vllm" in refused.stderr
+    allowed = cli(*args, "--no-auth")
+    assert allowed.exit_code == 0 and "--gradio-auth-path" not in allowed.stdout

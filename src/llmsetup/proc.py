@@ -335,6 +335,7 @@ def run_service(
     on_started: Callable[[subprocess.Popen], None],
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    log: Path | None = None,
 ) -> int:
     """Run a server until it stops; return its exit status, shell-style (130 for SIGINT).
 
@@ -342,11 +343,23 @@ def run_service(
     on to that whole group, so a server's workers stop with it. ``on_started(proc)`` runs
     once the process exists (wait until it answers, then tell the user); if it raises
     (not ready in time, Ctrl-C while waiting), the server is stopped, escalating as
-    :func:`run` does, and the error goes on.
+    :func:`run` does, and the error goes on. With ``log`` its output goes to that file
+    instead of the terminal (a server started by a step of a plan).
     """
     args = _check_argv(argv)
-    proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), start_new_session=True,
-                            preexec_fn=_die_with_parent())
+    sink = None
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        sink = log.open("a", encoding="utf-8")
+        sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} $ {quote(args)}\n")
+        sink.flush()
+    try:
+        proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), start_new_session=True,
+                                preexec_fn=_die_with_parent(), stdout=sink,
+                                stderr=subprocess.STDOUT if sink else None)
+    finally:
+        if sink:
+            sink.close()  # the child holds its own copy of the descriptor
 
     def forward(signum, _frame) -> None:
         _kill_group(proc, signum)
@@ -359,9 +372,25 @@ def run_service(
         _stop(proc)
         raise
     finally:
+        _end_group(proc.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 128 - returncode if returncode < 0 else returncode
+
+
+def _end_group(pgid: int, grace: float = 5.0) -> None:
+    """Wait for what is left of a server's process group once its leader has exited (vLLM's
+    multiprocessing resource tracker outlives it by a second or so), then kill the rest, so
+    that a stopped server leaves no process behind."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 class JsonLinesProcess:

@@ -3,7 +3,7 @@
 Resolution order for every setting: command-line option (where one exists), environment
 variable, config file, built-in default. Tokens are never taken from the command line:
 only from environment variables or the config file (which should be readable by its owner
-alone; :func:`load_config` warns otherwise).
+alone; :func:`config_warnings` says so otherwise).
 
 Environment variables:
 
@@ -17,9 +17,11 @@ Environment variables:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import stat
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,28 +36,6 @@ TOKEN_ENV = {
     "hf": ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
     "aliendao": ("LLMSETUP_ALIENDAO_TOKEN",),
     "modelscope": ("MODELSCOPE_API_TOKEN", "LLMSETUP_MODELSCOPE_TOKEN"),
-}
-
-CONFIG_KEYS = {
-    # key: (type, description)
-    "pip.mirror": (str, "pip mirror preset: ustc, tuna, aliyun or default"),
-    "pip.index_url": (str, "pip index URL"),
-    "pip.trusted_host": (str, "pip trusted host"),
-    "pip.find_links": (str, "folder of wheels for offline installs"),
-    "env.backend": (str, "environment backend: auto, conda, uv, venv or current"),
-    "env.python_mirror": (str, "where uv downloads a Python this machine lacks"),
-    "download.sources": (list, "ordered list of download sources"),
-    "download.endpoint": (str, "Hugging Face endpoint URL"),
-    "download.connections": (int, "connections per file"),
-    "aliendao.site": (str, "aliendao listing site URL"),
-    "aliendao.download_host": (str, "aliendao download host URL"),
-    "modelscope.endpoint": (str, "ModelScope hub URL"),
-    "git.mirror": (str, "git mirror URL prefix for GitHub clones"),
-    "tokens.hf": (str, "Hugging Face token"),
-    "tokens.aliendao": (str, "aliendao enterprise token"),
-    "tokens.modelscope": (str, "ModelScope token"),
-    "recipes_path": (list, "extra recipe folders"),
-    "models_dir": (str, "models folder"),
 }
 
 
@@ -75,54 +55,94 @@ def config_path() -> Path:
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
-    """Read the config file; a missing file is an empty config, a broken one an error."""
+    """Read and validate the config file (see :mod:`llmsetup.config_schema`).
+
+    A missing file is an empty config. A file that is not plain YAML data, or holds an
+    unknown key or a value of the wrong type, is a :class:`UsageError` (exit 2) naming
+    ``file:line`` and the dotted key. Returns the settings given, lists normalised
+    (``sources: modelscope`` reads as ``[modelscope]``).
+
+    Validating costs YAML and pydantic, about twice the start-up of a short command
+    (benchmarks/cli_start.py). A file that validated once is known by its sha256 in
+    ``$LLMSETUP_HOME/cache/config.json``, with its settings, so that later runs need
+    neither; a file that holds tokens is never cached (no secret in a second file).
+    """
     path = path or config_path()
-    if not path.is_file():
-        return {}
-    import yaml
-
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UsageError(
-            f"{where}: the config file is not valid YAML",
-            hint="Fix or remove the file; `llmsetup doctor` shows which config file is read.",
-        ) from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: the config file must be a mapping of settings")
-    unknown = sorted(k for k in _flatten(data) if k not in CONFIG_KEYS)
-    if unknown:
-        raise UsageError(
-            f"{path}: unknown setting(s): {', '.join(unknown)}",
-            hint="Known settings: " + ", ".join(sorted(CONFIG_KEYS)),
-        )
-    if _flatten(data).keys() & {f"tokens.{name}" for name in TOKEN_ENV}:
-        _warn_if_readable_by_others(path)
-    return data
+        raw = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return {}
+    digest = hashlib.sha256(raw).hexdigest()
+    cache = home() / "cache" / "config.json"
+    known = _cached_config(cache, digest)
+    if known is not None:
+        return known
+    config = _validate(path, raw)
+    if not config.get("tokens"):
+        _remember_config(cache, digest, config)
+    return config
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
+def _cache_key(digest: str) -> str:
+    from llmsetup import __version__
+
+    return f"{__version__}:{digest}"
 
 
-def _warn_if_readable_by_others(path: Path) -> None:
-    if os.name != "posix":
-        return
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.warn(
-            f"{path} holds tokens and is readable by other users; run `chmod 600 {path}`",
-            stacklevel=2,
-        )
+def _cached_config(cache: Path, digest: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        return data["config"] if data.get("key") == _cache_key(digest) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remember_config(cache: Path, digest: str, config: dict[str, Any]) -> None:
+    from llmsetup.fileio import write_json_atomic
+
+    with contextlib.suppress(OSError):  # a read-only home only costs speed
+        write_json_atomic(cache, {"key": _cache_key(digest), "config": config})
+
+
+def _validate(path: Path, raw: bytes) -> dict[str, Any]:
+    from llmsetup import yamlfile
+
+    hint = "Fix or remove the file; `llmsetup doctor` shows which config file is read."
+    try:
+        doc = yamlfile.parse(raw.decode("utf-8"))
+    except yamlfile.YamlProblem as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise UsageError(f"{where}: the config file is {exc.problem}"
+                         if exc.problem.startswith("not valid YAML")
+                         else f"{where}: {exc.problem}", hint=f"{exc.hint} {hint}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the config file is not UTF-8 text", hint=hint) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc.data, dict):
+        raise UsageError(f"{path}:1: the config file must be a mapping of settings", hint=hint)
+    if doc.duplicates:
+        loc, line = doc.duplicates[0]
+        raise UsageError(f"{path}:{line}: {yamlfile.format_loc(loc)}: set twice", hint=hint)
+    from llmsetup.config_schema import known_keys, validate
+
+    config, problems = validate(doc, str(path))
+    if config is None:
+        message = problems[0] if len(problems) == 1 else "\n  ".join(
+            [f"{path}: {len(problems)} problems in the config file", *problems])
+        raise UsageError(message,
+                         hint="Known settings: " + ", ".join(known_keys()) + ".")
+    return config.model_dump(exclude_none=True)
+
+
+def config_warnings(path: Path, config: dict[str, Any]) -> list[str]:
+    """What the user should fix in a config file that works: tokens readable by others."""
+    if os.name != "posix" or not config.get("tokens"):
+        return []
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [f"{path} holds tokens and is readable by other users; "
+                f"run `chmod 600 {path}`"]
+    return []
 
 
 @dataclass
@@ -133,11 +153,24 @@ class Settings:
     models_dir: Path
     config: dict[str, Any] = field(default_factory=dict)
     recipe_dirs: list[Path] = field(default_factory=list)
+    # Problems worth a line on stderr that do not stop the run (a config readable by others).
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, recipes_dir: list[Path] | None = None) -> Settings:
-        config = load_config()
+        path = config_path()
+        config = load_config(path)
         models = os.environ.get("LLMSETUP_MODELS_DIR") or config.get("models_dir")
+        if models:
+            from llmsetup.values import folder_problem
+
+            problem = folder_problem(Path(models).expanduser())
+            if problem:
+                where = ("LLMSETUP_MODELS_DIR" if os.environ.get("LLMSETUP_MODELS_DIR")
+                         else f"models_dir in {path}")
+                raise UsageError(f"{where}: {models!r}: expected {problem}",
+                                 hint="Point it at a folder for the models (it is made if "
+                                 "missing).")
         dirs = list(recipes_dir or [])
         env_path = os.environ.get("LLMSETUP_RECIPES_PATH", "")
         dirs += [Path(p) for p in env_path.split(os.pathsep) if p]
@@ -148,6 +181,7 @@ class Settings:
             else DEFAULT_MODELS_DIR.absolute(),
             config=config,
             recipe_dirs=[d.expanduser().absolute() for d in dirs],
+            warnings=config_warnings(path, config) if config else [],
         )
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 @dataclass
 class AppState:
     recipes_dirs: list[Path] = field(default_factory=list)
+    # The command line's words after `llmsetup`, as given (read before any is parsed).
+    words: list[str] = field(default_factory=list)
+    # --json was given (set by the option's eager callback, see cli/_options.py).
+    json_mode: bool = False
     _settings: Settings | None = None
     _catalog: Catalog | None = None
 
@@ -26,15 +30,20 @@ class AppState:
             from llmsetup.settings import Settings
 
             self._settings = Settings.load(self.recipes_dirs)
+            from llmsetup.cli._output import Output
+
+            for message in self._settings.warnings:
+                Output().warn(message)
         return self._settings
 
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
+            from llmsetup.cli._output import Output
             from llmsetup.recipes.loader import Catalog
 
             self._catalog = Catalog(self.settings.recipe_dirs,
-                                    cache_dir=self.settings.home / "cache")
+                                    cache_dir=self.settings.home / "cache", warn=Output().warn)
         return self._catalog
 
     def target(self, name_or_path: str) -> Target:

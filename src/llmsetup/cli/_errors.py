@@ -1,13 +1,21 @@
 """One table that maps known exceptions to a message, a hint and an exit code.
 
 Commands raise; :class:`LLMSetupGroup` catches here, prints one or two lines on stderr and
-exits. ``LLMSETUP_DEBUG=1`` shows the traceback as well.
+exits. ``LLMSETUP_DEBUG=1`` shows the traceback as well. Under ``--json`` a failure is also
+one JSON document on stdout (:func:`llmsetup.cli._output.failure_document`), for errors of
+the command line itself too.
+
+Whether ``--json`` was given: the option's eager callback records it on the run's
+:class:`~llmsetup.cli._context.AppState` before any other option is checked. Only when the
+parser fails before that (an unknown option, a missing argument) are the command line's
+words read instead.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -16,6 +24,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from llmsetup.cli._context import state
+from llmsetup.cli._output import Output, failure_document
 from llmsetup.errors import LLMSetupError, ProcessError, RecipeError
 from llmsetup.secret import redact
 
@@ -81,11 +91,29 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
             f"This is a bug in llmsetup; please report it. {DEBUG_HINT}", 1)
 
 
-def report(exc: BaseException) -> int:
-    """Print ``exc`` for the user on stderr and return the exit code."""
+def error_code(exc: BaseException) -> str:
+    """A stable name for the kind of failure, for programs: ``not_found``, ``check_failed``."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, (LLMSetupError, _CLICK_EXCEPTION)):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+    if any(c.__name__ in {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout",
+                          "SSLError"} and c.__module__ != "builtins" for c in type(exc).__mro__):
+        return "network_error"
+    if isinstance(exc, OSError):
+        return {errno.ENOSPC: "no_space", errno.EACCES: "permission_denied",
+                errno.ENOENT: "file_not_found"}.get(exc.errno or 0, "os_error")
+    return "unexpected_error"
+
+
+def report(exc: BaseException, json_mode: bool = False) -> int:
+    """Print ``exc`` for the user on stderr (and as a JSON document on stdout under
+    ``--json``); return the exit code."""
     message, hint, code = describe(exc)
     if not message:
         return code
+    if json_mode:
+        failure_document(redact(message), redact(hint) if hint else None, error_code(exc), code)
     debug = os.environ.get("LLMSETUP_DEBUG") not in (None, "", "0")
     if debug:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
@@ -103,10 +131,29 @@ def report(exc: BaseException) -> int:
 class LLMSetupGroup(TyperGroup):
     """The root command group: runs a command and maps whatever it raises through TABLE."""
 
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        state(ctx).words = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):  # type: ignore[override]
+        Output.document_written = False
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
+        except (typer.Exit, typer.Abort):
+            raise
+        except _CLICK_EXCEPTION as exc:  # a bad command line: click prints it on stderr
+            if _json_mode(ctx):
+                command = " ".join(filter(None, ["llmsetup", ctx.invoked_subcommand]))
+                failure_document(redact(exc.format_message()), f"See `{command} --help`.",
+                                 error_code(exc), exc.exit_code)
             raise
         except (Exception, KeyboardInterrupt) as exc:
-            raise typer.Exit(report(exc)) from None
+            raise typer.Exit(report(exc, _json_mode(ctx))) from None
+
+
+def _json_mode(ctx) -> bool:
+    app = state(ctx)
+    if app.json_mode:
+        return True
+    words = app.words[:app.words.index("--")] if "--" in app.words else app.words
+    return "--json" in words

@@ -1,13 +1,143 @@
-"""Reusable typed options, so that command signatures read like documentation."""
+"""Reusable typed options, so that command signatures read like documentation.
+
+Values are checked here, where they are parsed (click callbacks): a value that cannot work
+stops the command at once with exit 2 and one line naming the option, the value and what is
+accepted, before any environment, download or model is touched. The checks themselves are
+in :mod:`llmsetup.values`, shared with the config file.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
+from llmsetup import values
+from llmsetup.cli._context import state
+
+# host.causal_lm.DEVICES, kept equal by a test: importing it here would cost every start.
+DEVICES = ("auto", "cuda", "cpu")
+# host.asr.ENGINES, kept equal by the same test.
+SPEECH_ENGINES = ("transformers", "ctranslate2")
+
+
+def _bad(param: typer.CallbackParam, value: Any, expected: str) -> NoReturn:
+    raise typer.BadParameter(f"{str(value)!r}: expected {expected}", param=param)
+
+
+def check_device(param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is not None and value.lower() not in DEVICES:
+        _bad(param, value, " or ".join([", ".join(DEVICES[:-1]), DEVICES[-1]]))
+    return value.lower() if value is not None else None
+
+
+def check_speech_engine(param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is not None and value.lower() not in SPEECH_ENGINES:
+        _bad(param, value, " or ".join(SPEECH_ENGINES))
+    return value.lower() if value is not None else None
+
+
+def check_url(param: typer.CallbackParam, value: str | None) -> str | None:
+    problem = values.http_url_problem(value) if value is not None else None
+    if problem:
+        _bad(param, value, problem)
+    return value
+
+
+def check_max_memory(param: typer.CallbackParam, value: str | None) -> str | None:
+    problem = values.max_memory_problem(value) if value is not None else None
+    if problem:
+        _bad(param, value, problem)
+    return value
+
+
+def check_interpreter(param: typer.CallbackParam, value: str | None) -> str | None:
+    """An executable file (the Python of a model's environment)."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        _bad(param, value, "the path of a Python interpreter (there is no such file)")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        _bad(param, value, "an executable Python interpreter (this is not one)")
+    return value
+
+
+def check_folders(param: typer.CallbackParam, value: list[Path] | None) -> list[Path] | None:
+    """Folders that exist (``--recipes-dir``)."""
+    for path in value or []:
+        if not path.expanduser().is_dir():
+            _bad(param, path, "an existing folder" + (" (this is a file)" if path.exists()
+                                                     else " (there is no such folder)"))
+    return value
+
+
+def check_new_folder(param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """A folder that exists or can be made (``--models-dir``)."""
+    problem = values.folder_problem(value.expanduser()) if value is not None else None
+    if problem:
+        _bad(param, value, problem)
+    return value
+
+
+def _input_file_problem(path: Path) -> str | None:
+    if not path.exists():
+        return "an existing file (there is no such file)"
+    if not path.is_file():
+        return "a regular file (this is a folder or a device)"
+    return None
+
+
+def check_input_files(param: typer.CallbackParam, value: list[str] | None) -> list[str] | None:
+    """Files to read (recordings): each there, and a regular file (not /dev/null)."""
+    for item in value or []:
+        problem = _input_file_problem(Path(item).expanduser())
+        if problem:
+            _bad(param, item, problem)
+    return value
+
+
+def check_input_file(param: typer.CallbackParam, value: Path | None) -> Path | None:
+    problem = _input_file_problem(value.expanduser()) if value is not None else None
+    if problem:
+        _bad(param, value, problem)
+    return value
+
+
+def check_overrides(param: typer.CallbackParam, value: list[str] | None) -> list[str] | None:
+    for item in value or []:
+        problem = values.override_problem(item)
+        if problem:
+            _bad(param, item, problem)
+    return value
+
+
+def number_in(low: float, high: float, *, low_open: bool = False):
+    """A callback for a finite number in ``[low, high]`` (``(low, high]``): no nan, no inf."""
+
+    def check(param: typer.CallbackParam, value: float | None) -> float | None:
+        problem = (values.number_problem(value, low=low, high=high, low_open=low_open)
+                   if value is not None else None)
+        if problem:
+            _bad(param, value, problem)
+        return value
+
+    return check
+
+
+def _json_mode(ctx: typer.Context, value: bool) -> bool:
+    # Eager, so that it is known before any other option is checked: a failure of the
+    # command line is then a JSON document too (cli/_errors.py).
+    if value:
+        state(ctx).json_mode = True
+    return value
+
+
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.",
+                       callback=_json_mode, is_eager=True)
 ]
 TargetArg = Annotated[
     str,
@@ -26,7 +156,8 @@ DryRunOpt = Annotated[
 Bits4Opt = Annotated[bool, typer.Option("--4bit", help="Load in 4-bit (NF4) with bitsandbytes.")]
 Bits8Opt = Annotated[bool, typer.Option("--8bit", help="Load in 8-bit (LLM.int8) with bitsandbytes.")]
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto, cuda or cpu.", case_sensitive=False)
+    str, typer.Option("--device", help="auto, cuda or cpu.", case_sensitive=False,
+                      callback=check_device)
 ]
 DoubleQuantOpt = Annotated[
     bool, typer.Option("--double-quant", help="With --4bit: quantize the quantization constants "
@@ -36,7 +167,8 @@ CpuOpt = Annotated[bool, typer.Option("--cpu", help="Run on the CPU (the same as
 MaxMemoryOpt = Annotated[
     str | None,
     typer.Option("--max-memory", metavar="SPEC",
-                 help="Memory per device for device_map=auto, e.g. 0=10GiB,cpu=30GiB."),
+                 help="Memory per device for device_map=auto, e.g. 0=10GiB,cpu=30GiB.",
+                 callback=check_max_memory),
 ]
 MaxNewTokensOpt = Annotated[
     int | None, typer.Option("--max-new-tokens", metavar="N", min=1,
@@ -50,11 +182,12 @@ TrustRemoteCodeOpt = Annotated[
 PythonOpt = Annotated[
     str | None,
     typer.Option("--python", metavar="PATH",
-                 help="The interpreter of the model's environment.",
+                 help="The interpreter of the model's environment.", callback=check_interpreter,
                  show_default="the environment `install` made, else this one"),
 ]
 SpeechEngineOpt = Annotated[
-    str, typer.Option("--engine", metavar="transformers|ctranslate2", case_sensitive=False,
+    str, typer.Option("--engine", metavar="transformers|ctranslate2",
+                      callback=check_speech_engine,
                       help="Speech models: transformers (the book's pipeline) or ctranslate2 "
                       "(faster-whisper: several times faster on a CPU; the model is converted "
                       "once and cached beside it; `llmsetup install NAME --engine ctranslate2` "

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from llmsetup.secret import redact
 
 
 class Output:
+    # Whether this run wrote its JSON document: a command that prints its result and then
+    # fails (`check`, `verify`) has said everything; no failure document follows it.
+    # LLMSetupGroup resets it at the start of each run.
+    document_written: ClassVar[bool] = False
+
     def __init__(self, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
@@ -48,9 +53,7 @@ class Output:
     def result(self, doc: Any, render: Callable[[Any], None] | None = None) -> None:
         """The command's result: JSON on stdout, or ``render(console)`` for humans."""
         if self.json_mode:
-            sys.stdout.write(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str)))
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+            _write_document(doc)
         elif render is not None:
             render(self.out)
         else:
@@ -78,3 +81,18 @@ class Output:
     def success(self, message: str) -> None:
         if not self.quiet:
             self.err.print(f"[green]✓[/] {redact(message)}")
+
+
+def _write_document(doc: Any) -> None:
+    sys.stdout.write(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str)))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    Output.document_written = True
+
+
+def failure_document(message: str, hint: str | None, code: str, exit_code: int) -> None:
+    """The one JSON document of a run that failed under ``--json`` (see docs/json.md)."""
+    if Output.document_written:
+        return
+    _write_document({"ok": False, "error": {"message": message, "hint": hint, "code": code},
+                     "exit_code": exit_code})

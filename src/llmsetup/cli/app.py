@@ -17,6 +17,7 @@ import typer
 from llmsetup import __version__
 from llmsetup.cli._context import state
 from llmsetup.cli._lazy import LazyGroup
+from llmsetup.cli._options import check_folders
 
 
 class Root(LazyGroup):
@@ -65,13 +66,26 @@ def root(
     ctx: typer.Context,
     recipes_dir: Annotated[list[Path] | None, typer.Option(
         "--recipes-dir", metavar="DIR",
-        help="An extra folder of recipes (repeatable); overrides bundled ones.")] = None,
+        help="An extra folder of recipes (repeatable); overrides bundled ones.",
+        callback=check_folders)] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
     """Install local LLMs and speech models in one command, prove they work, and tell the
     truth about their speed and memory."""
-    state(ctx).recipes_dirs = [p.expanduser().absolute() for p in recipes_dir or []]
+    app = state(ctx)
+    app.recipes_dirs = [p.expanduser().absolute() for p in recipes_dir or []]
+    if not ctx.resilient_parsing and not _asks_for_help(app.words):
+        # Every command reads the config file now, so that a broken one stops them all
+        # alike (exit 2, naming the key). Without a config file this costs one stat().
+        app.settings  # noqa: B018
+
+
+def _asks_for_help(words: list[str]) -> bool:
+    # `llmsetup CMD --help` must work whatever the config file holds; the root callback
+    # runs before the command parses its own options.
+    words = words[:words.index("--")] if "--" in words else words
+    return any(w in ("--help", "-h") for w in words)
 
 
 

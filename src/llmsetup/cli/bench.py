@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from llmsetup.cli._context import state
-from llmsetup.cli._options import Bits4Opt, Bits8Opt, DeviceOpt, JsonOpt, TargetArg
+from llmsetup.cli._options import (
+    Bits4Opt,
+    Bits8Opt,
+    DeviceOpt,
+    JsonOpt,
+    TargetArg,
+    check_interpreter,
+    check_overrides,
+    number_in,
+)
 from llmsetup.cli._output import Output
 
 
@@ -32,7 +41,8 @@ def bench_cmd(
         "--tiny", help="With --random-weights: shrink the architecture (a quick check).")]
     = False,
     override: Annotated[list[str] | None, typer.Option(
-        "--override", help="With --random-weights: KEY=VALUE in the config (repeatable).")]
+        "--override", help="With --random-weights: KEY=VALUE in the config (repeatable).",
+        callback=check_overrides)]
     = None,
     compile_: Annotated[bool, typer.Option(
         "--compile", help="Also measure static KV cache + torch.compile, with the speedup.")]
@@ -41,20 +51,58 @@ def bench_cmd(
         "--attn", help="sdpa, eager, or compare (both, with the speedup).")] = None,
     device: DeviceOpt = "auto",
     audio_seconds: Annotated[float, typer.Option(
-        "--audio-seconds", help="Speech models: length of the clip.")] = 60.0,
+        "--audio-seconds", help="Speech models: length of the clip.",
+        callback=number_in(0, 3600, low_open=True))] = 60.0,
     keep_weights: Annotated[bool, typer.Option(
         "--keep-weights", help="Keep the random-weight checkpoint for the next run.")] = False,
     python: Annotated[str | None, typer.Option(
-        "--python", help="Run in this interpreter instead of the model's environment.")]
+        "--python", help="Run in this interpreter instead of the model's environment.",
+        callback=check_interpreter)]
     = None,
+    api: Annotated[str | None, typer.Option(
+        "--api", metavar="URL", help="Benchmark a running OpenAI-compatible server (vLLM, the "
+        "webui's API, others) under load instead, as vLLM's serving benchmark reports it.")]
+    = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, help="With --api: requests kept in flight.", show_default="1")]
+    = None,
+    requests: Annotated[int | None, typer.Option(
+        "--requests", min=1, help="With --api: requests sent in all.",
+        show_default="4 per concurrent request, at least 8")] = None,
+    input_tokens: Annotated[int | None, typer.Option(
+        "--input-tokens", min=1, help="With --api: prompt length, in tokens (about).",
+        show_default="128")] = None,
+    output_tokens: Annotated[int | None, typer.Option(
+        "--output-tokens", min=1, help="With --api: tokens generated per request, always the "
+        "full count where the server allows it.", show_default="128")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=1, help="With --api: seconds one request may take.")] = 600.0,
     json_: JsonOpt = False,
 ) -> None:
     """Load time, time to first token, decode tokens/s, peak memory (and the GPU's
-    bandwidth roofline); real-time factor for speech models."""
+    bandwidth roofline); real-time factor for speech models. With --api: aggregate
+    tokens/s, requests/s, time to first token and inter-token latency of a server."""
     from llmsetup.envs import python_for
     from llmsetup.errors import UsageError
     from llmsetup.host.bench import BenchOptions, parse_overrides, run_bench
 
+    serving = {"--concurrency": concurrency, "--requests": requests,
+               "--input-tokens": input_tokens, "--output-tokens": output_tokens}
+    if api:
+        local = [name for name, given in (
+            ("--4bit", bits4), ("--8bit", bits8), ("--all-precisions", all_precisions),
+            ("--random-weights", random_weights), ("--tiny", tiny), ("--override", override),
+            ("--compile", compile_), ("--attn", attn), ("--python", python)) if given]
+        if local:
+            raise UsageError(f"{', '.join(local)}: for a local benchmark, not with --api",
+                             hint="The server decides precision and weights; start it with "
+                             "them (`llmsetup serve ... --engine vllm --4bit`).")
+        _bench_api(state(ctx), target, api, concurrency or 1, requests, input_tokens or 128,
+                   output_tokens or 128, timeout, Output(json_))
+        return
+    given = [name for name, value in serving.items() if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: for a server benchmark", hint="Add --api URL.")
     if sum((bits4, bits8, all_precisions)) > 1:
         raise UsageError("choose one of --4bit, --8bit and --all-precisions")
     if (tiny or override) and not random_weights:
@@ -134,3 +182,30 @@ def render(console, doc: dict) -> None:
     console.print(table)
     for name, value in doc["speedups"].items():
         console.print(f"{name.replace('_', ' ')}: {value:.2f}x (decode, batch 1, same run)")
+
+
+def _bench_api(app, target: str, url: str, concurrency: int, requests: int | None,
+               input_tokens: int, output_tokens: int, timeout: float, out: Output) -> None:
+    """The serving benchmark (``llmsetup.serving.load``) against ``url``."""
+    from llmsetup.serving.auth import load_api_key
+    from llmsetup.serving.load import LoadOptions, describe, run_load
+    from llmsetup.serving.openai_client import Client
+
+    client = Client(url, api_key=load_api_key(app.settings), timeout=timeout)
+    served = client.models()
+    opts = LoadOptions(concurrency=concurrency, requests=requests, input_tokens=input_tokens,
+                       output_tokens=output_tokens, deadline_s=timeout,
+                       model=target if target in served else served[0] if served else None)
+
+    def progress(done: int, total: int) -> None:
+        if not out.json_mode and (done == total or done % max(1, total // 4) == 0):
+            out.info(f"  {done}/{total} requests done")
+
+    doc = {"target": target, **run_load(client, opts, on_progress=progress)}
+    out.result(doc, lambda console: [console.print(line, markup=False, highlight=False)
+                                     for line in describe(doc)])
+    if doc["completed"] == 0:
+        from llmsetup.errors import CheckFailed
+
+        raise CheckFailed(f"no request to {doc['api']} succeeded: "
+                          + "; ".join(doc["errors"]), hint="The server's log says why.")

@@ -18,6 +18,7 @@ from llmsetup.cli._options import (
     PythonOpt,
     TargetArg,
     TrustRemoteCodeOpt,
+    number_in,
 )
 
 
@@ -31,9 +32,11 @@ def chat_cmd(
         "--system", metavar="TEXT", help="The system prompt (/system changes it later).")] = None,
     max_new_tokens: MaxNewTokensOpt = None,
     temperature: Annotated[float, typer.Option(
-        "--temperature", metavar="T", help="Sampling temperature; 0 answers greedily.")] = 0.7,
+        "--temperature", metavar="T", help="Sampling temperature; 0 answers greedily.",
+        callback=number_in(0, 100))] = 0.7,
     top_p: Annotated[float, typer.Option(
-        "--top-p", metavar="P", help="Nucleus sampling: keep the top P of probability.")] = 0.9,
+        "--top-p", metavar="P", help="Nucleus sampling: keep the top P of probability.",
+        callback=number_in(0, 1, low_open=True))] = 0.9,
     no_stream: Annotated[bool, typer.Option(
         "--no-stream", help="Print each answer whole instead of token by token.")] = False,
     device: DeviceOpt = "auto",

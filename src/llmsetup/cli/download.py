@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llmsetup.cli._context import state
-from llmsetup.cli._options import JsonOpt, TargetArg
+from llmsetup.cli._options import JsonOpt, TargetArg, check_new_folder, check_url
 from llmsetup.cli._output import Output
 
 SourceOpt = Annotated[list[str] | None, typer.Option(
@@ -17,12 +17,13 @@ SourceOpt = Annotated[list[str] | None, typer.Option(
     "several, tried in that order).",
     show_default="the recipe's sources in order, each tried if the one before fails")]
 EndpointOpt = Annotated[str | None, typer.Option(
-    "--endpoint", metavar="URL", help="A Hugging Face endpoint (a mirror's URL); implies "
+    "--endpoint", metavar="URL", callback=check_url,
+    help="A Hugging Face endpoint (a mirror's URL); implies "
     "--source hf unless --source is given. Default: HF_ENDPOINT or huggingface.co.")]
 RevisionOpt = Annotated[str | None, typer.Option(
     "--revision", metavar="REV", help="Branch, tag or commit.", show_default="the recipe's, main")]
 ModelsDirOpt = Annotated[Path | None, typer.Option(
-    "--models-dir", metavar="DIR", help="Store into DIR/ORG/REPO.",
+    "--models-dir", metavar="DIR", help="Store into DIR/ORG/REPO.", callback=check_new_folder,
     show_default="LLMSETUP_MODELS_DIR or ./dataroot/models")]
 ConnectionsOpt = Annotated[int | None, typer.Option(
     "--connections", metavar="N", min=1, max=64,
@@ -39,6 +40,9 @@ FromOpt = Annotated[Path | None, typer.Option(
     "(hard-linked when possible); only what is missing or wrong is downloaded.")]
 CopyOpt = Annotated[bool, typer.Option(
     "--copy", help="With --from: copy the files instead of hard-linking them.")]
+AcceptMirrorCopyOpt = Annotated[bool, typer.Option(
+    "--accept-mirror-copy", help="Take aliendao's copy of a file by its size where it "
+    "differs from the HF revision (the mirror may hold an older one).")]
 
 
 def _ref(app, name: str, models_dir: Path | None):
@@ -72,6 +76,7 @@ def download_cmd(
     all_formats: AllFormatsOpt = False,
     from_dir: FromOpt = None,
     copy: CopyOpt = False,
+    accept_mirror_copy: AcceptMirrorCopyOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Download a model's weights into <models dir>/ORG/REPO: parallel, resumable, verified.
@@ -88,7 +93,8 @@ def download_cmd(
                               revision=revision,
                               connections=connections, include=list(include or []),
                               exclude=list(exclude or []), all_formats=all_formats,
-                              from_dir=from_dir, copy=copy)
+                              from_dir=from_dir, copy=copy,
+                              accept_mirror_copy=accept_mirror_copy)
     log = LogReporter(app.settings.logs_dir / "download.log")
     try:
         with download_reporter(json_, lambda: out.err) as reporter:
@@ -111,9 +117,8 @@ def download_cmd(
             console.print(f"  this run: {run.get('fetched_files', 0)} file(s), "
                           f"{run.get('fetched_bytes', 0):,} bytes from {run['source']} "
                           f"in {run.get('seconds', 0):.1f}s")
-        if doc["verified_by"].get("size") or doc["verified_by"].get("none"):
-            console.print("  [yellow]some files are verified by size only[/] (the source "
-                          "published no hash); see `llmsetup check`")
+        for note in manifest.trust_notes():
+            console.print(f"  [yellow]{note}[/]; see `llmsetup check`")
 
     out.result(doc, render)
 
@@ -147,6 +152,9 @@ def check_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> 
             console.print(f"  {mark}  {f['path']} ({f['size']:,} bytes, {f['verified_by']})")
         for s in report["missing_shards"]:
             console.print(f"  [red]missing shard[/]  {s['shard']} (named by {s['index']})")
+        for path in report["refused"]:
+            console.print(f"  [red]refused[/]  {path!r} (the manifest names a path outside "
+                          "the model folder)")
         if report["ok"]:
             console.print(f"[green]✓[/] {folder}: {len(report['files'])} files match the manifest")
             if report["size_only"]:
@@ -159,7 +167,25 @@ def check_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> 
             f"{folder} has no llmsetup manifest, so there is nothing to verify it against",
             hint=f"`llmsetup download {target if not looks_like_path(target) else 'NAME'} "
             f"--from {folder}` checks it against the publisher's hashes and adopts it.")
+    if report["downloading"] is not None:
+        raise ManifestProblem(
+            f"{folder} is being downloaded right now (pid {report['downloading']}): "
+            f"{len(report['files'])} file(s) so far", hint="Check it when that download "
+            "has finished.")
+    if not report["complete"]:
+        missing = report["not_downloaded"]
+        lacking = ("; not downloaded yet: " + _some(missing)) if missing else ""
+        raise ManifestProblem(
+            f"{folder}: the download did not finish ({len(report['files'])} file(s) "
+            f"recorded{lacking})", hint=f"Rerun `llmsetup download "
+            f"{target if not looks_like_path(target) else 'NAME'}`: it fetches only what is "
+            "missing.")
     if not report["ok"]:
         raise ManifestProblem(f"{folder}: {report['problems']} problem(s) found",
                               hint="Rerun `llmsetup download` for this model: it fetches only "
                               "what is missing or wrong.")
+
+
+def _some(paths: list[str], shown: int = 5) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more

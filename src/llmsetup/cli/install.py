@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 
 from llmsetup.cli._context import state
-from llmsetup.cli._options import Bits4Opt, Bits8Opt, DryRunOpt, JsonOpt, ProfileOpt, TargetArg
+from llmsetup.cli._options import (
+    Bits4Opt,
+    Bits8Opt,
+    DryRunOpt,
+    JsonOpt,
+    ProfileOpt,
+    TargetArg,
+    check_url,
+)
 from llmsetup.cli._output import Output
 
 
@@ -50,6 +58,8 @@ class PlanProgress:
         label = f"[{index}/{total}] {step.title}"
         if status == "done":
             self.out.info(f"[green]✓[/] {label} [dim](already done)[/]")
+        elif status == "satisfied":
+            self.out.info(f"[green]✓[/] {label} [dim](already satisfied)[/]")
         elif status == "ran":
             self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
             if info and info.get("summary"):
@@ -72,11 +82,12 @@ def install_cmd(
         "of an interpreter to make it from (default: the recipe's version).")] = None,
     python_mirror: Annotated[str | None, typer.Option(
         "--python-mirror", metavar="URL", help="uv: where to download a Python this machine "
-        "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default).")] = None,
+        "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default).", callback=check_url)] = None,
     pip_mirror: Annotated[str | None, typer.Option(
         "--pip-mirror", help="ustc (the book's), tuna, aliyun or default (pip's own index).")]
     = None,
-    index_url: Annotated[str | None, typer.Option("--index-url", "-i", help="pip index URL.")]
+    index_url: Annotated[str | None, typer.Option("--index-url", "-i", help="pip index URL.",
+                                                         callback=check_url)]
     = None,
     trusted_host: Annotated[list[str] | None, typer.Option(
         "--trusted-host", help="Host to trust without valid HTTPS (repeatable).")] = None,
@@ -104,22 +115,30 @@ def install_cmd(
     source: Annotated[list[str] | None, typer.Option(
         "--source", help="Download source(s) to use, in order (hf, hf-mirror, aliendao, "
         "modelscope).")] = None,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Hugging Face endpoint URL.")]
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Hugging Face endpoint URL.",
+                                                         callback=check_url)]
     = None,
     from_dir: Annotated[Path | None, typer.Option(
         "--from", help="Adopt an already downloaded copy of the model from this folder.")] = None,
-    engine: Annotated[str | None, typer.Option(
-        "--engine", help="ctranslate2 (speech models): also install faster-whisper and "
-        "CTranslate2 into the model's environment, and verify through them.")] = None,
     ui: Annotated[str | None, typer.Option(
         "--ui", help="webui: install text-generation-webui at the book's commit and deploy the "
         "model into it (Llama-2 recipes).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="vllm: install vLLM's server in its own environment (with --cpu its "
+        "CPU build), download, and verify through the server. ctranslate2 (speech models): "
+        "also install faster-whisper and CTranslate2 into the model's environment, and "
+        "verify through them.")] = None,
     webui_dir: Annotated[Path | None, typer.Option(
         "--webui-dir", help="Where the webui checkout goes (or is already).",
         show_default="./text-generation-webui")] = None,
     git_mirror: Annotated[str | None, typer.Option(
-        "--git-mirror", help="Clone through a mirror: a prefix ending in '/', a template with "
-        "{url}, or the mirror repository's URL.")] = None,
+        "--git-mirror", help="Clone through a mirror: a URL-prefix proxy "
+        "(https://proxy.example/), a mirror root holding oobabooga/text-generation-webui (a "
+        "folder, file://, https://host/org/), a template with {url} or {path}, or the mirror "
+        "repository's URL.")] = None,
+    accept_tree: Annotated[bool, typer.Option(
+        "--accept-tree", help="Use a --webui-dir that is not a git checkout (a release "
+        "archive) even when its files do not match the book's commit.")] = False,
     deploy: Annotated[str, typer.Option(
         "--deploy", help="How the model gets into the webui's models/: link, copy or move.")]
     = "link",
@@ -150,14 +169,19 @@ def install_cmd(
     given = dict(env_backend=env_backend, profile=profile, python=python,
                  python_mirror=python_mirror, pip_mirror=pip_mirror, index_url=index_url,
                  trusted_host=trusted_host, find_links=find_links, cpu=cpu, source=source,
-                 endpoint=endpoint, from_dir=from_dir, ui=ui, webui_dir=webui_dir,
-                 git_mirror=git_mirror, deploy=deploy)
+                 endpoint=endpoint, from_dir=from_dir, ui=ui, engine=engine,
+                 webui_dir=webui_dir, git_mirror=git_mirror, deploy=deploy)
     reused, changed = _continue(ctx, given, load_started(settings, tgt.recipe.name))
     (env_backend, profile, python, python_mirror, pip_mirror, index_url, trusted_host,
-     find_links, cpu, source, endpoint, from_dir, ui, webui_dir, git_mirror, deploy) = (
+     find_links, cpu, source, endpoint, from_dir, ui, engine, webui_dir, git_mirror,
+     deploy) = (
         given[name] for name in STICKY)
     if ui not in (None, "webui"):
         raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
+    if engine not in (None, "vllm", "ctranslate2"):
+        raise UsageError(f"unknown --engine {engine!r}",
+                         hint="The engines to install: vllm (a server), ctranslate2 (speech "
+                         "models; the webui is --ui webui).")
     pip = PipOptions.from_choices(
         pip_mirror or settings.get("pip.mirror"), index_url or settings.get("pip.index_url"),
         trusted_host or ([settings.get("pip.trusted_host")] if settings.get("pip.trusted_host")
@@ -174,10 +198,10 @@ def install_cmd(
         quantization="4bit" if bits4 else "8bit" if bits8 else None,
         download_options=DownloadOptions(sources=list(source) if source else None,
                                          endpoint=endpoint, from_dir=from_dir),
-        ui=ui, engine=engine.lower() if engine else None,
+        ui=ui, engine=engine,
         webui_options=WebUIOptions(dir=webui_dir,
                                    git_mirror=git_mirror or settings.get("git.mirror"),
-                                   deploy=deploy, yes=yes),
+                                   deploy=deploy, yes=yes, accept_tree=accept_tree),
     )
     if tgt.recipe.kind == "asr" and options.quantization:
         raise UsageError("--4bit and --8bit are for text models; "
@@ -214,7 +238,10 @@ def install_cmd(
     def render(console) -> None:
         ran = sum(r.status == "ran" for r in results)
         done = sum(r.status == "done" for r in results)
-        out.success(f"{tgt.recipe.name} is installed ({ran} steps ran, {done} already done, "
+        found = sum(r.status == "satisfied" for r in results)
+        counts = [f"{ran} steps ran"] + [f"{n} already {what}" for n, what in
+                                          ((done, "done"), (found, "satisfied")) if n]
+        out.success(f"{tgt.recipe.name} is installed ({', '.join(counts)}, "
                     f"{doc['seconds']:.1f}s). Model: {tgt.model_dir}")
         for key, why in plan.skipped:
             out.info(f"  skipped {key}: {why}")
@@ -228,7 +255,8 @@ STICKY = {
     "python_mirror": "--python-mirror", "pip_mirror": "--pip-mirror", "index_url": "--index-url",
     "trusted_host": "--trusted-host", "find_links": "--find-links", "cpu": "--cpu",
     "source": "--source", "endpoint": "--endpoint", "from_dir": "--from", "ui": "--ui",
-    "webui_dir": "--webui-dir", "git_mirror": "--git-mirror", "deploy": "--deploy",
+    "engine": "--engine", "webui_dir": "--webui-dir", "git_mirror": "--git-mirror",
+    "deploy": "--deploy",
 }
 _PATHS = {"from_dir", "webui_dir"}
 
@@ -277,10 +305,13 @@ def _show_plan(plan, out: Output) -> None:
            "skipped": [{"key": k, "why": why} for k, why in plan.skipped]}
 
     def render(console) -> None:
+        from rich.markup import escape
+
         console.print(f"[bold]Plan for {plan.recipe.name}[/] (dry run: nothing is changed)")
         for i, row in enumerate(rows, 1):
-            mark = "[green]done[/]" if row["done"] else "todo"
-            console.print(f"{i}. {row['title']}  [{mark}]")
+            mark = ("[green]already satisfied[/]" if row.get("satisfied") else
+                    "[green]done[/]" if row["done"] else "todo")
+            console.print(f"{i}. {escape(row['title'])}  \\[{mark}]")
             for command in row["commands"]:
                 console.print(f"   $ {command}", markup=False, highlight=False)
             if row.get("requirements") or row.get("trimmed_from"):

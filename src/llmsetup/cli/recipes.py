@@ -18,9 +18,11 @@ def recipes_validate(
     files: Annotated[list[Path], typer.Argument(help="Recipe files to check.", metavar="FILE...")],
     json_: JsonOpt = False,
 ) -> None:
-    """Check recipe files; a bad one exits 2 with file:line, the field and what was expected."""
+    """Check recipe files; a bad one exits 2 with file:line, the field and what was expected.
+
+    Two of the files with the same recipe name are an error too."""
     from llmsetup.errors import LLMSetupError, RecipeError
-    from llmsetup.recipes.loader import load_file
+    from llmsetup.recipes.loader import duplicate_message, load_file
 
     out = Output(json_)
     results = []
@@ -33,6 +35,12 @@ def recipes_validate(
                             or [exc.message]})
         except LLMSetupError as exc:
             results.append({"file": str(path), "ok": False, "problems": [exc.message]})
+    first: dict[str, dict] = {}
+    for r in results:
+        if r["ok"] and r["name"] in first:
+            r["ok"] = False
+            r["problems"] = [duplicate_message(r["name"], [first[r["name"]]["file"], r["file"]])]
+        first.setdefault(r.get("name"), r)
     bad = [r for r in results if not r["ok"]]
 
     def render(console) -> None:

@@ -8,11 +8,20 @@ from typing import Annotated
 import typer
 
 from llmsetup.cli._context import state
-from llmsetup.cli._options import BeamsOpt, DeviceOpt, JsonOpt, SpeechEngineOpt, TargetArg
+from llmsetup.cli._options import (
+    BeamsOpt,
+    DeviceOpt,
+    JsonOpt,
+    SpeechEngineOpt,
+    TargetArg,
+    check_input_files,
+    check_interpreter,
+)
 from llmsetup.cli._output import Output
 
 FilesArg = Annotated[list[str], typer.Argument(
-    metavar="FILE...", help="Recordings in any format FFmpeg reads (m4a, mp3, wav, flac, "
+    metavar="FILE...", callback=check_input_files,
+    help="Recordings in any format FFmpeg reads (m4a, mp3, wav, flac, "
     "ogg, webm, mp4, aac, amr, ...).")]
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", metavar="PATH",
@@ -38,6 +47,7 @@ TimestampsOpt = Annotated[str, typer.Option(
     help="Subtitle cues per phrase (chunk) or from word timestamps (word).")]
 PythonOpt = Annotated[str | None, typer.Option(
     "--python", metavar="PATH", help="Run the model with this interpreter.",
+    callback=check_interpreter,
     show_default="the environment `llmsetup install` made")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
 

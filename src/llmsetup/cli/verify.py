@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from llmsetup.cli._options import (
     SpeechEngineOpt,
     TargetArg,
     TrustRemoteCodeOpt,
+    check_input_file,
 )
 from llmsetup.cli._output import Output
 
@@ -44,7 +46,8 @@ def verify_cmd(
     trust_remote_code: TrustRemoteCodeOpt = False,
     python: PythonOpt = None,
     audio: Annotated[Path | None, typer.Option(
-        "--audio", metavar="FILE", help="Speech models: the recording to transcribe.")] = None,
+        "--audio", metavar="FILE", help="Speech models: the recording to transcribe.",
+        callback=check_input_file)] = None,
     language: Annotated[str | None, typer.Option(
         "--language", metavar="L", help="Speech models: the spoken language, e.g. zh.")] = None,
     task: Annotated[str | None, typer.Option(
@@ -58,8 +61,19 @@ def verify_cmd(
         "--webui", metavar="URL", help="Check a running text-generation-webui instead: its page, "
         "and one chat answer through its API when it has one.")] = None,
     webui_api: Annotated[str | None, typer.Option(
-        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, port "
-        "5000).")] = None,
+        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, at "
+        "the API port `serve` recorded for that page, else 5000).")] = None,
+    api: Annotated[str | None, typer.Option(
+        "--api", metavar="URL", help="Check a running OpenAI-compatible server instead (vLLM, "
+        "the webui's API, others): /v1/models, then the smoke prompts through "
+        "/v1/chat/completions. The key `serve` stored is sent; LLMSETUP_API_KEY overrides it."
+    )] = None,
+    expect: Annotated[str | None, typer.Option(
+        "--expect", metavar="TEXT", help="With --api or --webui: the first prompt's answer must "
+        "contain TEXT (a known answer, e.g. Paris).")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=1, help="With --api or --webui: seconds to wait for each answer.")]
+    = 300.0,
     json_: JsonOpt = False,
 ) -> None:
     """Load a model and prove it works: smoke prompts for text models, a recording for Whisper.
@@ -73,8 +87,19 @@ def verify_cmd(
 
     app = state(ctx)
     out = Output(json_)
-    if webui or webui_api:
-        _verify_webui(app, target, webui, webui_api, max_new_tokens, out)
+    if api and (webui or webui_api):
+        raise UsageError("--api and --webui check different servers: choose one",
+                         hint="--webui checks the page and, through its API, an answer.")
+    if expect and not (api or webui or webui_api):
+        raise UsageError("--expect is for --api and --webui",
+                         hint="Local answers are checked by `verify` without it.")
+    if api or webui or webui_api:
+        server = ServerCheck(prompts=prompt or _recipe_prompts(app, target),
+                             max_tokens=max_new_tokens or 64, expect=expect, timeout=timeout)
+        if api:
+            _verify_api(app, target, api, server, out)
+        else:
+            _verify_webui(app, target, webui, webui_api, server, out)
         return
     resolved = app.target(target)
     interpreter = python_for(resolved, app.settings, python)
@@ -144,49 +169,111 @@ def _verify_speech(target, settings, python: str, out: Output, *, text_only: boo
     show(result)
 
 
+@dataclass
+class ServerCheck:
+    """What ``verify --api`` and ``verify --webui`` ask a running server."""
+
+    prompts: list[str]
+    max_tokens: int
+    expect: str | None
+    timeout: float
+
+
+def _recipe_prompts(app, target: str) -> list[str]:
+    """The recipe's first smoke prompt (a folder's recipe is made up, with a generic one)."""
+    recipe = app.target(target).recipe
+    return list(recipe.smoke.prompts[:1]) if recipe.smoke.prompts else ["Hello! Who are you?"]
+
+
+def _check_api(app, url: str, check: ServerCheck) -> dict:
+    """The one code path of ``--api`` and of the API half of ``--webui``."""
+    from llmsetup.serving.auth import load_api_key
+    from llmsetup.serving.check import check_api
+    from llmsetup.serving.openai_client import Client
+
+    client = Client(url, api_key=load_api_key(app.settings), timeout=check.timeout)
+    return check_api(client, check.prompts, max_tokens=check.max_tokens, expect=check.expect)
+
+
+def _render_api(console, doc: dict) -> None:
+    from rich.markup import escape
+
+    verdict = "[green]passed[/]" if doc["ok"] else "[red]FAILED[/]"
+    console.print(f"[bold]{escape(doc['model'])}[/] at {escape(doc['api'])}: {verdict} "
+                  f"(models: {escape(', '.join(doc['models']))})")
+    for item in doc["prompts"]:
+        console.print(f"[bold]Q:[/] {escape(item['prompt'])}")
+        console.print(f"[bold]A:[/] {escape(item['answer']) or '[dim](empty)[/]'}")
+        console.print(f"   [dim]{item['new_tokens'] if item['new_tokens'] is not None else '?'} "
+                      f"tokens in {item['seconds']:.2f} s, stopped by "
+                      f"{item['finish_reason']}[/]")
+        for problem in item["problems"]:
+            console.print(f"   [red]{escape(problem)}[/]")
+
+
+def _verify_api(app, target: str, url: str, check: ServerCheck, out: Output) -> None:
+    """Models, then each smoke prompt answered and judged like a local answer."""
+    from llmsetup.errors import CheckFailed
+
+    doc = {"target": target, **_check_api(app, url, check)}
+    out.result(doc, lambda console: _render_api(console, doc))
+    if not doc["ok"]:
+        raise CheckFailed(f"the server at {doc['api']} failed the smoke test: "
+                          + "; ".join(doc["problems"]),
+                          hint="Garbled or empty answers: a chat template or dtype that does "
+                          "not fit the model (on a CPU serve in float32), or damaged weights.")
+
+
 def _verify_webui(app, target: str, url: str | None, api_url: str | None,
-                  max_new_tokens: int | None, out: Output) -> None:
-    """The page answers; with the API on, one chat request gets a non-empty answer."""
+                  check: ServerCheck, out: Output) -> None:
+    """The page answers; with the API on, the smoke prompts are answered (as ``--api``)."""
     from urllib.parse import urlsplit
 
     from llmsetup.errors import CheckFailed, UsageError
-    from llmsetup.webui.api import chat_once, check_page
+    from llmsetup.webui.api import check_page
+    from llmsetup.webui.server import recorded_api_url
 
     if not url:
         raise UsageError("--webui-api needs --webui URL (the page)")
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if not parts.hostname:
         raise UsageError(f"--webui {url}: not a URL", hint="e.g. --webui http://127.0.0.1:7860")
-    recipe = app.catalog.get(target) if not Path(target).exists() else None
-    prompt = (recipe.smoke.prompts[0] if recipe and recipe.smoke.prompts
-              else "Hello! Who are you?")
+    recipe = app.target(target).recipe  # a folder's is made up
     status = check_page(parts.geturl())
     doc: dict = {"target": target, "webui": parts.geturl(), "page_status": status,
                  "api": None, "passed": status == 200}
     if status != 200:
         out.result(doc)
-        raise CheckFailed(f"the webui page at {parts.geturl()} answered {status}, not 200")
-    api = api_url or f"{parts.scheme}://{parts.hostname}:5000"
+        raise CheckFailed(f"the webui page at {parts.geturl()} answered {status}, not 200",
+                          hint="401: the page has a login (`llmsetup serve` printed it)."
+                          if status == 401 else None)
+    recorded = recorded_api_url(app.settings, recipe.name, parts.geturl())
+    api, api_from = ((api_url, "--webui-api") if api_url else
+                     (recorded, "the port `serve` recorded") if recorded else
+                     (f"{parts.scheme}://{parts.hostname}:5000", "the default port"))
     try:
-        answer = chat_once(api, prompt, max_tokens=max_new_tokens or 64)
-        doc["api"] = {"url": api, "prompt": prompt, "answer": answer}
-        doc["passed"] = bool(answer.strip())
+        result = _check_api(app, api, check)
+        doc["api"] = {"url": api, "from": api_from, **result,
+                      "answer": result["prompts"][0]["answer"]}
+        doc["passed"] = result["ok"]
     except CheckFailed as exc:
         if api_url:  # asked for explicitly: it must answer
             raise
-        doc["api"] = {"url": api, "skipped": exc.message}
+        doc["api"] = {"url": api, "from": api_from, "skipped": exc.message}
 
     def render(console) -> None:
-        console.print(f"{parts.geturl()} answers ({status}).", markup=False)
-        if doc["api"] and "answer" in doc["api"]:
-            console.print(f"API chat: {prompt!r} -> {doc['api']['answer']!r}", markup=False)
+        console.print(f"Page {parts.geturl()} answers ({status}).", markup=False)
+        if doc["api"] and "prompts" in doc["api"]:
+            console.print(f"API {api} ({api_from}):", markup=False)
+            _render_api(console, doc["api"])
         elif doc["api"]:
-            console.print(f"No API at {api} (start the server with --api to check a chat "
-                          "answer too).", markup=False)
+            console.print(f"No API at {api} ({api_from}; start the server with --api to "
+                          "check a chat answer too).", markup=False)
 
     out.result(doc, render)
     if not doc["passed"]:
-        raise CheckFailed("the webui API answered with empty text",
+        raise CheckFailed("the webui API failed the smoke test: "
+                          + "; ".join(doc["api"]["problems"]),
                           hint="Check the loaded model in the webui's Model tab.")
 
 

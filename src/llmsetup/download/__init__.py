@@ -83,4 +83,6 @@ def download_for_install(target: Target, settings: Settings, options: DownloadOp
     from llmsetup.download.progress import LineSink
 
     manifest = download_model(target, settings, options, LineSink(on_line))
-    return {"model_dir": str(manifest.model_dir), **manifest.summary(), "run": manifest.run}
+    info = {"model_dir": str(manifest.model_dir), **manifest.summary(), "run": manifest.run}
+    notes = manifest.trust_notes()
+    return {**info, "summary": "; ".join(notes)} if notes else info

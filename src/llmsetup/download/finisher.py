@@ -29,12 +29,25 @@ class Finisher:
         ok = {"sha256": sha256 == (t.file.sha256 or "").lower(),
               "git-sha1": git_sha1 == (t.file.git_oid or "").lower(),
               "size": True}[expected]
+        if not ok and t.file.hash_from and t.file.accept_by_size:
+            self.reporter.emit("warning", message=f"{t.file.path} differs from "
+                               f"{t.file.hash_from}: {t.source.name}'s copy accepted by its "
+                               "size (--accept-mirror-copy)")
+            ok, expected = True, "size"
         if ok:
             self._commit(fl, sha256, expected)
             return
         fl.hash_tries += 1
         got = sha256 if expected == "sha256" else git_sha1
         want = t.file.sha256 if expected == "sha256" else t.file.git_oid
+        if t.file.hash_from:  # a hash the source never promised: never a second download
+            self.sched.file_failed(fl)  # the bytes stay for --accept-mirror-copy
+            self.sched.fail(IntegrityError(
+                t.source.name, f"{t.file.path} differs from {t.file.hash_from} ({expected} "
+                f"{want} there, {got} here): {t.source.name}'s copy may be older",
+                hint=f"Accept {t.source.name}'s copy by its size with --accept-mirror-copy "
+                "(it is kept: no second download), or use another source (--source)."))
+            return
         if fl.hash_tries >= self.config.hash_attempts:
             t.partial.discard()
             self.sched.file_failed(fl)

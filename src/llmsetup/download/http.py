@@ -55,12 +55,35 @@ class _Session(requests.Session):
     """
 
     _SECRET_HEADERS = SECRET_HEADERS
+    #: (scheme, host, port) of the Hub itself: an ``Authorization`` (an HF token) follows a
+    #: redirect there, as huggingface_hub lets it (a user-set endpoint or proxy that
+    #: redirects to huggingface.co). Never a CDN, never another mirror.
+    hub_origins = frozenset({("https", "huggingface.co", 443), ("https", "hf.co", 443)})
 
     def rebuild_auth(self, prepared_request, response) -> None:  # type: ignore[override]
+        auth = prepared_request.headers.get("Authorization")
         super().rebuild_auth(prepared_request, response)
         if self.should_strip_auth(response.request.url, prepared_request.url):
             for name in self._SECRET_HEADERS:
                 prepared_request.headers.pop(name, None)
+            if auth and _origin(prepared_request.url) in self.hub_origins:
+                prepared_request.headers["Authorization"] = auth
+
+
+def cross_host_headers(headers: Mapping[str, str], target: str) -> dict[str, str]:
+    """``headers`` fit for ``target``, a URL on another host than the one they were for:
+    no credentials, except an HF token going to the Hub itself (:attr:`_Session.hub_origins`)."""
+    keep_auth = _origin(target) in _Session.hub_origins
+    return {k: v for k, v in headers.items()
+            if k.title() not in SECRET_HEADERS or (keep_auth and k.title() == "Authorization")}
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    from urllib.parse import urlsplit
+
+    split = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(split.scheme, 0)
+    return split.scheme, (split.hostname or "").lower(), split.port or default
 
 
 def new_session() -> requests.Session:
@@ -214,8 +237,11 @@ _NETWORK_PATTERNS = (
 def describe_network_error(exc: BaseException) -> str:
     """One short line for a requests/urllib3/socket error (not a page of reprs)."""
     text = f"{type(exc).__name__}: {exc}"
-    request = getattr(exc, "request", None)
-    url = getattr(request, "url", None) or ""
+    try:  # httpx raises RuntimeError for an error without a request
+        request = getattr(exc, "request", None)
+    except RuntimeError:
+        request = None
+    url = str(getattr(request, "url", None) or "")  # httpx: a URL object
     host = url.split("/")[2] if url.count("/") >= 2 else "the server"
     for pattern, message in _NETWORK_PATTERNS:
         if pattern in text:

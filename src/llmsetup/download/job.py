@@ -25,7 +25,7 @@ from llmsetup.download.errors import (
 )
 from llmsetup.download.hasher import file_hashes
 from llmsetup.download.http import waits_reported
-from llmsetup.download.manifest import Entry, Manifest, shards_of
+from llmsetup.download.manifest import Entry, Manifest, lock_path, shards_of
 from llmsetup.download.options import DownloadOptions
 from llmsetup.download.partial import PartialFile, content_key
 from llmsetup.download.progress import NULL_REPORTER, Reporter, human_bytes
@@ -78,7 +78,7 @@ def folder_lock(model_dir: Path, reporter: Reporter, timeout: float | None) -> I
 
     state = model_dir / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(state / "lock"))
+    lock = FileLock(str(lock_path(model_dir)))
     owner = state / "lock.owner"
     try:
         lock.acquire(timeout=0)
@@ -149,6 +149,7 @@ def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter
         failures: list[SourceError] = []
         for name in names:
             source = make_source(name, ref, settings, endpoint=options.endpoint,
+                                 accept_mirror_copy=options.accept_mirror_copy,
                                  cancel=options.cancel)
             reporter.emit("source", name=name, detail=source.describe())
             try:
@@ -187,6 +188,9 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
         raise UsageError(f"no file of {ref.repo_id} matches the filters "
                          f"({len(listing.files)} files listed)",
                          hint="Check --include/--exclude (globs match the whole path).")
+    # What this run sets out to fetch: until it finishes, `check` names what is lacking.
+    manifest.expected = {f.path: f.size for f in selection.files}
+    manifest.save()
     transfers, skipped = _transfers_to_fetch(selection.files, source, manifest, reporter)
     need = sum(t.file.size - t.partial.saved_bytes() for t in transfers)
     _check_disk(ref.model_dir, need)
@@ -237,7 +241,7 @@ def _transfers_to_fetch(files: list[RemoteFile], source: Source, manifest: Manif
         if _already_there(f, final, source, manifest, reporter):
             skipped += 1
             continue
-        key = content_key(f.path, f.size, f.sha256, source.partial_identity())
+        key = content_key(f.path, f.size, f.partial_sha256, source.partial_identity())
         partial = PartialFile(partial_dir, f.path, key, f.size,
                               git_oid=None if f.sha256 else f.git_oid)
         if final.is_file() and final.stat().st_size < f.size and f.path not in manifest.files \
@@ -254,6 +258,13 @@ def _already_there(f: RemoteFile, final: Path, source: Source, manifest: Manifes
     if entry is not None:  # we wrote it and it is untouched: compare the recorded hashes
         if entry.size != f.size:
             return False
+        if f.hash_from and entry.verified_by == "size" and entry.source == source.name \
+                and entry.sha256 != f.sha256:
+            # This source's copy, taken by size earlier (--accept-mirror-copy): the hash is
+            # borrowed from elsewhere, so its difference is known, not news.
+            reporter.emit("file_skipped", path=f.path, size=f.size,
+                          reason=f"accepted earlier by size (differs from {f.hash_from})")
+            return True
         if f.sha256:
             if entry.sha256 != f.sha256:
                 return False  # the remote changed

@@ -9,7 +9,8 @@ parameter, or a 403/404/410 from the CDN); then the file is resolved again.
 
 While one connection resolves a file, the others of that file wait for it (at most a
 request's timeouts), so a file with many parts is resolved once, not once per connection.
-Credentials never go to the final URL's host when it differs from the original's.
+Credentials never go to the final URL's host when it differs from the original's, except
+an HF token to the Hub itself (a user-set endpoint that redirects to huggingface.co).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from llmsetup.download.http import SECRET_HEADERS
+from llmsetup.download.http import cross_host_headers
 from llmsetup.download.sources.base import RemoteFile, Source
 
 #: A link this close to its expiry is resolved again rather than used.
@@ -69,8 +70,7 @@ class FileLink:
                 if self._final is not None and (self._expires is None or
                                                 time.time() < self._expires - _EXPIRY_MARGIN_S):
                     if _host(self._final) != _host(url):
-                        headers = {k: v for k, v in headers.items()
-                                   if k.title() not in SECRET_HEADERS}
+                        headers = cross_host_headers(headers, self._final)
                     return self._final, dict(headers), False, True
                 self._final = None
                 left = deadline - time.monotonic()

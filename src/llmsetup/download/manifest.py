@@ -21,14 +21,17 @@ that each shard named by a ``*.index.json`` is present.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import stat
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from llmsetup.download.hasher import file_hashes
-from llmsetup.download.sources.base import STATE_DIR
+from llmsetup.download.errors import UnsafeListing
+from llmsetup.download.sources.base import STATE_DIR, safe_relpath
 from llmsetup.fileio import write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
@@ -37,6 +40,40 @@ FORMAT = 1
 
 def manifest_path(model_dir: Path) -> Path:
     return model_dir / STATE_DIR / MANIFEST_NAME
+
+
+def lock_path(model_dir: Path) -> Path:
+    """The lock a download holds on its folder (``download.job.folder_lock``)."""
+    return model_dir / STATE_DIR / "lock"
+
+
+def download_running(model_dir: Path) -> str | None:
+    """The pid (as text, "?" if unknown) of a download now writing ``model_dir``, or None.
+
+    Probes the folder lock without waiting; never creates it."""
+    path = lock_path(model_dir)
+    if not path.is_file():
+        return None
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            return path.with_name("lock.owner").read_text(encoding="utf-8").strip() or "?"
+        except OSError:
+            return "?"
+    lock.release()
+    return None
+
+
+def is_safe_path(name: str) -> bool:
+    """Whether a manifest path passes the rule remote names pass (``safe_relpath``)."""
+    try:
+        return safe_relpath(name, "manifest") == name
+    except UnsafeListing:
+        return False
 
 
 @dataclass
@@ -64,6 +101,11 @@ class Manifest:
     #: True once a download (or adoption) of the whole selection finished; a run in
     #: progress or one that failed half-way leaves it False.
     complete: bool = False
+    #: path -> size of every file the last download set out to fetch (its selection), so
+    #: that an unfinished download can say what it lacks. None in older manifests.
+    expected: dict[str, int] | None = None
+    #: Entries refused when loading: paths that fail the safe-path rule (``..``, absolute).
+    refused: list[str] = field(default_factory=list, compare=False)
     #: What the last download did (source, bytes fetched, ...); not saved.
     run: dict = field(default_factory=dict, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -73,11 +115,20 @@ class Manifest:
         """The manifest of ``model_dir``, or None if it has none (or an unreadable one)."""
         try:
             doc = json.loads(manifest_path(model_dir).read_text(encoding="utf-8"))
-            files = {p: Entry(**e) for p, e in doc["files"].items()}
-        except (OSError, ValueError, KeyError, TypeError):
+            files = {str(p): Entry(**e) for p, e in doc["files"].items()}
+            expected = doc.get("expected")
+            expected = ({str(p): int(n) for p, n in expected.items()}
+                        if isinstance(expected, dict) else None)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+        # A hand-edited or hostile manifest must not make `check` read, or `download`
+        # keep, anything outside the model folder.
+        refused = sorted(p for p in {*files, *(expected or {})} if not is_safe_path(p))
+        files = {p: e for p, e in files.items() if p not in refused}
+        if expected is not None:
+            expected = {p: n for p, n in expected.items() if p not in refused}
         return cls(model_dir, repo_id or str(doc.get("repo_id", "")), files,
-                   complete=bool(doc.get("complete")))
+                   complete=bool(doc.get("complete")), expected=expected, refused=refused)
 
     @classmethod
     def load_or_new(cls, model_dir: Path, repo_id: str) -> Manifest:
@@ -92,6 +143,8 @@ class Manifest:
             doc = {"format": FORMAT, "repo_id": self.repo_id, "complete": self.complete,
                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    "files": {p: asdict(e) for p, e in sorted(self.files.items())}}
+            if self.expected is not None:
+                doc["expected"] = dict(sorted(self.expected.items()))
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(path, doc, indent=1)
 
@@ -118,12 +171,22 @@ class Manifest:
             return None
         return entry
 
+    def not_downloaded(self) -> list[str] | None:
+        """Files of the last selection that the manifest lacks; None when unknown."""
+        if self.expected is None:
+            return None
+        return sorted(p for p in self.expected if p not in self.files)
+
     def summary(self) -> dict:
         by: dict[str, int] = {}
         for e in self.files.values():
             by[e.verified_by] = by.get(e.verified_by, 0) + 1
         return {"files": len(self.files), "bytes": sum(e.size for e in self.files.values()),
                 "verified_by": by}
+
+    def trust_notes(self) -> list[str]:
+        """What the summary must say about files no hash vouched for (empty when none)."""
+        return trust_notes(self.summary()["verified_by"])
 
     def to_json(self) -> dict:
         return {"model_dir": str(self.model_dir), "repo_id": self.repo_id,
@@ -179,11 +242,19 @@ def missing_shards(model_dir: Path, indexes: list[Path] | None = None) -> list[t
 def check_folder(model_dir: Path, on_file=None) -> dict:
     """Re-verify ``model_dir`` against its manifest; the report says ``ok`` or what is wrong.
 
-    ``on_file(path, status)`` is called as each file is checked (for progress).
+    Not ok either: a download that did not finish (``complete`` false: ``not_downloaded``
+    names what the manifest still lacks, when the manifest knows), one still running
+    (``downloading``: its pid), and manifest entries refused by the safe-path rule
+    (``refused``). ``on_file(path, status)`` is called as each file is checked.
     """
     manifest = Manifest.load(model_dir)
     report: dict = {"model_dir": str(model_dir), "manifest": str(manifest_path(model_dir)),
-                    "has_manifest": manifest is not None, "files": [], "missing_shards": []}
+                    "has_manifest": manifest is not None, "files": [], "missing_shards": [],
+                    "complete": bool(manifest and manifest.complete),
+                    "downloading": download_running(model_dir),
+                    "not_downloaded": (manifest.not_downloaded()
+                                       if manifest and not manifest.complete else None),
+                    "refused": manifest.refused if manifest else []}
     for path, entry in sorted((manifest.files if manifest else {}).items()):
         status = _check_entry(model_dir / path, entry)
         report["files"].append({"path": path, "size": entry.size, "status": status,
@@ -192,8 +263,10 @@ def check_folder(model_dir: Path, on_file=None) -> dict:
             on_file(path, status)
     report["missing_shards"] = [{"index": i, "shard": s} for i, s in missing_shards(model_dir)]
     bad = [f for f in report["files"] if f["status"] != "ok"]
-    report["problems"] = len(bad) + len(report["missing_shards"])
-    report["ok"] = manifest is not None and report["problems"] == 0
+    report["problems"] = (len(bad) + len(report["missing_shards"]) + len(report["refused"])
+                          + len(report["not_downloaded"] or []))
+    report["ok"] = (manifest is not None and report["problems"] == 0 and report["complete"]
+                    and report["downloading"] is None)
     report["size_only"] = sorted(f["path"] for f in report["files"]
                                  if f["verified_by"] in ("size", "none"))
     return report
@@ -201,10 +274,42 @@ def check_folder(model_dir: Path, on_file=None) -> dict:
 
 def _check_entry(path: Path, entry: Entry) -> str:
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         return "missing"
-    if size != entry.size:
-        return f"wrong size ({size} bytes, expected {entry.size})"
-    sha256, _ = file_hashes(path)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (refused)"  # /dev/zero or a fifo would never end
+    if st.st_size != entry.size:
+        return f"wrong size ({st.st_size} bytes, expected {entry.size})"
+    try:
+        sha256 = _regular_file_sha256(path)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
     return "ok" if sha256 == entry.sha256 else "sha256 mismatch"
+
+
+def _regular_file_sha256(path: Path) -> str:
+    # O_NONBLOCK: if the path was swapped for a fifo since the stat, opening it must not
+    # wait for a writer; fstat then refuses it.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        sha = hashlib.sha256()
+        while chunk := fh.read(8 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def trust_notes(verified_by: dict[str, int]) -> list[str]:
+    """One line per kind of weak check in a ``verified_by`` count (``summary()``)."""
+    notes = []
+    if verified_by.get("none"):
+        notes.append(f"{verified_by['none']} file(s) adopted without a hash to check against; "
+                     "sizes only")
+    if verified_by.get("size"):
+        notes.append(f"{verified_by['size']} file(s) verified by size only (the source "
+                     "published no hash)")
+    return notes

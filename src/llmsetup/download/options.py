@@ -33,3 +33,5 @@ class DownloadOptions:
     engine: EngineConfig | None = None
     #: Seconds to wait for another process's download of the same folder (None: forever).
     lock_timeout: float | None = None
+    #: Take a mirror's copy (aliendao) by its size where it differs from the HF revision.
+    accept_mirror_copy: bool = False

@@ -31,6 +31,8 @@ class PipOptions:
     trusted_hosts: list[str] = field(default_factory=list)
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
+    #: Indexes besides the main one (the CPU builds of torch live on their own index).
+    extra_index_urls: list[str] = field(default_factory=list)
 
     @classmethod
     def from_choices(cls, mirror: str | None, index_url: str | None,
@@ -58,8 +60,11 @@ class PipOptions:
         args: list[str] = []
         if self.no_index:
             args.append("--no-index")
-        elif self.index_url:
-            args += [index_flag, self.index_url]
+        else:
+            if self.index_url:
+                args += [index_flag, self.index_url]
+            for url in self.extra_index_urls:
+                args += ["--extra-index-url", url]
         for host in self.trusted_hosts:
             args += [trusted_flag, host]
         for folder in self.find_links:

@@ -133,6 +133,8 @@ def progress_line(event: dict) -> str | None:
                 f"{describe_quantization(event['quantization'])})")
     if stage == "prompt":
         return f"Prompt {event['index']}/{event['total']}"
+    if stage == "note":
+        return f"Note: {event['message']}"
     return None
 
 

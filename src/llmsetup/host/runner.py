@@ -33,9 +33,9 @@ HINTS = {
              "NAME`.",
 }
 # Codes that mean the user's input was wrong (exit status 2) rather than a failed check.
-USAGE_CODES = {"bad-input", "wrong-kind", "bnb-no-cpu", "bad-audio", "no-audio", "silent-audio",
-               "ffmpeg-missing", "incomplete-model", "not-a-model", "remote-code",
-               "engine-missing"}
+USAGE_CODES = {"bad-input", "wrong-kind", "bnb-no-cpu", "saved-by-newer", "bad-audio",
+               "no-audio", "silent-audio", "ffmpeg-missing", "incomplete-model", "not-a-model",
+               "remote-code", "engine-missing"}
 
 
 def script(module: str) -> Path:

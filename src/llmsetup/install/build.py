@@ -1,7 +1,9 @@
 """The one place that picks an install's route and assembles its steps.
 
-Routes: the model's own environment (the default), and ``--ui webui`` (the book's
-text-generation-webui, :mod:`llmsetup.install.webui_route`). The plan never imports the
+Routes: the model's own environment (the default), ``--ui webui`` (the book's
+text-generation-webui, :mod:`llmsetup.install.webui_route`) and ``--engine vllm`` (vLLM's
+server, :mod:`llmsetup.install.engine_route`); ``--engine ctranslate2`` adds a step to the
+model's own route (faster-whisper, for speech models). The plan never imports the
 steps, and the steps never import a route: only this module knows them all.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
-from llmsetup.install import webui_route
+from llmsetup.install import engine_route, webui_route
 from llmsetup.install.plan import InstallOptions, Plan
 from llmsetup.install.steps import (
     CudaCheckStep,
@@ -25,7 +27,14 @@ from llmsetup.settings import Settings
 def build_plan(target, settings: Settings, options: InstallOptions) -> Plan:
     """The install plan for ``target`` with ``options``."""
     plan = Plan(target, settings, options)
-    if options.ui == "webui":
+    if options.ui == "webui" and options.engine == "vllm":
+        raise UsageError("--ui webui and --engine vllm are two different servers: choose one")
+    if options.ui and options.engine == "ctranslate2":
+        raise UsageError("--engine ctranslate2 is for speech models; --ui webui serves "
+                         "text models")
+    if options.engine == "vllm":
+        engine_route.add_steps(plan)
+    elif options.ui == "webui":
         webui_route.add_steps(plan)
     else:
         _model_route(plan)
@@ -50,7 +59,7 @@ def _model_route(plan: Plan) -> None:
         lock = recipe.lock_path(profile) if options.use_lock else None
         requirements = RequirementsStep(plan, backend, profile, pins, lock)
         plan.steps.append(requirements)
-    if options.engine:
+    if options.engine == "ctranslate2":
         plan.steps.append(EngineStep(plan, backend, options.engine, profile,
                                      recipe.lock_path(profile) if options.use_lock else None))
     if options.cuda_check:

@@ -35,6 +35,8 @@ class WebUIOptions:
     deploy: str = "link"  # link | copy | move
     #: Check out the book's commit in an existing checkout that is elsewhere.
     yes: bool = False
+    #: Use a folder that is not a git checkout even when its files do not match the commit.
+    accept_tree: bool = False
 
     def checkout_dir(self) -> Path:
         return (self.dir.expanduser().absolute() if self.dir
@@ -60,6 +62,7 @@ class InstallOptions:
     download_options: DownloadOptions = field(default_factory=DownloadOptions)
     ui: str | None = None
     webui_options: WebUIOptions = field(default_factory=WebUIOptions)
+    #: ``--engine vllm``: install the serving engine's environment beside the model.
     #: ``--engine ctranslate2`` (speech models): faster-whisper in the model's environment,
     #: and verify runs through it.
     engine: str | None = None
@@ -153,7 +156,10 @@ class Step(ABC):
 class StepResult:
     key: str
     title: str
-    status: str  # done | ran | skipped | failed | interrupted
+    #: done (by an earlier run of this install) | satisfied (found in place, never run by
+    #: llmsetup here: the current interpreter, a hand-made env) | ran | skipped | failed |
+    #: interrupted
+    status: str
     seconds: float = 0.0
     info: dict | None = None
     error: str | None = None
@@ -186,7 +192,8 @@ class Plan:
                 done = not self.options.force and step.is_done()
             except LLMSetupError:
                 done = False
-            rows.append({**step.describe(), "done": done})
+            rows.append({**step.describe(), "done": done,
+                         "satisfied": done and not step.record_matches()})
         return rows
 
     def run(self, reporter: PlanReporter | None = None) -> list[StepResult]:
@@ -212,8 +219,10 @@ class Plan:
         total = len(self.steps)
         for index, step in enumerate(self.steps, 1):
             if not self.options.force and step.is_done():
-                results.append(StepResult(step.key, step.title, "done"))
-                reporter.step_finished(index, total, step, "done", 0.0, None)
+                # Only a record of our own run makes it "done"; else it was found in place.
+                status = "done" if step.record_matches() else "satisfied"
+                results.append(StepResult(step.key, step.title, status))
+                reporter.step_finished(index, total, step, status, 0.0, None)
                 continue
             reporter.step_started(index, total, step)
             started = time.monotonic()

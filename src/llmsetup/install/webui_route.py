@@ -7,6 +7,7 @@ clone at the commit -> webui environment -> trimmed requirements + the profile's
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from llmsetup.envs import choose_backend, make_backend
@@ -24,53 +25,129 @@ def checkout_record_path(plan: Plan) -> Path:
 
 
 class CloneStep(Step):
+    """Get the webui at the recipe's commit: clone it, check out the commit in an existing
+    checkout, or accept a tree that is not a checkout (a release archive, ``git archive``)
+    when a few of its files match the commit's blob ids (or with ``--accept-tree``).
+
+    However the folder was obtained, it is recorded in ``webui.json`` so that ``serve`` finds
+    it; the step is done only once that record names this folder.
+    """
+
     key = "webui-clone"
 
     def __init__(self, plan: Plan) -> None:
         super().__init__(plan)
         self.spec = plan.recipe.webui
-        self.dir = plan.options.webui_options.checkout_dir()
-        self.url = webui.clone_url(self.spec.repo_url, plan.options.webui_options.git_mirror)
-        self.title = f"Get text-generation-webui at {self.spec.commit} into {self.dir}"
+        self.options = plan.options.webui_options
+        self.dir = self.options.checkout_dir()
+        # Validated here, so that the dry run refuses a mirror git could not use.
+        self.source = (webui.clone_source(self.spec.repo_url, self.options.git_mirror)
+                       if self._found() == "nothing" else None)
+        self.url = self.source.url if self.source else self.spec.repo_url
+        via = f" ({self.source.describe()})" if self.source and self.source.style != "direct" \
+            else ""
+        self.title = f"Get text-generation-webui at {self.spec.commit} into {self.dir}{via}"
+
+    def _found(self) -> str:
+        """What is at the folder: a checkout, a tree (files, no .git) or nothing."""
+        if (self.dir / ".git").exists():
+            return "checkout"
+        if self.dir.is_dir() and any(self.dir.iterdir()):
+            return "tree"
+        return "nothing"
 
     def fingerprint(self) -> str:
         return fingerprint(str(self.dir), self.spec.commit)
 
     def commands(self) -> list[list[str]]:
+        found = self._found()
         checkout = ["git", "-C", str(self.dir), "checkout", "--detach", self.spec.commit]
-        if (self.dir / ".git").exists():
+        if found == "tree" or (found == "checkout" and webui.at_commit(self.dir,
+                                                                       self.spec.commit)):
+            return []
+        if found == "checkout":
             return [checkout]
         return [["git", "clone", self.url, str(self.dir)], checkout]
 
-    def is_done(self) -> bool:
-        return (self.dir / ".git").exists() and webui.at_commit(self.dir, self.spec.commit)
+    def details(self) -> dict:
+        if self.source:
+            return {"clone_url": self.source.url, "mirror_style": self.source.style}
+        return {"found": self._found()}
 
-    def _save(self) -> None:
-        write_json_atomic(checkout_record_path(self.plan), {"dir": str(self.dir),
-                                                  "commit": webui.head_commit(self.dir)})
+    def _recorded(self) -> dict:
+        try:
+            rec = json.loads(checkout_record_path(self.plan).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return rec if rec.get("dir") == str(self.dir) else {}
+
+    def is_done(self) -> bool:
+        rec, found = self._recorded(), self._found()
+        if not rec:
+            return False
+        if found == "checkout":
+            return webui.at_commit(self.dir, self.spec.commit)
+        if found == "tree":
+            return rec.get("kind") == "tree" and (
+                rec.get("verified_by") == "--accept-tree"
+                or (bool(self.spec.tree_blobs)
+                and not webui.tree_mismatches(self.dir, self.spec.tree_blobs)))
+        return False
+
+    def _save(self, **facts) -> dict:
+        record = {"dir": str(self.dir), **facts}
+        write_json_atomic(checkout_record_path(self.plan), record)
+        return record
 
     def run(self, reporter: PlanReporter) -> dict:
-        log = self.plan.log_path(self.key)
-        if (self.dir / ".git").exists():
+        found = self._found()
+        if found == "tree":
+            return self._accept_tree()
+        if found == "checkout" and webui.at_commit(self.dir, self.spec.commit):
+            return {**self._save(kind="checkout", commit=webui.head_commit(self.dir)),
+                    "summary": f"found {self.dir} already at {self.spec.commit}; recorded"}
+        if found == "checkout":
             if not webui.is_clean(self.dir):
                 raise UsageError(f"{self.dir} has local changes and is not at "
                                  f"{self.spec.commit}", hint="Commit or stash them first; "
                                  "llmsetup never discards your work.")
-            if not self.plan.options.webui_options.yes:
+            if not self.options.yes:
                 raise UsageError(f"{self.dir} is at {webui.head_commit(self.dir)[:10]}, not the "
                                  f"book's {self.spec.commit}",
                                  hint="Rerun with --yes to check out the book's commit there.")
-        elif self.dir.exists() and any(self.dir.iterdir()):
-            raise UsageError(f"{self.dir} exists and is not a git checkout",
-                             hint="Choose another folder with --webui-dir.")
+        log = self.plan.log_path(self.key)
         for argv in self.commands():
             run(argv, log=log, on_line=reporter.step_output, what=" ".join(argv[:2]),
                 env={"GIT_TERMINAL_PROMPT": "0"},
                 hints=[("could not resolve host", "GitHub is unreachable: try --git-mirror."),
                        ("timed out", "GitHub is slow or blocked: try --git-mirror."),
                        ("did not match any", "The commit is not in that repository or mirror.")])
-        self._save()
-        return {"dir": str(self.dir), "commit": webui.head_commit(self.dir)}
+        how = (f"cloned {self.source.describe()}" if self.source
+               else f"checked out {self.spec.commit} in the existing checkout")
+        return {**self._save(kind="checkout", commit=webui.head_commit(self.dir)),
+                "summary": how}
+
+    def _accept_tree(self) -> dict:
+        """A folder of the webui's files without .git: check it against the commit."""
+        blobs = self.spec.tree_blobs
+        bad = webui.tree_mismatches(self.dir, blobs) if blobs else None
+        if blobs and not bad:
+            record = self._save(kind="tree", commit=self.spec.commit,
+                                verified_by="git blob ids of " + ", ".join(blobs))
+            return {**record, "summary": f"{self.dir} is not a git checkout; its "
+                    f"{', '.join(blobs)} match {self.spec.commit}: accepted"}
+        if not self.options.accept_tree:
+            why = (f"its {', '.join(bad)} do not match {self.spec.commit}" if bad
+                   else f"the recipe records no file ids to check it against "
+                   f"{self.spec.commit}")
+            raise UsageError(f"{self.dir} exists and is not a git checkout, and {why}",
+                             hint="Pass --accept-tree to use it as it is, or choose an empty "
+                             "folder with --webui-dir to clone into.")
+        record = self._save(kind="tree", commit=None, verified_by="--accept-tree",
+                            mismatches=bad or [])
+        return {**record, "summary": f"{self.dir} is not a git checkout; accepted as it is "
+                "(--accept-tree)" + (f"; differs from {self.spec.commit} in {', '.join(bad)}"
+                                     if bad else "")}
 
 
 class WebUIRequirementsStep(RequirementsStep):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from llmsetup.errors import NotFoundError, RecipeError
 from llmsetup.fileio import write_json_atomic
+from llmsetup.yamlfile import format_loc as _format_loc
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -28,87 +29,33 @@ def bundled_dir() -> Path:
     return here.parent.parent / "recipes"
 
 
-# -- YAML with line numbers ------------------------------------------------------------
-
-
-def _yaml():
-    import yaml
-
-    return yaml
-
-
-def _loader_cls():
-    yaml = _yaml()
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _lines(node: Any, path: tuple = (), out: dict | None = None, dups: list | None = None):
-    """Map each key path to its 1-based line; collect duplicate keys."""
-    yaml = _yaml()
-    out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen and dups is not None:
-                dups.append(((*path, key), key_node.start_mark.line + 1))
-            seen.add(key)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), out, dups)
-            out[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, (*path, i), out, dups)
-    return out
-
-
 def format_loc(loc: Iterable[Any]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text or "(recipe)"
-
-
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
+    return _format_loc(loc) or "(recipe)"
 
 
 def parse(text: str, path: Path):
     """Parse and validate recipe text; raise :class:`RecipeError` listing every problem."""
-    yaml = _yaml()
     from pydantic import ValidationError
 
+    from llmsetup import yamlfile
     from llmsetup.recipes.schema import Recipe
 
     shown = str(path)
     try:
-        node = yaml.compose(text, Loader=_loader_cls())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}" if mark else shown
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(
-            f"{where}: not valid YAML: {problem}",
-            hint="Check indentation and quoting around that line.",
-            problems=[f"{where}: not valid YAML: {problem}"],
-        ) from None
-    if node is None:
+        doc = yamlfile.parse(text)
+    except yamlfile.YamlProblem as exc:
+        where = f"{shown}:{exc.line}" if exc.line else shown
+        raise RecipeError(f"{where}: {exc.problem}", hint=exc.hint,
+                          problems=[f"{where}: {exc.problem}"]) from None
+    if doc is None:
         raise RecipeError(f"{shown}: the file is empty", hint="A recipe is a YAML mapping; "
                           "see `llmsetup show demo` for an example.",
                           problems=[f"{shown}: the file is empty"])
-    dups: list = []
-    lines = _lines(node, (), None, dups)
-    if dups:
-        problems = [f"{shown}:{line}: {format_loc(loc)}: duplicate key" for loc, line in dups]
+    if doc.duplicates:
+        problems = [f"{shown}:{line}: {format_loc(loc)}: duplicate key"
+                    for loc, line in doc.duplicates]
         raise RecipeError(problems[0], hint="Each key may appear once.", problems=problems)
-    data = yaml.load(text, Loader=_loader_cls())
+    data = doc.data
     if not isinstance(data, dict):
         msg = f"{shown}:1: a recipe must be a mapping of fields, got {type(data).__name__}"
         raise RecipeError(msg, hint="Start the file with 'name: ...'.", problems=[msg])
@@ -118,7 +65,7 @@ def parse(text: str, path: Path):
         problems = []
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
-            line = _line_for(loc, lines)
+            line = doc.line_for(loc)
             where = f"{shown}:{line}" if line else shown
             msg = err["msg"]
             if err["type"] == "missing":
@@ -154,19 +101,35 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
 
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+
+PRECEDENCE = ("--recipes-dir, then LLMSETUP_RECIPES_PATH, then the config file's "
+              "recipes_path, then the bundled recipes; in one folder, the file named after "
+              "the recipe, then the first by file name")
+
+
+def duplicate_message(name: str, files: Sequence[Path | None]) -> str:
+    """One line for a recipe name defined by several files; the first one is used."""
+    shown = [str(f) for f in files]
+    return (f"recipe {name!r} is defined in {' and '.join(shown)}; using {shown[0]} "
+            f"(precedence: {PRECEDENCE})")
 
 
 class Catalog:
     """All recipes visible to this run: bundled ones, overridden by the user's folders."""
 
     def __init__(self, user_dirs: Sequence[Path] = (), include_bundled: bool = True,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        """``warn`` receives each duplicate name's line once (see :data:`PRECEDENCE`)."""
         self.dirs: list[Path] = list(user_dirs) + ([bundled_dir()] if include_bundled else [])
         self.cache_dir = cache_dir
         self._all: dict[str, Any] | None = None
         self.problems: list[RecipeError] = []
         self.problem_messages: list[str] = []
+        # Two user files that define one name: one line each, naming both files.
+        self.duplicates: list[str] = []
+        self._warn = warn
 
     def _stamp(self) -> list:
         """What the index depends on: every recipe file's name, size and time."""
@@ -193,6 +156,8 @@ class Catalog:
                 data = json.loads(cache.read_text(encoding="utf-8"))
                 if data.get("stamp") == stamp:
                     self.problem_messages = data["problems"]
+                    self.duplicates = data["duplicates"]
+                    self._report_duplicates()
                     return data["recipes"]
             except (OSError, ValueError, KeyError):
                 pass
@@ -201,22 +166,52 @@ class Catalog:
         if cache is not None:
             with contextlib.suppress(OSError):  # a read-only home only costs speed
                 write_json_atomic(cache, {"stamp": stamp, "recipes": recipes,
-                                          "problems": self.problem_messages}, indent=None)
+                                          "problems": self.problem_messages,
+                                          "duplicates": self.duplicates}, indent=None)
         return recipes
 
     def _scan(self) -> dict[str, Any]:
         if self._all is None:
-            found: dict[str, Any] = {}
-            for folder in reversed(self.dirs):  # lowest priority first, so later ones win
+            candidates: dict[str, list[tuple[tuple, Any]]] = {}
+            for rank, folder in enumerate(self.dirs):
                 for path in _files(folder):
                     try:
                         recipe = load_file(path)
                     except RecipeError as exc:
                         self.problems.append(exc)
                         continue
-                    found[recipe.name] = recipe
-            self._all = dict(sorted(found.items()))
+                    # PRECEDENCE: the earlier folder, then the file named after the recipe,
+                    # then the first by file name.
+                    key = (rank, path.stem != recipe.name, path.name)
+                    candidates.setdefault(recipe.name, []).append((key, recipe))
+            found = {}
+            for name, options in sorted(candidates.items()):
+                options.sort(key=lambda option: option[0])
+                found[name] = options[0][1]
+                user = [r for _, r in options if not self._bundled(r.origin)]
+                if len(user) > 1:
+                    self.duplicates.append(duplicate_message(name, [r.origin for r in user]))
+            self._all = found
+            self._report_duplicates()
         return self._all
+
+    def _report_duplicates(self) -> None:
+        for message in self.duplicates if self._warn else ():
+            self._warn(message)
+        self._warn = None  # once
+
+    @staticmethod
+    def _defines(folder: Path, name: str) -> bool:
+        for path in _files(folder):
+            try:
+                if load_file(path).name == name:
+                    return True
+            except RecipeError:
+                continue
+        return False
+
+    def _bundled(self, path: Path | None) -> bool:
+        return path is not None and path.parent == bundled_dir()
 
     def all(self) -> list:
         return list(self._scan().values())
@@ -225,14 +220,18 @@ class Catalog:
         return list(self._scan())
 
     def get(self, name: str):
-        # Fast path: the file named after the recipe, in priority order.
-        for folder in self.dirs:
-            for suffix in SUFFIXES:
-                path = folder / f"{name}{suffix}"
-                if path.is_file():
-                    recipe = load_file(path)
-                    if recipe.name == name:
-                        return recipe
+        # Fast path: the file named after the recipe, in priority order, unless a folder
+        # before it defines the name in a file of another name (then the scan decides).
+        for rank, folder in enumerate(self.dirs):
+            path = next((p for p in (folder / f"{name}{s}" for s in SUFFIXES) if p.is_file()),
+                        None)
+            if path is None:
+                continue
+            recipe = load_file(path)
+            if recipe.name == name and not any(self._defines(f, name)
+                                               for f in self.dirs[:rank]):
+                return recipe
+            break
         recipes = self._scan()
         if name in recipes:
             return recipes[name]

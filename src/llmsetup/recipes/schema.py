@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StringConstraints,
     model_validator,
 )
 
@@ -113,6 +114,9 @@ class WebUISpec(_Strict):
     constraints: list[Pin] = Field(
         default_factory=list, description="extra constraints on top of the trimmed file"
     )
+    tree_blobs: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]] = Field(
+        default_factory=dict, description="git blob ids of a few files at the commit: a tree "
+        "that is not a git checkout (a release archive) is accepted when these match")
     port: int = Field(default=7860, ge=1, le=65535)
     api_port: int = Field(default=5000, ge=1, le=65535)
 

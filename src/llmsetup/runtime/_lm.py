@@ -192,6 +192,17 @@ def _load_error(exc: Exception, path: Path, opts: LoadOptions) -> _rt.Failure | 
             f"{text[:200]}",
             "Run without --8bit/--4bit on the CPU, or use the modern profile (a current "
             "bitsandbytes and transformers quantize on the CPU too).")
+    if "untagged enum modelwrapper" in low or \
+            ("tokenizer class" in low and "does not exist" in low):
+        import tokenizers
+        import transformers
+
+        return _rt.Failure(
+            "saved-by-newer", f"{path}: its tokenizer was saved by a newer transformers or "
+            f"tokenizers than this environment has (transformers {transformers.__version__}, "
+            f"tokenizers {tokenizers.__version__}): {text[:160]}",
+            "Run it in an environment of the modern profile (`llmsetup install NAME --profile "
+            "modern`), or use a copy of the model saved for these versions.", exit_code=2)
     if "unrecognized configuration class" in low or "unrecognized model" in low:
         return _rt.Failure("wrong-kind", f"{path}: not a causal language model ({text[:200]})",
                            None, exit_code=2)

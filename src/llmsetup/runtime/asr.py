@@ -202,6 +202,34 @@ def generate_kwargs(gen_config, language: str | None, task: str, max_new_tokens:
     return kwargs
 
 
+# Whisper's decoder starts from up to 4 tokens (start of transcript, language, task,
+# no-timestamps), and these count against max_target_positions too.
+DECODER_PROMPT = 4
+
+
+def fit_new_tokens(model_config, wanted: int) -> tuple[int, str | None]:
+    """``wanted`` new tokens, or as many as the decoder holds, with a note saying so.
+
+    transformers refuses ``max_new_tokens`` plus the start prompt above
+    ``max_target_positions`` (448 in the released checkpoints, less in some small or
+    custom ones) with a ValueError; a shorter limit only ever cuts a 30 s window that
+    speaks faster than the model can write, which the note tells."""
+    limit = getattr(model_config, "max_target_positions", None)
+    if not isinstance(limit, int) or wanted + DECODER_PROMPT <= limit:
+        return wanted, None
+    fitted = max(1, limit - DECODER_PROMPT)
+    return fitted, (f"max_new_tokens {wanted} is more than this model's decoder holds "
+                    f"(max_target_positions {limit}, {DECODER_PROMPT} of them for the start "
+                    f"of each window): using {fitted}")
+
+
+def _fit(opts: argparse.Namespace, model_config) -> list[str]:
+    opts.max_new_tokens, note = fit_new_tokens(model_config, opts.max_new_tokens)
+    if note:
+        _rt.emit("warning", message=note)
+    return [note] if note else []
+
+
 def oom_advice(batch_size: int) -> str:
     """What to try after CUDA ran out of memory while transcribing."""
     if batch_size > 1:
@@ -305,11 +333,19 @@ class Engine:
                                                   opts.timestamps == "word")
             self.progress = Progress(self.model.model)
         self.info["load_s"] = round(timer.elapsed(), 3)
+        self.notes = _fit(opts, self._config())
         if opts.timestamps == "word" and not self.info["word_timestamps"]:
             raise _rt.Failure("bad-input", "this model's generation config has no "
                               "alignment_heads, so it cannot give word timestamps",
                               "Use --timestamps chunk.", exit_code=2)
         _rt.emit("model", **self.info)
+
+    def _config(self):
+        """The model's config (``max_target_positions`` is what :func:`_fit` reads)."""
+        if self.name == "transformers":
+            return self.model.model.config
+        config = json.loads((Path(self.opts.model) / "config.json").read_text(encoding="utf-8"))
+        return argparse.Namespace(max_target_positions=config.get("max_target_positions"))
 
     def decoding(self, facts: dict | None, language: str | None, task: str) -> dict:
         """The generation settings, from the folder's config or else the loaded model's."""
@@ -404,7 +440,8 @@ def cmd_verify(opts: argparse.Namespace, tmp: str) -> dict:
     audio_s = sum(r["duration_s"] for r in results)
     transcribe_s = sum(r["transcribe_s"] for r in results)
     return {"ok": all(r["passed"] for r in results), "model_dir": opts.model, **info,
-            "settings": _settings(opts), "items": results, "converted": converted,
+            "settings": _settings(opts), "notes": engine.notes, "items": results,
+            "converted": converted,
             "audio_s": round(audio_s, 3), "transcribe_s": round(transcribe_s, 3),
             "rtf": round(transcribe_s / audio_s, 4) if audio_s else None, **peak,
             "versions": _versions(opts)}
@@ -468,7 +505,8 @@ def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
     audio_s = sum(r["duration_s"] for r in rows)
     transcribe_s = sum(r["transcribe_s"] for r in rows)
     return {"ok": True, "model_dir": opts.model, **info, "settings": _settings(opts),
-            "files": rows, "audio_s": round(audio_s, 3), "transcribe_s": round(transcribe_s, 3),
+            "notes": engine.notes, "files": rows, "audio_s": round(audio_s, 3),
+            "transcribe_s": round(transcribe_s, 3),
             "rtf": round(transcribe_s / audio_s, 4) if audio_s else None, **peak,
             "versions": _versions(opts)}
 

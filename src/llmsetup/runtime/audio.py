@@ -111,8 +111,15 @@ def _ffmpeg_reason(text: str, path: str = "") -> str:
 
 def decode(path: str):
     """The file as a pydub AudioSegment; a clear Failure for anything unreadable."""
-    from pydub import AudioSegment
-    from pydub.exceptions import CouldntDecodeError
+    try:
+        from pydub import AudioSegment
+        from pydub.exceptions import CouldntDecodeError
+    except ImportError as exc:  # an environment made for a text model
+        raise _rt.Failure(
+            "no-pydub", f"reading recordings needs pydub, which this environment cannot "
+            f"import ({exc})",
+            "Use the environment of a Whisper recipe (`llmsetup install whisper-large-v3`), "
+            "or `pip install pydub` in this one.") from None
 
     file = Path(path)
     if not file.is_file():

@@ -109,12 +109,19 @@ def verify(args: argparse.Namespace) -> None:
         loaded = _lm.load(args.model, opts)
         _rt.emit("progress", stage="loaded", load_s=loaded.load_s, dtype=loaded.dtype,
                  device=loaded.device, quantization=loaded.quantization)
-        answers, results = [], []
+        answers, results, notes = [], [], []
         for number, prompt in enumerate(prompts, 1):
             _rt.emit("progress", stage="prompt", index=number, total=len(prompts),
                      prompt=prompt)
             ids = _lm.prompt_ids(loaded, [{"role": "user", "content": prompt}])
-            answer = _generate.generate(loaded, ids, _budget(loaded, len(ids), max_new))
+            budget = _budget(loaded, len(ids), max_new)
+            if budget < max_new:
+                note = (f"prompt {number}: max_new_tokens {max_new} does not fit the model's "
+                        f"context of {loaded.context_length} tokens after the {len(ids)}-token "
+                        f"prompt: using {budget}")
+                notes.append(note)
+                _rt.emit("progress", stage="note", message=note)
+            answer = _generate.generate(loaded, ids, budget)
             problems = judge(answer, loaded)
             answers.append(answer)
             results.append({
@@ -124,7 +131,7 @@ def verify(args: argparse.Namespace) -> None:
                 "ttft_s": answer.ttft_s, "decode_tokens_per_s": answer.decode_tokens_per_s,
                 "seconds": answer.seconds,
             })
-    _rt.emit("result", **summary(loaded, answers, results, memory, max_new))
+    _rt.emit("result", **summary(loaded, answers, results, memory, max_new), notes=notes)
 
 
 def summary(loaded: _lm.Loaded, answers: list[_generate.Answer], results: list[dict],

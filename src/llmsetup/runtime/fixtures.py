@@ -174,7 +174,7 @@ def main(argv=None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.what == "whisper":
         info = whisper_fixture.build_whisper(args.out, args.d_model, args.layers, args.heads,
-                                             args.seed)
+                                             args.seed, args.max_target_positions)
     else:
         info = build_causal_lm(args.out, json.loads(args.architecture), args.chat_template,
                                args.seed, args.train_steps, args.train_template)

@@ -120,8 +120,11 @@ def generation_settings(tokenizer, languages: list[str], decoder_layers: int,
 
 
 def build_whisper(out_dir: Path, d_model: int = 64, layers: int = 2, heads: int = 4,
-                  seed: int = 0) -> dict:
-    """Write the tiny model, tokenizer, feature extractor and generation config."""
+                  seed: int = 0, max_target_positions: int = 448) -> dict:
+    """Write the tiny model, tokenizer, feature extractor and generation config.
+
+    ``max_target_positions`` below large-v3's 448 makes a decoder that holds fewer tokens
+    than the usual max_new_tokens, as small and custom Whisper models do."""
     import torch
     import transformers
     from transformers import (
@@ -140,7 +143,8 @@ def build_whisper(out_dir: Path, d_model: int = 64, layers: int = 2, heads: int 
         vocab_size=len(tokenizer), num_mel_bins=128, d_model=d_model,
         encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=heads,
         decoder_attention_heads=heads, encoder_ffn_dim=2 * d_model,
-        decoder_ffn_dim=2 * d_model, max_source_positions=1500, max_target_positions=448,
+        decoder_ffn_dim=2 * d_model, max_source_positions=1500,
+        max_target_positions=max_target_positions,
         pad_token_id=gen["pad_token_id"], bos_token_id=gen["bos_token_id"],
         eos_token_id=gen["eos_token_id"], decoder_start_token_id=gen["decoder_start_token_id"],
         # WhisperConfig defaults to large-v2 ids (220, 50256): keep them in generation_config.json.
@@ -167,3 +171,4 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-target-positions", type=int, default=448)

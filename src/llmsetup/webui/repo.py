@@ -6,11 +6,14 @@ clone and the deploy; :mod:`llmsetup.webui.server` starts the server.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
@@ -64,16 +67,98 @@ def requirement_lines(text: str) -> list[str]:
     return out
 
 
-def clone_url(repo_url: str, mirror: str | None) -> str:
-    """The URL to clone from. ``--git-mirror`` is a prefix ending in ``/`` (put in front of
-    the GitHub URL), a template with ``{url}``, or a whole replacement URL."""
+class CloneSource(NamedTuple):
+    """Where the clone comes from, and which ``--git-mirror`` style made it."""
+
+    url: str
+    #: direct | proxy (prefix + the full URL) | template ({url}/{path}) | root (a mirror
+    #: holding ``<root>/OWNER/NAME[.git]``) | repository (the mirror repository itself)
+    style: str
+
+    def describe(self) -> str:
+        return {"direct": "directly", "proxy": "through the URL-prefix proxy",
+                "template": "through the mirror template", "root": "from the mirror root",
+                "repository": "from the mirror repository"}[self.style] + f" {self.url}"
+
+
+_GIT_URL = re.compile(r"^(https?|git|ssh|git\+ssh|ssh\+git)://[^/\s]+|^[\w.-]+@[\w.-]+:")
+
+
+def _owner_path(repo_url: str) -> str:
+    """``oobabooga/text-generation-webui`` from the upstream URL."""
+    path = urlsplit(repo_url).path if "://" in repo_url else repo_url
+    path = path.strip("/")
+    return path[:-4] if path.endswith(".git") else path
+
+
+def _is_git_repo(folder: Path) -> bool:
+    return (folder / ".git").exists() or ((folder / "HEAD").is_file()
+                                          and (folder / "objects").is_dir())
+
+
+def _local_source(folder: Path, owner_path: str, shown: str) -> CloneSource:
+    """A local mirror: the repository itself, or a root holding ``OWNER/NAME[.git]``."""
+    if _is_git_repo(folder):
+        return CloneSource(str(folder), "repository")
+    tried = [folder / f"{owner_path}.git", folder / owner_path]
+    for candidate in tried:
+        if _is_git_repo(candidate):
+            return CloneSource(str(candidate), "root")
+    raise UsageError(f"--git-mirror {shown}: no git repository at {folder} or at "
+                     + " or ".join(str(t) for t in tried),
+                     hint="Give the mirror repository itself, or a root folder that holds "
+                     f"{owner_path}.git (e.g. made with `git clone --mirror`).")
+
+
+def clone_source(repo_url: str, mirror: str | None) -> CloneSource:
+    """The URL to clone from, and the ``--git-mirror`` style that gave it.
+
+    - a template with ``{url}`` (the full upstream URL) or ``{path}`` (``OWNER/NAME``);
+    - a URL-prefix proxy: an http(s) URL with no path of its own
+      (``https://proxy.example/`` + the full GitHub URL, as GitHub proxies take it);
+    - a mirror root: a local folder, ``file://`` URL, or an http(s)/ssh URL whose path ends
+      in ``/`` (``https://gitee-like.host/org/``): the clone comes from
+      ``<root>/OWNER/NAME[.git]`` (a local root is looked into to pick the one that exists);
+    - anything else: the mirror repository's own URL.
+
+    Anything git could not parse is refused here, so the dry run refuses it too.
+    """
     if not mirror:
-        return repo_url
-    if "{url}" in mirror:
-        return mirror.format(url=repo_url)
+        return CloneSource(repo_url, "direct")
+    mirror = mirror.strip()
+    owner_path = _owner_path(repo_url)
+    if "{url}" in mirror or "{path}" in mirror:
+        try:
+            url = mirror.format(url=repo_url, path=owner_path)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(f"--git-mirror {mirror}: a template takes only {{url}} and "
+                             f"{{path}} ({exc})") from None
+        return _checked(CloneSource(url, "template"), mirror)
+    if mirror.startswith("file://"):
+        return _local_source(Path(unquote(urlsplit(mirror).path)), owner_path, mirror)
+    if "://" not in mirror and not re.match(r"^[\w.-]+@[\w.-]+:", mirror):
+        return _local_source(Path(mirror).expanduser().absolute(), owner_path, mirror)
+    parts = urlsplit(mirror)
+    if parts.scheme in ("http", "https") and parts.path in ("", "/") and not parts.query:
+        # A host alone is never a repository: a proxy, with or without its final "/".
+        return _checked(CloneSource(mirror.rstrip("/") + "/" + repo_url, "proxy"), mirror)
     if mirror.endswith("/"):
-        return mirror + repo_url
-    return mirror
+        return _checked(CloneSource(mirror + owner_path, "root"), mirror)
+    return _checked(CloneSource(mirror, "repository"), mirror)
+
+
+def _checked(source: CloneSource, mirror: str) -> CloneSource:
+    if not _GIT_URL.match(source.url) or any(c.isspace() for c in source.url):
+        raise UsageError(f"--git-mirror {mirror} gives {source.url}, which git cannot clone",
+                         hint="Give a URL-prefix proxy (https://proxy.example/), a mirror root "
+                         "(a folder, file:// or https://host/org/), a template with {url}, "
+                         "or the mirror repository's URL.")
+    return source
+
+
+def clone_url(repo_url: str, mirror: str | None) -> str:
+    """The URL to clone from (see :func:`clone_source`)."""
+    return clone_source(repo_url, mirror).url
 
 
 def git(*args: str, cwd: Path | None = None) -> Captured | None:
@@ -86,9 +171,30 @@ def head_commit(folder: Path) -> str | None:
     return proc.stdout.strip() if proc and proc.returncode == 0 else None
 
 
+def resolve_commit(folder: Path, commit: str) -> str | None:
+    """The full object id of ``commit`` (a short id too) in the checkout at ``folder``."""
+    proc = git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", cwd=folder)
+    return proc.stdout.strip() if proc and proc.returncode == 0 else None
+
+
 def at_commit(folder: Path, commit: str) -> bool:
+    """Whether HEAD is ``commit``, compared as full object ids (a short id is resolved)."""
     head = head_commit(folder)
-    return bool(head) and head.startswith(commit)
+    return bool(head) and head == resolve_commit(folder, commit)
+
+
+def blob_id(path: Path) -> str | None:
+    """The git blob id (sha1 of ``blob <size>\\0`` + content) of a file; None if unreadable."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def tree_mismatches(folder: Path, blobs: dict[str, str]) -> list[str]:
+    """The files of ``blobs`` (path -> blob id at the commit) that are missing or differ."""
+    return [path for path, oid in blobs.items() if blob_id(folder / path) != oid]
 
 
 def is_clean(folder: Path) -> bool:

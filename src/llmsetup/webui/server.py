@@ -3,6 +3,7 @@ wait until it answers."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import urllib.error
@@ -10,11 +11,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from llmsetup.envs import recorded_env
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
+from llmsetup.fileio import write_json_atomic
 from llmsetup.proc import quote, run_service
+from llmsetup.recipes.schema import WebUISpec
 from llmsetup.settings import Settings
+from llmsetup.webui.repo import Deployment
 
 if TYPE_CHECKING:
     import subprocess
@@ -31,36 +36,139 @@ class ServeOptions:
     extra: list[str] | None = None
     webui_dir: Path | None = None
     ready_timeout: float = 600.0
+    #: Beyond loopback, a login for the page (unless ``serve --no-auth``).
+    auth: bool = True
 
 
-def server_plan(recipe, settings: Settings, opts: ServeOptions) -> dict:
-    """Everything needed to start the server: folder, command, URLs."""
-    spec = recipe.webui
-    if spec is None:
-        raise UsageError(f"{recipe.name} is not served through text-generation-webui",
-                         hint=f"Chat with it directly: `llmsetup chat {recipe.name}`.")
-    installed = recorded_env(settings, recipe.name, "webui.json") or {}
-    folder = opts.webui_dir or (Path(installed["dir"]) if installed.get("dir") else None)
-    if folder is None or not (folder / "server.py").is_file():
-        raise NotFoundError(
-            f"no text-generation-webui checkout for {recipe.name}"
-            + (f" at {folder}" if folder else ""),
-            hint=f"Install it first: `llmsetup install {recipe.name} --ui webui`.")
-    model_dir = folder / "models" / spec.model_dir_name
-    if not model_dir.exists():
-        raise NotFoundError(f"the model is not deployed at {model_dir}",
-                            hint=f"Run `llmsetup install {recipe.name} --ui webui` to deploy it.")
-    env = recorded_env(settings, recipe.name, "webui-env.json") or {}
+def server_plan(target, settings: Settings, opts: ServeOptions) -> dict:
+    """Everything needed to start the server: folder, command, URLs.
+
+    ``target`` is an installed recipe with a webui section, or a model folder: the folder
+    is served by a checkout ``install --ui webui`` made (or ``--webui-dir``), linked into
+    its ``models/`` the way install deploys (``deploy_from``/``deploy_to``; see
+    :func:`run_server`).
+    """
+    recipe = target.recipe
+    if target.from_folder:
+        folder, owner = _checkout_for_folder(settings, target.model_dir, opts.webui_dir)
+        spec = WebUISpecDefaults
+        model_name = target.model_dir.name
+        deploy = Deployment(target.model_dir, folder / "models" / model_name, "link")
+        if (deploy.target.exists() or deploy.target.is_symlink()) and not deploy.is_done():
+            raise UsageError(f"{deploy.target} already holds another model",
+                             hint="Rename your model folder, or move that one away.")
+    else:
+        spec = recipe.webui
+        if spec is None:
+            raise UsageError(f"{recipe.name} is not served through text-generation-webui",
+                             hint=f"Chat with it directly: `llmsetup chat {recipe.name}`.")
+        owner = recipe.name
+        installed = recorded_env(settings, recipe.name, "webui.json") or {}
+        folder = opts.webui_dir or (Path(installed["dir"]) if installed.get("dir") else None)
+        if folder is None or not (folder / "server.py").is_file():
+            raise NotFoundError(
+                f"no text-generation-webui checkout for {recipe.name}"
+                + (f" at {folder}" if folder else ""),
+                hint=f"Install it first: `llmsetup install {recipe.name} --ui webui`.")
+        model_name = spec.model_dir_name
+        deploy = None
+        if not (folder / "models" / model_name).exists():
+            raise NotFoundError(f"the model is not deployed at {folder / 'models' / model_name}",
+                                hint=f"Run `llmsetup install {recipe.name} --ui webui` to "
+                                "deploy it.")
+    env = (recorded_env(settings, owner, "webui-env.json") or {}) if owner else {}
     python = [env["python"]] if env.get("python") else [sys.executable]
     port = opts.port or spec.port
     api_port = opts.api_port or spec.api_port
-    argv = server_command(python, spec.model_dir_name, host=opts.host, port=port,
-                                api=opts.api, api_port=api_port, quantization=opts.quantization,
-                                cpu=opts.cpu, extra=opts.extra or [])
+    argv = server_command(python, model_name, host=opts.host, port=port,
+                          api=opts.api, api_port=api_port, quantization=opts.quantization,
+                          cpu=opts.cpu, extra=opts.extra or [])
+    login = _login(settings, opts)
+    if login:
+        argv += ["--gradio-auth-path", str(login["login_file"])]
     local = "127.0.0.1" if opts.host in ("0.0.0.0", "::") else opts.host
     return {"dir": str(folder), "argv": argv, "command": quote(argv),
             "url": f"http://{local}:{port}/",
-            "api_url": f"http://{local}:{api_port}/" if opts.api else None}
+            "api_url": f"http://{local}:{api_port}/" if opts.api else None,
+            "deploy_from": str(deploy.source) if deploy and not deploy.is_done() else None,
+            "deploy_to": str(deploy.target) if deploy else None,
+            "record": str(serving_record_path(settings, recipe.name)), **login}
+
+
+def _login(settings: Settings, opts: ServeOptions) -> dict:
+    """Beyond loopback: the page's login, from a file (``--gradio-auth-path``), never argv.
+
+    The webui takes an API key only as ``--api-key KEY`` on its command line, where every
+    user of the machine can read it; so its API stays on loopback unless ``--no-auth``.
+    """
+    from llmsetup.serving import auth
+
+    if auth.is_loopback(opts.host) or not opts.auth:
+        return {}
+    if opts.api:
+        raise UsageError(
+            "the webui's API would listen beyond loopback without a key: the webui takes "
+            "its API key only on the command line, which every user here can read",
+            hint="Serve the API with --engine vllm (its key travels in the environment), "
+            "keep the webui on loopback and tunnel to it (ssh -L), or add --no-auth on a "
+            "trusted network.")
+    path, _password, created = auth.ensure_webui_login(settings)
+    return {"login_file": str(path), "login_created": created}
+
+
+class WebUISpecDefaults:
+    """The ports a folder is served on (a recipe's webui section has its own)."""
+
+    port = WebUISpec.model_fields["port"].default
+    api_port = WebUISpec.model_fields["api_port"].default
+
+
+def _checkout_for_folder(settings: Settings, model: Path,
+                         webui_dir: Path | None) -> tuple[Path, str | None]:
+    """The checkout to serve a model folder with, and the recipe whose install made it
+    (its webui environment is the one to run in): ``--webui-dir``, else the checkout an
+    ``install --ui webui`` recorded last."""
+    found = []
+    for path in settings.state_dir.glob("*/webui.json"):
+        try:
+            folder = Path(json.loads(path.read_text("utf-8"))["dir"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if (folder / "server.py").is_file():
+            found.append((path.stat().st_mtime, path.parent.name, folder))
+    if webui_dir:
+        if not (webui_dir / "server.py").is_file():
+            raise NotFoundError(f"no text-generation-webui checkout at {webui_dir}",
+                                hint="Give the folder that holds server.py.")
+        return webui_dir, next((name for _, name, f in found if f == webui_dir), None)
+    if not found:
+        raise NotFoundError(f"no text-generation-webui checkout to serve {model} with",
+                            hint="Pass --webui-dir DIR, or install one: `llmsetup install "
+                            "llama-2-7b-chat --ui webui --no-download`.")
+    _, name, folder = max(found)
+    return folder, name
+
+
+def serving_record_path(settings: Settings, recipe_name: str) -> Path:
+    """Where ``serve`` records the ports it started the server with (``verify --webui``
+    reads them, so that the API is looked for where it really is)."""
+    return settings.state_dir / recipe_name / "webui-serve.json"
+
+
+def recorded_api_url(settings: Settings, recipe_name: str, page_url: str) -> str | None:
+    """The API URL ``serve`` recorded for the server whose page is ``page_url``, if any.
+
+    The record counts when its page port is the one asked about; the host is taken from
+    ``page_url`` (the server may be reached under another name than it printed).
+    """
+    try:
+        record = json.loads(serving_record_path(settings, recipe_name).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    page = urlsplit(page_url)
+    if not record.get("api_port") or page.port != record.get("port"):
+        return None
+    return f"{page.scheme}://{page.hostname}:{record['api_port']}"
 
 
 def server_command(python: list[str], model_name: str, *, host: str, port: int, api: bool,
@@ -103,8 +211,17 @@ def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
 def run_server(plan: dict, opts: ServeOptions, on_ready) -> int:
     """Start the server, call ``on_ready`` once it answers, pass Ctrl-C on; its status."""
 
+    if plan.get("deploy_from"):  # a model folder: linked into models/ as install deploys
+        Deployment(Path(plan["deploy_from"]), Path(plan["deploy_to"]), "link").run()
+
     def started(proc: subprocess.Popen) -> None:
         wait_until_ready(plan["url"], proc, opts.ready_timeout)
+        if plan.get("record"):
+            write_json_atomic(Path(plan["record"]), {
+                "dir": plan["dir"], "url": plan["url"], "port": urlsplit(plan["url"]).port,
+                "api_url": plan["api_url"],
+                "api_port": urlsplit(plan["api_url"]).port if plan["api_url"] else None,
+                "pid": proc.pid, "started": time.time()})
         on_ready()
 
     return run_service(plan["argv"], cwd=Path(plan["dir"]), on_started=started)

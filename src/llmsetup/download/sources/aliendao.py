@@ -5,7 +5,8 @@
   same way at ``<site><path>?json=true`` (recursively here, to any depth). A
   ``~incomplete.txt`` entry means the mirror is still syncing the repository: we refuse.
 - Files: ``GET <download host>/download<path>``; the enterprise service (``--e`` in the
-  book) adds ``?token=<token>``.
+  book) adds ``?token=<token>``. A file the listing gives no size for is sized by HEAD,
+  else by a one-byte ranged GET (some hosts answer HEAD with 405 or 403).
 
 Fixed here, compared with that downloader: the token comes only from
 ``LLMSETUP_ALIENDAO_TOKEN`` or the config file (never argv) and is masked in every message;
@@ -14,8 +15,12 @@ the service's limit of two connections per client is respected.
 
 aliendao publishes no hashes. When an HF endpoint is reachable, the sha256 (``lfs.oid``)
 and git blob ids of the same repository are taken from it, and a file whose size there
-differs is verified by size alone, with a warning. When none is reachable every file is
-verified by size only, and the listing says so (the manifest records it per file).
+differs is verified by size alone, with a warning. A file of the same size whose content
+differs (the mirror's copy of an older revision) is downloaded once, never twice: the
+source fails naming it as "differs from the HF revision", its bytes are kept, and
+``--accept-mirror-copy`` takes it by size on the rerun without downloading it again.
+When no HF endpoint is reachable every file is verified by size only, and the listing
+says so (the manifest records it per file).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from urllib.parse import quote
 from llmsetup.download.errors import SourceError, UnsafeListing
 from llmsetup.download.http import RetryPolicy, check_status, get_json
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
-from llmsetup.secret import Secret
+from llmsetup.secret import Secret, mask_url, register_url
 
 ALIENDAO_SITE = "https://e.aliendao.cn"
 ALIENDAO_HOST = "http://61.133.217.142:20800"
@@ -46,21 +51,24 @@ class AliendaoSource(Source):
 
     def __init__(self, repo_id: str, revision: str, *, site: str = ALIENDAO_SITE,
                  download_host: str | None = None, token: Secret | None = None,
-                 hash_lookup: HashLookup | None = None,
+                 hash_lookup: HashLookup | None = None, accept_mirror_copy: bool = False,
                  cancel: threading.Event | None = None, retry_policy=None) -> None:
         super().__init__(repo_id, revision, cancel)
         self.site = site.rstrip("/")
+        register_url(site)
+        register_url(download_host)
         self.token = token
         default_host = ALIENDAO_ENTERPRISE_HOST if token else ALIENDAO_HOST
         self.download_host = (download_host or default_host).rstrip("/")
         self.hash_lookup = hash_lookup
+        self.accept_mirror_copy = accept_mirror_copy
         self.denied_hint = ("The enterprise service needs a valid token: set "
                             "LLMSETUP_ALIENDAO_TOKEN (or tokens.aliendao in the config file).")
         self.missing_hint = "aliendao may not mirror this repository; try another source."
         self._policy = retry_policy or RetryPolicy(attempts=4)
 
     def describe(self) -> str:
-        return f"{self.name} ({self.site})"
+        return f"{self.name} ({mask_url(self.site)})"
 
     # -- listing ----------------------------------------------------------------------
 
@@ -119,21 +127,30 @@ class AliendaoSource(Source):
         return RemoteFile(path, size)
 
     def _remote_size(self, path: str) -> int:
-        """The listing has no size: ask the download host (HEAD, then a 1-byte range)."""
+        """The listing has no size: ask the download host.
+
+        HEAD first; where the host refuses HEAD (405, or 403 from hosts that sign GET
+        only) or gives no length, a one-byte ranged GET (``Range: bytes=0-0``), whose
+        ``Content-Range: bytes 0-0/TOTAL`` names the size.
+        """
         url, _ = self.url_and_headers(RemoteFile(path, 0))
         what = f"the size of {path}"
-        for method, headers in (("HEAD", {}), ("GET", {"Range": "bytes=0-0"})):
-            resp = self.session.request(method, url, headers=headers, stream=True,
-                                        timeout=(15, 30), allow_redirects=True)
-            with resp:
-                check_status(resp, self.name, what, self.denied_hint, self.missing_hint)
-                total = resp.headers.get("Content-Range", "").rpartition("/")[2]
-                if resp.status_code == 206 and total.isdigit():
-                    return int(total)
-                length = resp.headers.get("Content-Length", "")
-                if resp.status_code == 200 and length.isdigit() and method == "HEAD":
-                    return int(length)
-        raise SourceError(self.name, f"cannot learn {what} from the download host")
+        with self.session.head(url, timeout=(15, 30), allow_redirects=True) as resp:
+            length = resp.headers.get("Content-Length", "")
+            if resp.status_code == 200 and length.isdigit():
+                return int(length)
+            head_status = resp.status_code
+        with self.session.get(url, headers={"Range": "bytes=0-0"}, stream=True,
+                              timeout=(15, 30), allow_redirects=True) as resp:
+            check_status(resp, self.name, what, self.denied_hint, self.missing_hint)
+            total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+            if resp.status_code == 206 and total.isdigit():
+                return int(total)
+            length = resp.headers.get("Content-Length", "")
+            if resp.status_code == 200 and length.isdigit():  # the host ignored the range
+                return int(length)
+        raise SourceError(self.name, f"cannot learn {what} from the download host (HEAD: "
+                          f"HTTP {head_status}; a ranged GET gave no Content-Range)")
 
     def _with_hashes(self, files: list[RemoteFile]) -> Listing:
         reference, where = self.hash_lookup() if self.hash_lookup else (None, "no HF endpoint")
@@ -145,7 +162,9 @@ class AliendaoSource(Source):
         for f in files:
             ref = known.get(f.path)
             if ref is not None and ref.size == f.size:
-                out.append(RemoteFile(f.path, f.size, ref.sha256, ref.lfs, ref.git_oid))
+                out.append(RemoteFile(f.path, f.size, ref.sha256, ref.lfs, ref.git_oid,
+                                      hash_from="the HF revision",
+                                      accept_by_size=self.accept_mirror_copy))
             else:
                 out.append(f)
                 differ.append(f.path)

@@ -39,6 +39,17 @@ class RemoteFile:
     sha256: str | None = None
     lfs: bool = False
     git_oid: str | None = None
+    #: Where the hashes come from when the source itself publishes none ("the HF
+    #: revision" for aliendao): a mismatch then means "another copy", not "damaged", so
+    #: the file is downloaded once, never twice, and its key is not the borrowed hash.
+    hash_from: str | None = None
+    #: The user accepts this source's copy by its size when it differs from ``hash_from``.
+    accept_by_size: bool = False
+
+    @property
+    def partial_sha256(self) -> str | None:
+        """The sha256 that names this file's partial data: only one the source promised."""
+        return None if self.hash_from else self.sha256
 
     @property
     def verifiable(self) -> str:

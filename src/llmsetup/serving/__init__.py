@@ -1,0 +1,1 @@
+"""Serving engines behind one small interface, and one OpenAI-API client for them."""
