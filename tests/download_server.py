@@ -634,3 +634,19 @@ def fast_engine(**overrides):
               "checkpoint_s": 0.1, "progress_s": 0.05, "fast_link": None}
     config.update(overrides)
     return EngineConfig(**config)
+
+
+def tiny_model_dir(tmp_path):
+    """Where the tests' ``org/tiny`` repository lands under ``tmp_path``."""
+    return tmp_path / "models" / "org" / "tiny"
+
+
+def fetch_tiny(tmp_path, reporter=None, engine=None, **options):
+    """Download ``org/tiny`` from HF_ENDPOINT with the fast engine; the manifest."""
+    from llmsetup.download import CollectingReporter, DownloadOptions, ModelRef, download
+    from llmsetup.settings import Settings
+
+    ref = ModelRef(repo_id="org/tiny", model_dir=tiny_model_dir(tmp_path), sources=["hf"])
+    return download(ref, Settings.load(), DownloadOptions(engine=engine or fast_engine(),
+                                                          **options),
+                    reporter if reporter is not None else CollectingReporter())

@@ -15,17 +15,20 @@ import pytest
 
 from llmsetup.download import (
     CollectingReporter,
-    DownloadOptions,
-    ModelRef,
-    download,
     is_complete,
 )
 from llmsetup.download.engine import parse_content_range
 from llmsetup.download.errors import IntegrityError, SourceError
 from llmsetup.download.http import RetryPolicy, retry_after_seconds
 from llmsetup.download.partial import PartialFile, RangeSet, content_key
-from llmsetup.settings import Settings
-from tests.download_server import FixtureServer, fast_engine, random_bytes, tiny_model_files
+from tests.download_server import (
+    FixtureServer,
+    fast_engine,
+    fetch_tiny,
+    random_bytes,
+    tiny_model_dir,
+    tiny_model_files,
+)
 
 WEIGHTS = "model.safetensors"
 
@@ -44,15 +47,8 @@ def files(server, monkeypatch) -> dict[str, bytes]:
     return files
 
 
-def model_dir(tmp_path: Path) -> Path:
-    return tmp_path / "models" / "org" / "tiny"
-
-
-def fetch(tmp_path: Path, reporter=None, engine=None, **options):
-    ref = ModelRef(repo_id="org/tiny", model_dir=model_dir(tmp_path), sources=["hf"])
-    return download(ref, Settings.load(), DownloadOptions(engine=engine or fast_engine(),
-                                                          **options),
-                    reporter if reporter is not None else CollectingReporter())
+model_dir = tiny_model_dir
+fetch = fetch_tiny
 
 
 def sha(data: bytes) -> str:

@@ -18,12 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from llmsetup.download import CollectingReporter, DownloadOptions, ModelRef, download
+from llmsetup.download import CollectingReporter
 from llmsetup.download import http as dl_http
 from llmsetup.download.errors import SourceError
 from llmsetup.download.http import RetryPolicy
-from llmsetup.settings import Settings
-from tests.download_server import FixtureServer, fast_engine, random_bytes, tiny_model_files
+from tests.download_server import (
+    FixtureServer,
+    fast_engine,
+    fetch_tiny,
+    random_bytes,
+    tiny_model_dir,
+    tiny_model_files,
+)
 
 WEIGHTS = "model.safetensors"
 pytestmark = pytest.mark.timeout(120)
@@ -43,15 +49,8 @@ def files(server) -> dict[str, bytes]:
     return files
 
 
-def model_dir(tmp_path: Path) -> Path:
-    return tmp_path / "models" / "org" / "tiny"
-
-
-def fetch(tmp_path: Path, reporter=None, engine=None, **options):
-    ref = ModelRef(repo_id="org/tiny", model_dir=model_dir(tmp_path), sources=["hf"])
-    return download(ref, Settings.load(), DownloadOptions(engine=engine or fast_engine(),
-                                                          **options),
-                    reporter if reporter is not None else CollectingReporter())
+model_dir = tiny_model_dir
+fetch = fetch_tiny
 
 
 def weights_ok(tmp_path: Path, files: dict[str, bytes]) -> bool:
