@@ -7,10 +7,11 @@
 #   benchmarks/gpu.sh --prepare-wheels           # here, with the package index: fill .whl/
 #
 # Writes into OUTDIR: llama-2-7b-chat.json (`bench --all-precisions --json`),
-# whisper-large-v3.json, and, only while time is left, llama-2-7b-chat.attn.json
+# whisper-large-v3.json, whisper.engines.txt (with WHISPER_MODEL, see below), and, only
+# while time is left, llama-2-7b-chat.attn.json
 # (`--attn compare`: SDPA against eager attention) and llama-2-7b-chat.compile.json
 # (`--compile`: static KV cache + torch.compile); summary.txt (also printed) and gpu.log
-# (each step's stderr and llmsetup's runtime logs). At most 6 files: the device tool
+# (each step's stderr and llmsetup's runtime logs). At most 7 files: the device tool
 # brings back 8.
 #
 # What it needs on that machine: an interpreter with torch (CUDA), transformers and
@@ -170,6 +171,27 @@ step() {
 step llama-2-7b-chat 300 120 1 \
     llama-2-7b-chat --all-precisions --keep-weights ${CAUSAL[@]+"${CAUSAL[@]}"}
 step whisper-large-v3 90 0 1 whisper-large-v3 ${ASR[@]+"${ASR[@]}"}
+# The speech engines side by side (benchmarks/asr.py engines: llmsetup transformers and
+# ctranslate2 against the bare pipeline and bare faster-whisper), optional: only where PY has
+# faster-whisper and a real Whisper folder is given as WHISPER_MODEL (random weights decode
+# a different number of tokens in each engine, so their times would not compare). The
+# recording is spoken by espeak-ng, or ASR_RECORDING with its text in ASR_TEXT where the
+# machine has no espeak-ng.
+engines() {
+    local left=$((BUDGET_S - SECONDS - 60)) status=0 dev=cuda extra=()
+    [ "$CPU" = 1 ] && dev=cpu
+    if [ -z "${WHISPER_MODEL:-}" ] || ! "$VPY" -c 'import faster_whisper' 2>/dev/null; then
+        say "skip whisper.engines: needs faster-whisper in $PY and WHISPER_MODEL"; return 0
+    fi
+    [ "$left" -gt 120 ] || { say "skip whisper.engines: ${left}s left"; return 0; }
+    [ -n "${ASR_RECORDING:-}" ] && extra=(--recording "$ASR_RECORDING" --text "${ASR_TEXT:?}")
+    say "whisper.engines: benchmarks/asr.py engines --device $dev (timeout ${left}s)"
+    timeout -k 20 "$left" "$VPY" "$ROOT/benchmarks/asr.py" engines --device "$dev" \
+        --rounds 3 --model "$WHISPER_MODEL" ${extra[@]+"${extra[@]}"} \
+        > "$OUTDIR/whisper.engines.txt" 2>> "$LOG" || status=$?
+    [ "$status" = 0 ] || { say "whisper.engines failed (exit $status): see gpu.log"; FAILED=1; }
+}
+engines
 step llama-2-7b-chat.attn 120 0 0 \
     llama-2-7b-chat --attn compare --keep-weights ${CAUSAL[@]+"${CAUSAL[@]}"}
 step llama-2-7b-chat.compile 180 0 0 \
@@ -207,5 +229,6 @@ for path in sorted(out.glob("*.json")):
     for name, value in doc.get("speedups", {}).items():
         print(f"  {name}: {value:.2f}x")
 EOF
+[ -s "$OUTDIR/whisper.engines.txt" ] && tee -a "$OUTDIR/summary.txt" < "$OUTDIR/whisper.engines.txt"
 say "done in ${SECONDS}s; results in $OUTDIR"
 exit "$FAILED"

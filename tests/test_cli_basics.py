@@ -240,14 +240,18 @@ def _installed_script() -> str:
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list", "--json"], ["show", "gemma-2b", "--json"],
-                                  ["doctor", "--json"]])
+                                  ["doctor", "--json"], ["transcribe", "--help"],
+                                  ["install", "whisper-tiny.en", "--engine", "ctranslate2",
+                                   "--dry-run", "--json"]])
 def test_host_commands_never_import_torch(args):
-    """Run the real console script with an import hook that fails on torch/transformers."""
+    """Run the real console script with an import hook that fails on torch/transformers
+    (and the speech engine's ctranslate2 and faster_whisper: the runtime's business)."""
     code = (
         "import sys, runpy\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'transformers'):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers', 'ctranslate2',\n"
+        "                                   'faster_whisper'):\n"
         "            raise ImportError('host imported ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         f"sys.argv = ['llmsetup', *{args!r}]\n"

@@ -99,7 +99,9 @@ def test_good_values_are_accepted_by_the_checks():
 
 
 def test_the_device_choices_are_those_the_runtime_takes():
-    from llmsetup.cli._options import DEVICES
+    from llmsetup.cli._options import DEVICES, SPEECH_ENGINES
+    from llmsetup.host.asr import ENGINES
     from llmsetup.host.causal_lm import DEVICES as HOST_DEVICES
 
     assert DEVICES == HOST_DEVICES
+    assert SPEECH_ENGINES == ENGINES

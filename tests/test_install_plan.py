@@ -245,3 +245,18 @@ def test_uv_says_it_will_download_and_where(cli, monkeypatch, tmp_path):
                 "--python-mirror", "https://mirror.example/python-build-standalone")
     assert "from https://mirror.example/python-build-standalone" in \
         doc["steps"][0]["env"]["python_download"]
+
+
+def test_engine_ctranslate2_adds_faster_whisper_and_verifies_through_it(cli):
+    doc = _plan(cli, "whisper-large-v3", "--engine", "ctranslate2", "--env-backend", "venv")
+    steps = {s["key"]: s for s in doc["steps"]}
+    keys = [s["key"] for s in doc["steps"]]
+    assert keys.index("requirements") < keys.index("engine") < keys.index("verify")
+    engine = steps["engine"]
+    assert [p.split("==")[0] for p in engine["requirements"]] == ["faster-whisper",
+                                                                  "ctranslate2"]
+    # The model's lock constrains what the engine shares with it (numpy, tokenizers).
+    assert "-c" in engine["commands"][0] and engine["commands"][0].endswith(".book.txt")
+    assert steps["verify"]["commands"][0].endswith("--engine ctranslate2")
+    refused = cli("install", "gemma-2b", "--engine", "ctranslate2", "--dry-run")
+    assert refused.exit_code == 2 and "for speech models" in refused.stderr

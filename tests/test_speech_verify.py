@@ -52,7 +52,8 @@ def test_bundled_samples_run_without_ffmpeg(tiny_whisper, tmp_path, monkeypatch)
     assert report["device"] == "cpu" and report["dtype"] == "float32"
     assert report["attention"] == "sdpa"  # torch 2.13 and transformers 5 have it
     assert report["load_s"] > 0 and report["peak_rss_mb"] > 50
-    assert report["settings"] == {"chunk_length_s": 30.0, "batch_size": 16,
+    assert report["settings"] == {"engine": "transformers", "beams": 1,
+                                  "chunk_length_s": 30.0, "batch_size": 16,
                                   "max_new_tokens": 128, "timestamps": "chunk",
                                   "language": None, "task": "transcribe"}  # the book's
     assert [e["event"] for e in events if e["event"] in ("model", "transcript")] == \

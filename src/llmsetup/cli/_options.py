@@ -19,6 +19,8 @@ from llmsetup.cli._context import state
 
 # host.causal_lm.DEVICES, kept equal by a test: importing it here would cost every start.
 DEVICES = ("auto", "cuda", "cpu")
+# host.asr.ENGINES, kept equal by the same test.
+SPEECH_ENGINES = ("transformers", "ctranslate2")
 
 
 def _bad(param: typer.CallbackParam, value: Any, expected: str) -> NoReturn:
@@ -28,6 +30,12 @@ def _bad(param: typer.CallbackParam, value: Any, expected: str) -> NoReturn:
 def check_device(param: typer.CallbackParam, value: str | None) -> str | None:
     if value is not None and value.lower() not in DEVICES:
         _bad(param, value, " or ".join([", ".join(DEVICES[:-1]), DEVICES[-1]]))
+    return value.lower() if value is not None else None
+
+
+def check_speech_engine(param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is not None and value.lower() not in SPEECH_ENGINES:
+        _bad(param, value, " or ".join(SPEECH_ENGINES))
     return value.lower() if value is not None else None
 
 
@@ -176,4 +184,19 @@ PythonOpt = Annotated[
     typer.Option("--python", metavar="PATH",
                  help="The interpreter of the model's environment.", callback=check_interpreter,
                  show_default="the environment `install` made, else this one"),
+]
+SpeechEngineOpt = Annotated[
+    str, typer.Option("--engine", metavar="transformers|ctranslate2",
+                      callback=check_speech_engine,
+                      help="Speech models: transformers (the book's pipeline) or ctranslate2 "
+                      "(faster-whisper: several times faster on a CPU; the model is converted "
+                      "once and cached beside it; `llmsetup install NAME --engine ctranslate2` "
+                      "adds it).")
+]
+BeamsOpt = Annotated[
+    int | None, typer.Option("--beams", metavar="N", min=1,
+                             help="Speech models: beam search with N beams. Beams can fix a "
+                             "misheard word (fewer errors on hard audio) at about N times the "
+                             "decoder's work and memory.",
+                             show_default="1: greedy, as the book's pipeline")
 ]

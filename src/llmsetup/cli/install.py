@@ -129,7 +129,9 @@ def install_cmd(
         "model into it (Llama-2 recipes).")] = None,
     engine: Annotated[str | None, typer.Option(
         "--engine", help="vllm: install vLLM's server in its own environment (with --cpu its "
-        "CPU build), download, and verify through the server.")] = None,
+        "CPU build), download, and verify through the server. ctranslate2 (speech models): "
+        "also install faster-whisper and CTranslate2 into the model's environment, and "
+        "verify through them.")] = None,
     webui_dir: Annotated[Path | None, typer.Option(
         "--webui-dir", help="Where the webui checkout goes (or is already).",
         show_default="./text-generation-webui")] = None,
@@ -180,9 +182,10 @@ def install_cmd(
         given[name] for name in STICKY)
     if ui not in (None, "webui"):
         raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
-    if engine not in (None, "vllm"):
+    if engine not in (None, "vllm", "ctranslate2"):
         raise UsageError(f"unknown --engine {engine!r}",
-                         hint="The one engine to install is: vllm (the webui is --ui webui).")
+                         hint="The engines to install: vllm (a server), ctranslate2 (speech "
+                         "models; the webui is --ui webui).")
     pip = PipOptions.from_choices(
         pip_mirror or settings.get("pip.mirror"), index_url or settings.get("pip.index_url"),
         trusted_host or ([settings.get("pip.trusted_host")] if settings.get("pip.trusted_host")

@@ -9,8 +9,10 @@ import typer
 
 from llmsetup.cli._context import state
 from llmsetup.cli._options import (
+    BeamsOpt,
     DeviceOpt,
     JsonOpt,
+    SpeechEngineOpt,
     TargetArg,
     check_input_files,
     check_interpreter,
@@ -62,6 +64,8 @@ def transcribe_cmd(
     chunk_length: ChunkOpt = None,
     timestamps: TimestampsOpt = "chunk",
     device: DeviceOpt = "auto",
+    engine: SpeechEngineOpt = "transformers",
+    beams: BeamsOpt = None,
     python: PythonOpt = None,
     force: ForceOpt = False,
     json_: JsonOpt = False,
@@ -87,7 +91,7 @@ def transcribe_cmd(
         target=app.target(target), settings=app.settings, files=files, output=output,
         fmt=fmt, python=python, language=language, task=task, batch_size=batch_size,
         chunk_length=chunk_length, timestamps=timestamps, device=device, force=force,
-        on_event=on_event)
+        engine=engine, beams=beams, on_event=on_event)
     if json_:
         out.result(report)
         return

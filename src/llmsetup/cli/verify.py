@@ -10,6 +10,7 @@ import typer
 
 from llmsetup.cli._context import state
 from llmsetup.cli._options import (
+    BeamsOpt,
     Bits4Opt,
     Bits8Opt,
     CpuOpt,
@@ -19,6 +20,7 @@ from llmsetup.cli._options import (
     MaxMemoryOpt,
     MaxNewTokensOpt,
     PythonOpt,
+    SpeechEngineOpt,
     TargetArg,
     TrustRemoteCodeOpt,
     check_input_file,
@@ -53,6 +55,8 @@ def verify_cmd(
     save_converted: Annotated[Path | None, typer.Option(
         "--save-converted", metavar="FILE",
         help="Speech models: also keep the converted audio (the book's test.mp3).")] = None,
+    engine: SpeechEngineOpt = "transformers",
+    beams: BeamsOpt = None,
     webui: Annotated[str | None, typer.Option(
         "--webui", metavar="URL", help="Check a running text-generation-webui instead: its page, "
         "and one chat answer through its API when it has one.")] = None,
@@ -103,11 +107,14 @@ def verify_cmd(
         _verify_speech(resolved, app.settings, interpreter, out,
                        text_only=bits4 or bits8 or double_quant or bool(prompt), audio=audio,
                        language=language, task=task, save_converted=save_converted,
-                       device="cpu" if cpu else device)
+                       device="cpu" if cpu else device, engine=engine, beams=beams)
         return
     speech = [name for name, value in (("--audio", audio), ("--language", language),
-                                       ("--task", task), ("--save-converted", save_converted))
+                                       ("--task", task), ("--save-converted", save_converted),
+                                       ("--beams", beams))
               if value is not None]
+    if engine.lower() != "transformers":
+        speech.append("--engine")
     if speech:
         raise UsageError(f"{', '.join(speech)}: for speech models only; "
                          f"{resolved.recipe.name} is a text model",
@@ -128,7 +135,8 @@ def verify_cmd(
 
 
 def _verify_speech(target, settings, python: str, out: Output, *, text_only: bool,
-                   audio, language, task, save_converted, device: str) -> None:
+                   audio, language, task, save_converted, device: str, engine: str,
+                   beams: int | None) -> None:
     """Delegate to the speech verifier (``llmsetup.host.asr``); print the report it returns.
 
     ``verify_speech`` raises :class:`~llmsetup.errors.CheckFailed` when the model ran but did
@@ -152,7 +160,8 @@ def _verify_speech(target, settings, python: str, out: Output, *, text_only: boo
     try:
         result = verify_speech(target=target, settings=settings, python=python, audio=audio,
                                language=language, task=task, save_converted=save_converted,
-                               device=device, json_mode=out.json_mode)
+                               device=device, json_mode=out.json_mode, engine=engine,
+                               beams=beams)
     except CheckFailed as exc:
         if getattr(exc, "report", None) is not None:
             show(exc.report)  # what was heard, then the error says why it did not pass

@@ -7,6 +7,10 @@ default) and the user's options, turns the runtime's events into progress lines,
 writes transcripts through :mod:`llmsetup.host.subtitles`, each file atomically and as soon as
 it is done.
 
+Two engines run the model (``--engine``): ``transformers``, the book's pipeline, and
+``ctranslate2``, faster-whisper on a CTranslate2 conversion of the same folder (the fast
+path on CPUs; ``llmsetup install NAME --engine ctranslate2`` adds it to the environment).
+
 ``verify_speech`` is what ``llmsetup verify`` calls for targets of kind ``asr``. It raises
 llmsetup errors and never exits; a model that ran but failed the check raises
 :class:`~llmsetup.errors.CheckFailed` with the full report in its ``report`` attribute.
@@ -30,6 +34,10 @@ SAMPLES = Path(__file__).resolve().parent.parent / "data" / "speech" / "samples.
 RUNTIME_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
 TIMESTAMPS = ("chunk", "word")
+ENGINES = ("transformers", "ctranslate2")
+# What `install --engine ctranslate2` adds (install.steps reads it too): the versions the
+# tests run. The model's own lock constrains everything they share with it.
+ENGINE_PINS = {"ctranslate2": ["faster-whisper==1.2.1", "ctranslate2==4.8.5"]}
 
 EventHandler = Callable[[dict], None]
 
@@ -59,11 +67,21 @@ def audio_file(path: str | os.PathLike[str]) -> Path:
 
 def pipeline_args(recipe, *, language: str | None, task: str | None, device: str | None,
                   batch_size: int | None = None, chunk_length: float | None = None,
-                  timestamps: str | None = None) -> list[str]:
+                  timestamps: str | None = None, engine: str = "transformers",
+                  beams: int | None = None) -> list[str]:
     """Runtime options from the recipe's ``smoke.audio``, overridden by the user's."""
     from llmsetup.recipes.schema import AudioSpec
 
     spec = recipe.smoke.audio or AudioSpec()
+    engine = (engine or "transformers").lower()
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine}: use transformers or ctranslate2")
+    if beams is not None and beams < 1:
+        raise UsageError("--beams must be at least 1", hint="1 is greedy decoding.")
+    if batch_size is not None and engine == "ctranslate2":
+        raise UsageError("--batch-size is for --engine transformers",
+                         hint="ctranslate2 decodes one 30 s window after another, each "
+                         "following on from the text before it.")
     if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     if chunk_length is not None and not 0 < chunk_length <= 30:
@@ -74,7 +92,8 @@ def pipeline_args(recipe, *, language: str | None, task: str | None, device: str
     args = ["--device", (device or "auto").lower(), "--task", task or spec.task,
             "--batch-size", str(batch_size or spec.batch_size),
             "--chunk-length", str(chunk_length or spec.chunk_length_s),
-            "--max-new-tokens", str(spec.max_new_tokens), "--timestamps", timestamps]
+            "--max-new-tokens", str(spec.max_new_tokens), "--timestamps", timestamps,
+            "--engine", engine, "--beams", str(beams or 1)]
     if language or spec.language:
         args += ["--language", language or spec.language]
     return args
@@ -88,8 +107,12 @@ def stderr_progress(event: dict) -> None:
     if kind == "stage":
         line = f"Loading the model on {event.get('device')}..."
     elif kind == "model":
-        line = (f"Loaded in {event['load_s']:.1f} s ({event['dtype']}, "
-                f"{event['attention']} attention)")
+        line = f"Loaded in {event['load_s']:.1f} s ({_engine_words(event)})"
+    elif kind == "convert" and event.get("status") == "converting":
+        line = (f"Converting the model for CTranslate2 ({event['quantization']}), once: "
+                f"{event['path']}")
+    elif kind == "convert" and event.get("status") == "converted":
+        line = f"Converted in {event['seconds']:.1f} s"
     elif kind == "converted":
         line = f"Saved the converted audio to {event['path']}"
     elif kind == "progress" and event.get("chunks_total", 1) > 1:
@@ -106,14 +129,37 @@ def stderr_progress(event: dict) -> None:
         sys.stderr.flush()
 
 
+def _engine_words(info: dict) -> str:
+    """``int8, CTranslate2`` or ``float32, sdpa attention``."""
+    if info.get("engine") == "ctranslate2":
+        return f"{info['dtype']}, CTranslate2"
+    return f"{info['dtype']}, {info['attention']} attention"
+
+
+def engine_missing_hint(target, interpreter: str) -> str:
+    """Which command adds faster-whisper to the environment that runs ``target``."""
+    if not target.from_folder:
+        return (f"Add it to the model's environment: `llmsetup install {target.recipe.name} "
+                "--engine ctranslate2` (or use --engine transformers).")
+    return (f"Install it into the interpreter that runs the model: `{interpreter} -m pip "
+            f"install {' '.join(ENGINE_PINS['ctranslate2'])}` (or use --engine transformers).")
+
+
 def _run(target, settings, python: str | None, args: list[str], log_name: str,
          on_event: EventHandler | None) -> dict:
     from llmsetup.envs import python_for
+    from llmsetup.errors import LLMSetupError
     from llmsetup.host.runner import run_module
 
     interpreter = python_for(target, settings, python)
     log = settings.logs_dir / f"{log_name}-{target.recipe.name}.log"
-    result = run_module(interpreter, "asr", args, log=log, on_event=on_event, env=RUNTIME_ENV)
+    try:
+        result = run_module(interpreter, "asr", args, log=log, on_event=on_event,
+                            env=RUNTIME_ENV)
+    except LLMSetupError as exc:
+        if getattr(exc, "code", None) == "engine-missing":
+            exc.hint = engine_missing_hint(target, str(interpreter))
+        raise
     result = {k: v for k, v in result.items() if k != "event"}
     return {"name": target.recipe.name, "kind": "asr", "python": interpreter,
             "log": str(log), **result}
@@ -121,8 +167,8 @@ def _run(target, settings, python: str | None, args: list[str], log_name: str,
 
 def verify_speech(*, target, settings, python: str | None, audio: str | None,
                   language: str | None, task: str | None, save_converted: str | None,
-                  device: str | None, json_mode: bool,
-                  on_event: EventHandler | None = None) -> dict:
+                  device: str | None, json_mode: bool, engine: str = "transformers",
+                  beams: int | None = None, on_event: EventHandler | None = None) -> dict:
     """Prove a Whisper model works: transcribe ``audio``, or the bundled samples.
 
     Returns the runtime's report (per item: text, duration, transcription time, real-time
@@ -133,7 +179,8 @@ def verify_speech(*, target, settings, python: str | None, audio: str | None,
         raise UsageError("--save-converted needs --audio FILE")
     require_speech_model(target)
     args = ["verify", "--model", str(target.model_dir),
-            *pipeline_args(target.recipe, language=language, task=task, device=device)]
+            *pipeline_args(target.recipe, language=language, task=task, device=device,
+                           engine=engine, beams=beams)]
     if audio:
         args += ["--audio", str(audio_file(audio))]
     else:
@@ -162,8 +209,7 @@ def summary_lines(report: dict) -> list[str]:
     verdict = "passed" if report.get("ok") else "did not pass"
     if "files" in report:
         verdict = "transcribed"
-    lines = [f"{report['name']} {verdict} on {report['device']} ({report['dtype']}, "
-             f"{report['attention']} attention"
+    lines = [f"{report['name']} {verdict} on {report['device']} ({_engine_words(report)}"
              + (", random weights: only has to run" if report.get("random_weights") else "")
              + f"); model loaded in {report['load_s']:.1f} s"]
     for item in report.get("items") or report.get("files") or []:
@@ -258,8 +304,8 @@ def transcribe(*, target, settings, files: Sequence[str], output: str | None = N
                fmt: str | None = None, python: str | None = None, language: str | None = None,
                task: str | None = None, batch_size: int | None = None,
                chunk_length: float | None = None, timestamps: str = "chunk",
-               device: str | None = None, force: bool = False,
-               on_event: EventHandler | None = None) -> dict:
+               device: str | None = None, force: bool = False, engine: str = "transformers",
+               beams: int | None = None, on_event: EventHandler | None = None) -> dict:
     """Transcribe ``files`` with one model load; write each transcript as it finishes.
 
     ``on_event`` gets the runtime's events and, after each file, an ``output`` event with
@@ -275,7 +321,8 @@ def transcribe(*, target, settings, files: Sequence[str], output: str | None = N
     args = ["transcribe", "--model", str(target.model_dir),
             *pipeline_args(target.recipe, language=language, task=task, device=device,
                            batch_size=batch_size, chunk_length=chunk_length,
-                           timestamps=timestamps), *map(str, paths)]
+                           timestamps=timestamps, engine=engine, beams=beams),
+            *map(str, paths)]
     transcripts: list[dict] = []
 
     def handle(event: dict) -> None:

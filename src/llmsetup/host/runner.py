@@ -35,7 +35,7 @@ HINTS = {
 # Codes that mean the user's input was wrong (exit status 2) rather than a failed check.
 USAGE_CODES = {"bad-input", "wrong-kind", "bnb-no-cpu", "saved-by-newer", "bad-audio",
                "no-audio", "silent-audio", "ffmpeg-missing", "incomplete-model", "not-a-model",
-               "remote-code"}
+               "remote-code", "engine-missing"}
 
 
 def script(module: str) -> Path:

@@ -19,11 +19,15 @@ BITS = {None: None, "8bit": 8, "4bit": 4}
 
 def verify_target(target: Target, settings: Settings, python: str, *,
                   quantization: str | None = None, device: str = "auto",
+                  engine: str | None = None,
                   on_line: Callable[[str], None] | None = None,
                   log: Path | None = None) -> dict:
-    """Verify ``target`` with ``python``; the result has ``passed`` and ``reason``."""
+    """Verify ``target`` with ``python``; the result has ``passed`` and ``reason``.
+
+    ``engine``: the speech engine (``ctranslate2``; None: transformers).
+    """
     if target.kind == "asr":
-        return _speech(target, settings, python, device)
+        return _speech(target, settings, python, device, engine or "transformers")
     from llmsetup.host import causal_lm as lm
 
     if quantization not in BITS:
@@ -40,13 +44,13 @@ def verify_target(target: Target, settings: Settings, python: str, *,
     return {**doc, "passed": doc["ok"], "reason": "; ".join(doc["problems"]) or None}
 
 
-def _speech(target: Target, settings: Settings, python: str, device: str) -> dict:
+def _speech(target: Target, settings: Settings, python: str, device: str, engine: str) -> dict:
     from llmsetup.host.asr import verify_speech
 
     try:
         report = verify_speech(target=target, settings=settings, python=python, audio=None,
                                language=None, task=None, save_converted=None, device=device,
-                               json_mode=True)
+                               json_mode=True, engine=engine)
     except CheckFailed as exc:
         return {"passed": False, "reason": exc.message}
     return {**report, "passed": bool(report.get("ok", True)), "reason": None}

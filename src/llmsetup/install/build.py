@@ -2,7 +2,8 @@
 
 Routes: the model's own environment (the default), ``--ui webui`` (the book's
 text-generation-webui, :mod:`llmsetup.install.webui_route`) and ``--engine vllm`` (vLLM's
-server, :mod:`llmsetup.install.engine_route`). The plan never imports the
+server, :mod:`llmsetup.install.engine_route`); ``--engine ctranslate2`` adds a step to the
+model's own route (faster-whisper, for speech models). The plan never imports the
 steps, and the steps never import a route: only this module knows them all.
 """
 
@@ -12,15 +13,25 @@ from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
 from llmsetup.install import engine_route, webui_route
 from llmsetup.install.plan import InstallOptions, Plan
-from llmsetup.install.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
+from llmsetup.install.steps import (
+    CudaCheckStep,
+    EngineStep,
+    EnvStep,
+    RequirementsStep,
+    add_download,
+    add_verify,
+)
 from llmsetup.settings import Settings
 
 
 def build_plan(target, settings: Settings, options: InstallOptions) -> Plan:
     """The install plan for ``target`` with ``options``."""
     plan = Plan(target, settings, options)
-    if options.ui == "webui" and options.engine:
+    if options.ui == "webui" and options.engine == "vllm":
         raise UsageError("--ui webui and --engine vllm are two different servers: choose one")
+    if options.ui and options.engine == "ctranslate2":
+        raise UsageError("--engine ctranslate2 is for speech models; --ui webui serves "
+                         "text models")
     if options.engine == "vllm":
         engine_route.add_steps(plan)
     elif options.ui == "webui":
@@ -48,6 +59,9 @@ def _model_route(plan: Plan) -> None:
         lock = recipe.lock_path(profile) if options.use_lock else None
         requirements = RequirementsStep(plan, backend, profile, pins, lock)
         plan.steps.append(requirements)
+    if options.engine == "ctranslate2":
+        plan.steps.append(EngineStep(plan, backend, options.engine, profile,
+                                     recipe.lock_path(profile) if options.use_lock else None))
     if options.cuda_check:
         plan.steps.append(CudaCheckStep(plan, backend, requirements))
     add_download(plan, backend)

@@ -63,6 +63,8 @@ class InstallOptions:
     ui: str | None = None
     webui_options: WebUIOptions = field(default_factory=WebUIOptions)
     #: ``--engine vllm``: install the serving engine's environment beside the model.
+    #: ``--engine ctranslate2`` (speech models): faster-whisper in the model's environment,
+    #: and verify runs through it.
     engine: str | None = None
 
 

@@ -216,6 +216,42 @@ class RequirementsStep(Step):
                 "lock": str(self.lock) if self.lock else None}
 
 
+class EngineStep(RequirementsStep):
+    """``--engine ctranslate2``: faster-whisper and CTranslate2 beside the model's stack.
+
+    The pins are the ones the tests run (``host.asr.ENGINE_PINS``); the profile's lock
+    goes to pip as constraints, so what the engine shares with the model (numpy,
+    tokenizers, huggingface-hub) stays at the lock's versions.
+    """
+
+    key = "engine"
+
+    def __init__(self, plan: Plan, backend: EnvBackend, engine: str, profile: str,
+                 lock: Path | None) -> None:
+        from llmsetup.host.asr import ENGINE_PINS
+
+        if engine not in ENGINE_PINS:
+            raise UsageError(f"unknown --engine {engine!r}",
+                             hint="Speech models take --engine ctranslate2.")
+        if plan.recipe.kind != "asr":
+            raise UsageError(f"--engine {engine} is for speech models; {plan.recipe.name} "
+                             f"is a {plan.recipe.kind} model")
+        super().__init__(plan, backend, profile, ENGINE_PINS[engine], lock)
+        self.engine = engine
+        self.title = f"Install the {engine} engine ({', '.join(self.pins)})"
+
+    @property
+    def requirements_file(self) -> Path:
+        return self.plan.state_dir / f"requirements.engine-{self.engine}.txt"
+
+    def requirements_text(self) -> str:
+        return (f"# llmsetup: recipe {self.plan.recipe.name}, engine {self.engine} "
+                f"(profile {self.profile})\n" + "".join(p + "\n" for p in self.pins))
+
+    def run(self, reporter: PlanReporter) -> dict:
+        return {**super().run(reporter), "engine": self.engine}
+
+
 class CudaCheckStep(Step):
     key = "cuda-check"
 
@@ -382,6 +418,8 @@ class VerifyStep(Step):
 
     def _flags(self) -> list[str]:
         flags = []
+        if self.plan.options.engine:
+            flags += ["--engine", self.plan.options.engine]
         if self.plan.options.quantization:
             flags.append(f"--{self.plan.options.quantization}")
         if self.plan.options.cpu:
@@ -408,6 +446,7 @@ class VerifyStep(Step):
         result = verify_target(self.plan.target, self.plan.settings, python,
                                quantization=self.plan.options.quantization,
                                device="cpu" if self.plan.options.cpu else "auto",
+                               engine=self.plan.options.engine,
                                on_line=reporter.step_output,
                                log=self.plan.log_path(self.key))
         if not result.get("passed"):

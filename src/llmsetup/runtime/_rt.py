@@ -169,18 +169,23 @@ def rss_peak_mb() -> float | None:
 
 
 @contextmanager
-def peak_memory(device: str):
-    """Measure peak memory during the block; the dict it yields is filled on exit."""
-    import torch
+def peak_memory(device: str, torch: bool = True):
+    """Measure peak memory during the block; the dict it yields is filled on exit.
 
+    ``torch=False`` (an engine that does not use torch): the process's peak RSS only.
+    """
+    cuda = None
+    if torch and device == "cuda":
+        import torch as cuda_torch
+
+        cuda = cuda_torch.cuda
+        cuda.reset_peak_memory_stats()
     result: dict = {}
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     try:
         yield result
     finally:
-        if device == "cuda":
-            result["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 1024**2, 1)
+        if cuda is not None:
+            result["peak_gpu_memory_mb"] = round(cuda.max_memory_allocated() / 1024**2, 1)
         result["peak_rss_mb"] = rss_peak_mb()
 
 

@@ -24,6 +24,12 @@ on the CPU (fp16 matrix products there are slow or missing), and SDPA attention 
 installed transformers and torch have it (transformers 4.36+ with torch 2.1.1+; the book's
 torch 2.0.1 falls back to eager). Word timestamps need the cross-attention weights, which
 SDPA does not return, so ``--timestamps word`` loads eager attention.
+
+``--engine ctranslate2`` runs the same folder through faster-whisper instead (see
+``asr_ct2.py``: converted once, cached beside the model); ``--beams N`` asks either engine
+for beam search. Everything that can be checked from the folder's JSON files (the model
+kind, ``--language`` and ``--task`` against an English-only model) is checked before any
+weights load.
 """
 
 from __future__ import annotations
@@ -36,14 +42,16 @@ import time
 from pathlib import Path
 
 if __package__:
-    from . import _rt, audio
+    from . import _rt, asr_ct2, audio
     from .textmetrics import cer, normalize_text
 else:
     import _rt
+    import asr_ct2
     import audio
     from textmetrics import cer, normalize_text
 
 MARKER = "llmsetup_fixture"
+ENGINES = ("transformers", "ctranslate2")
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -55,6 +63,27 @@ def is_random_fixture(model_dir: str) -> bool:
     except (OSError, ValueError):
         return False
     return bool((config.get(MARKER) or {}).get("random_weights"))
+
+
+def model_facts(model_dir: str) -> dict | None:
+    """What ``generation_config.json`` says about languages, read without loading weights.
+
+    Also checks that the folder holds a Whisper model. None when the folder has no
+    generation config (then the loaded model's own is used).
+    """
+    folder = Path(model_dir)
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _rt.Failure("incomplete-model", f"cannot read {folder / 'config.json'}: {exc}",
+                          exit_code=2) from None
+    if config.get("model_type") != "whisper":
+        raise _rt.Failure("wrong-kind", f"{model_dir} holds a {config.get('model_type')!r} "
+                          "model, not Whisper", exit_code=2)
+    try:
+        return json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def attention_for(model_cls, word_timestamps: bool) -> str:
@@ -86,10 +115,7 @@ def load_pipeline(model_dir: str, device: str, word_timestamps: bool):
     import torch
     from transformers import AutoProcessor, WhisperForConditionalGeneration, pipeline
 
-    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    if config.get("model_type") != "whisper":
-        raise _rt.Failure("wrong-kind", f"{model_dir} holds a {config.get('model_type')!r} "
-                          "model, not Whisper", exit_code=2)
+    model_facts(model_dir)  # a Whisper folder, or a clear failure
     dtype = torch.float16 if device == "cuda" else torch.float32
     # transformers 4.56 renamed torch_dtype to dtype (the old name still works, with a warning).
     dtype_kw = "dtype" if _rt.transformers_at_least("4.56") else "torch_dtype"
@@ -114,7 +140,8 @@ def load_pipeline(model_dir: str, device: str, word_timestamps: bool):
                     feature_extractor=processor.feature_extractor, device=device,
                     **{dtype_kw: dtype})
     gen = model.generation_config
-    info = {"device": device, "dtype": str(dtype).replace("torch.", ""),
+    info = {"engine": "transformers", "device": device,
+            "dtype": str(dtype).replace("torch.", ""),
             "attention": getattr(model.config, "_attn_implementation", attention),
             "parameters": sum(p.numel() for p in model.parameters()),
             "multilingual": bool(getattr(gen, "is_multilingual", False)),
@@ -135,6 +162,8 @@ def language_code(language: str | None, lang_to_id: dict | None) -> str | None:
     from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
     text = language.strip().lower().removeprefix("<|").removesuffix("|>")
+    if lang_to_id and f"<|{text}|>" in lang_to_id:  # a code: no need for the name tables
+        return text
     code = text if text in LANGUAGES else TO_LANGUAGE_CODE.get(text)
     if code is None or (lang_to_id and f"<|{code}|>" not in lang_to_id):
         raise _rt.Failure("bad-input", f"--language {language}: not a language this model "
@@ -143,19 +172,26 @@ def language_code(language: str | None, lang_to_id: dict | None) -> str | None:
     return code
 
 
-def generate_kwargs(gen_config, language: str | None, task: str, max_new_tokens: int) -> dict:
+def generate_kwargs(gen_config, language: str | None, task: str, max_new_tokens: int,
+                    beams: int = 1) -> dict:
     """Generation settings; language and task only for multilingual models.
 
+    ``gen_config`` is the model's GenerationConfig or its generation_config.json as a dict.
     Both 4.38.1 and 5.x take them in ``generate_kwargs`` (5.x also takes them loose, 4.38.1
-    does not). ``num_beams=1`` is explicit because the 5.x speech pipeline decodes with 5
-    beams unless the model's generation_config.json says otherwise (large-v3's does not):
-    about five times the decoder work and memory per batch, and not what the book ran.
-    Greedy decoding keeps both profiles doing the same thing.
+    does not). ``num_beams`` is always explicit (1, greedy, unless ``--beams``) because
+    the 5.x speech pipeline decodes with 5 beams unless the model's generation_config.json
+    says otherwise (large-v3's does not): about five times the decoder work and memory per
+    batch, and not what the book ran. Greedy decoding keeps both profiles doing the same
+    thing; the ctranslate2 engine takes the same settings.
     """
-    kwargs: dict = {"max_new_tokens": max_new_tokens, "num_beams": 1}
-    if getattr(gen_config, "is_multilingual", False):
+    def get(key):
+        return gen_config.get(key) if isinstance(gen_config, dict) else \
+            getattr(gen_config, key, None)
+
+    kwargs: dict = {"max_new_tokens": max_new_tokens, "num_beams": beams}
+    if get("is_multilingual"):
         kwargs["task"] = task
-        code = language_code(language, getattr(gen_config, "lang_to_id", None))
+        code = language_code(language, get("lang_to_id"))
         if code:
             kwargs["language"] = code
     elif (language and language.lower() not in ("en", "english")) or task == "translate":
@@ -187,8 +223,8 @@ def fit_new_tokens(model_config, wanted: int) -> tuple[int, str | None]:
                     f"of each window): using {fitted}")
 
 
-def _fit(opts: argparse.Namespace, model) -> list[str]:
-    opts.max_new_tokens, note = fit_new_tokens(model.config, opts.max_new_tokens)
+def _fit(opts: argparse.Namespace, model_config) -> list[str]:
+    opts.max_new_tokens, note = fit_new_tokens(model_config, opts.max_new_tokens)
     if note:
         _rt.emit("warning", message=note)
     return [note] if note else []
@@ -216,15 +252,18 @@ class Progress:
         self.done = 0
         self.total = 1
         self.file: dict = {}
+        #: The decoding settings that reached ``generate`` last (reported per file).
+        self.seen: dict = {}
         model.generate = self._generate
 
-    def start(self, index: int, files: int, item: audio.Audio, chunk_length_s: float) -> None:
+    def start(self, file_info: dict, item: audio.Audio, chunk_length_s: float) -> None:
         self.done = 0
         self.total = audio.chunk_count(item.samples.size, chunk_length_s)
-        self.file = {"file": item.path, "index": index, "files": files,
-                     "duration_s": item.duration_s}
+        self.file = file_info
 
     def _generate(self, *args, **kwargs):
+        self.seen = {k: kwargs[k] for k in ("num_beams", "max_new_tokens", "language", "task")
+                     if k in kwargs}
         out = self.original(*args, **kwargs)
         batch = kwargs.get("input_features")
         if batch is None and kwargs.get("encoder_outputs") is not None:
@@ -271,23 +310,82 @@ def _seconds(value) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
+# -- the engines ------------------------------------------------------------------------
+
+class Engine:
+    """One loaded model behind the two engines: ``transcribe(item, decoding, file_info)``.
+
+    ``decoding`` is :func:`generate_kwargs`'s dict (max_new_tokens, num_beams, task,
+    language), worked out before the load wherever the folder's generation config allows.
+    """
+
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.opts = opts
+        self.name = opts.engine
+        _rt.emit("stage", stage="load", model=opts.model, device=opts.device, engine=self.name)
+        timer = _rt.Timer()
+        if self.name == "ctranslate2":
+            self.model, self.info = asr_ct2.load(opts.model, opts.device,
+                                                 is_random_fixture(opts.model))
+            self.progress = None
+        else:
+            self.model, self.info = load_pipeline(opts.model, opts.device,
+                                                  opts.timestamps == "word")
+            self.progress = Progress(self.model.model)
+        self.info["load_s"] = round(timer.elapsed(), 3)
+        self.notes = _fit(opts, self._config())
+        if opts.timestamps == "word" and not self.info["word_timestamps"]:
+            raise _rt.Failure("bad-input", "this model's generation config has no "
+                              "alignment_heads, so it cannot give word timestamps",
+                              "Use --timestamps chunk.", exit_code=2)
+        _rt.emit("model", **self.info)
+
+    def _config(self):
+        """The model's config (``max_target_positions`` is what :func:`_fit` reads)."""
+        if self.name == "transformers":
+            return self.model.model.config
+        config = json.loads((Path(self.opts.model) / "config.json").read_text(encoding="utf-8"))
+        return argparse.Namespace(max_target_positions=config.get("max_target_positions"))
+
+    def decoding(self, facts: dict | None, language: str | None, task: str) -> dict:
+        """The generation settings, from the folder's config or else the loaded model's."""
+        if facts is None:
+            facts = (self.model.model.generation_config if self.name == "transformers"
+                     else {"is_multilingual": self.info["multilingual"]})
+        return generate_kwargs(facts, language, task, self.opts.max_new_tokens,
+                               self.opts.beams)
+
+    def transcribe(self, index: int, files: int, item: audio.Audio, decoding: dict) -> dict:
+        file_info = {"file": item.path, "index": index, "files": files,
+                     "duration_s": item.duration_s}
+        if self.name == "ctranslate2":
+            return asr_ct2.transcribe(self.model, item, self.opts, decoding, file_info)
+        self.progress.start(file_info, item, self.opts.chunk_length)
+        row = run_pipeline(self.model, item, self.opts, decoding)
+        row["decoding"] = self.progress.seen
+        return row
+
+
+def resolve_device(opts: argparse.Namespace) -> str:
+    """The device, asked of the engine's own library (ctranslate2 never imports torch)."""
+    if opts.engine == "ctranslate2":
+        return asr_ct2.resolve_device(opts.device)
+    return _rt.resolve_device(opts.device)
+
+
+def check_decoding(opts: argparse.Namespace, facts: dict | None,
+                   languages: list[tuple[str | None, str]]) -> None:
+    """``--language``/``--task`` against the model's config, before any weights load."""
+    if facts is not None:
+        for language, task in languages:
+            generate_kwargs(facts, language, task, opts.max_new_tokens, opts.beams)
+
+
 # -- commands -----------------------------------------------------------------------------
 
-def _load(opts: argparse.Namespace):
-    _rt.emit("stage", stage="load", model=opts.model, device=opts.device)
-    timer = _rt.Timer()
-    pipe, info = load_pipeline(opts.model, opts.device, opts.timestamps == "word")
-    info["load_s"] = round(timer.elapsed(), 3)
-    if opts.timestamps == "word" and not info["word_timestamps"]:
-        raise _rt.Failure("bad-input", "this model's generation config has no alignment_heads, "
-                          "so it cannot give word timestamps", "Use --timestamps chunk.",
-                          exit_code=2)
-    _rt.emit("model", **info)
-    return pipe, info
-
-
 def _settings(opts: argparse.Namespace) -> dict:
-    return {"chunk_length_s": opts.chunk_length, "batch_size": opts.batch_size,
+    return {"engine": opts.engine, "beams": opts.beams, "chunk_length_s": opts.chunk_length,
+            "batch_size": opts.batch_size if opts.engine == "transformers" else 1,
             "max_new_tokens": opts.max_new_tokens, "timestamps": opts.timestamps,
             "language": opts.language, "task": opts.task}
 
@@ -306,33 +404,35 @@ def read_samples(manifest: str) -> list[dict]:
 
 
 def cmd_verify(opts: argparse.Namespace, tmp: str) -> dict:
+    facts = model_facts(opts.model)
     converted = None
     if opts.audio:
-        segment = audio.decode(opts.audio)
-        if opts.save_converted:
-            converted = audio.save_converted(segment, opts.audio, opts.save_converted)
-            _rt.emit("converted", path=converted)
-        items = [(audio.prepare(segment, opts.audio, tmp), None)]
-        del segment
+        check_decoding(opts, facts, [(opts.language, opts.task)])
+        if opts.engine == "ctranslate2" and not opts.save_converted:
+            items = [(audio.load_av(opts.audio), None)]
+        else:
+            segment = audio.decode(opts.audio)
+            if opts.save_converted:
+                converted = audio.save_converted(segment, opts.audio, opts.save_converted)
+                _rt.emit("converted", path=converted)
+            items = [(audio.prepare(segment, opts.audio, tmp), None)]
+            del segment
         if audio.is_silent(items[0][0]):
             raise audio.silent_failure(items[0][0])
     else:
         items = [(audio.load(s["file"], tmp), s) for s in read_samples(opts.samples)]
-    opts.device = _rt.resolve_device(opts.device)  # after the audio: bad input fails fast
-    with _rt.peak_memory(opts.device) as peak:
-        pipe, info = _load(opts)
-        notes = _fit(opts, pipe.model)
-        progress = Progress(pipe.model)
+    opts.device = resolve_device(opts)  # after the audio: bad input fails fast
+    with _rt.peak_memory(opts.device, torch=opts.engine == "transformers") as peak:
+        engine = Engine(opts)
+        info = engine.info
         results = []
         usable = [(a, s) for a, s in items
                   if s is None or info["multilingual"] or s["language"] == "en"]
         for index, (item, sample) in enumerate(usable):
             language = sample["language"] if sample else opts.language
             task = "transcribe" if sample else opts.task
-            gen = generate_kwargs(pipe.model.generation_config, language, task,
-                                  opts.max_new_tokens)
-            progress.start(index, len(usable), item, opts.chunk_length)
-            row = run_pipeline(pipe, item, opts, gen)
+            row = engine.transcribe(index, len(usable), item,
+                                    engine.decoding(facts, language, task))
             row.update(language=language, task=task, sample=bool(sample))
             row.update(judge(row, sample, info["random_weights"]))
             _rt.emit("transcript", **row)
@@ -340,11 +440,20 @@ def cmd_verify(opts: argparse.Namespace, tmp: str) -> dict:
     audio_s = sum(r["duration_s"] for r in results)
     transcribe_s = sum(r["transcribe_s"] for r in results)
     return {"ok": all(r["passed"] for r in results), "model_dir": opts.model, **info,
-            "settings": _settings(opts), "notes": notes, "items": results,
+            "settings": _settings(opts), "notes": engine.notes, "items": results,
             "converted": converted,
             "audio_s": round(audio_s, 3), "transcribe_s": round(transcribe_s, 3),
             "rtf": round(transcribe_s / audio_s, 4) if audio_s else None, **peak,
-            "versions": _rt.versions()}
+            "versions": _versions(opts)}
+
+
+def _versions(opts: argparse.Namespace) -> dict:
+    found = _rt.versions()
+    if opts.engine == "ctranslate2":
+        from importlib.metadata import version
+
+        found.update(ctranslate2=version("ctranslate2"), faster_whisper=version("faster-whisper"))
+    return found
 
 
 def judge(row: dict, sample: dict | None, random_weights: bool) -> dict:
@@ -363,22 +472,22 @@ def judge(row: dict, sample: dict | None, random_weights: bool) -> dict:
 def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
     import numpy as np
 
+    facts = model_facts(opts.model)
+    check_decoding(opts, facts, [(opts.language, opts.task)])
     stored = []
     for path in opts.files:  # decode everything first: a bad file fails before the load
-        item = audio.load(path, tmp)
+        item = audio.load_av(path) if opts.engine == "ctranslate2" else audio.load(path, tmp)
         _rt.emit("audio", file=path, duration_s=item.duration_s, source_rate=item.source_rate,
                  source_channels=item.source_channels, peak_dbfs=item.peak_dbfs)
         npy = os.path.join(tmp, f"{len(stored)}.npy")
         np.save(npy, item.samples)
         item.samples = None  # keep one file's samples in memory at a time
         stored.append((item, npy))
-    opts.device = _rt.resolve_device(opts.device)  # after the audio: bad input fails fast
-    with _rt.peak_memory(opts.device) as peak:
-        pipe, info = _load(opts)
-        notes = _fit(opts, pipe.model)
-        gen = generate_kwargs(pipe.model.generation_config, opts.language, opts.task,
-                              opts.max_new_tokens)
-        progress = Progress(pipe.model)
+    opts.device = resolve_device(opts)  # after the audio: bad input fails fast
+    with _rt.peak_memory(opts.device, torch=opts.engine == "transformers") as peak:
+        engine = Engine(opts)
+        info = engine.info
+        decoding = engine.decoding(facts, opts.language, opts.task)
         rows = []
         for index, (item, npy) in enumerate(stored):
             item.samples = np.load(npy)
@@ -388,8 +497,7 @@ def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
                 _rt.emit("warning", file=item.path,
                          message=audio.silent_failure(item).message + "; empty transcript")
             else:
-                progress.start(index, len(stored), item, opts.chunk_length)
-                row = run_pipeline(pipe, item, opts, gen)
+                row = engine.transcribe(index, len(stored), item, decoding)
             row.update(index=index, language=opts.language, task=opts.task)
             _rt.emit("transcript", **row)
             rows.append({k: v for k, v in row.items() if k not in ("chunks", "text")})
@@ -397,10 +505,10 @@ def cmd_transcribe(opts: argparse.Namespace, tmp: str) -> dict:
     audio_s = sum(r["duration_s"] for r in rows)
     transcribe_s = sum(r["transcribe_s"] for r in rows)
     return {"ok": True, "model_dir": opts.model, **info, "settings": _settings(opts),
-            "notes": notes, "files": rows, "audio_s": round(audio_s, 3),
+            "notes": engine.notes, "files": rows, "audio_s": round(audio_s, 3),
             "transcribe_s": round(transcribe_s, 3),
             "rtf": round(transcribe_s / audio_s, 4) if audio_s else None, **peak,
-            "versions": _rt.versions()}
+            "versions": _versions(opts)}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -422,6 +530,8 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--batch-size", type=int, default=16)
         command.add_argument("--max-new-tokens", type=int, default=128)
         command.add_argument("--timestamps", default="chunk", choices=["none", "chunk", "word"])
+        command.add_argument("--engine", default="transformers", choices=ENGINES)
+        command.add_argument("--beams", type=int, default=1)
     return root
 
 
@@ -430,6 +540,10 @@ def main(argv=None) -> None:
     if opts.command == "verify" and not (opts.audio or opts.samples):
         raise _rt.Failure("bad-input", "verify needs --audio FILE or --samples MANIFEST",
                           exit_code=2)
+    if opts.beams < 1:
+        raise _rt.Failure("bad-input", "--beams must be at least 1", exit_code=2)
+    if opts.engine == "ctranslate2":
+        asr_ct2.require()  # before any audio is decoded: the missing engine is the news
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _rt.emit("start", module="asr", command=opts.command, protocol=_rt.PROTOCOL)
     with tempfile.TemporaryDirectory(prefix="llmsetup-asr-") as tmp:

@@ -1,4 +1,4 @@
-"""Character error rate, with the standard library only (for the speech runtime).
+"""Character and word error rates, with the standard library only (for the speech runtime).
 
 CER = Levenshtein distance between the normalized texts ÷ the reference's length. The
 normalization makes the rate about what was heard, not how it was written: NFKC (full-width
@@ -23,8 +23,9 @@ def normalize_text(text: str) -> str:
                    if not ch.isspace() and unicodedata.category(ch)[0] not in "PSZC")
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions), O(len(a)*len(b))."""
+def edit_distance(a, b) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions), O(len(a)*len(b)), of two
+    strings or two lists of words."""
     if len(a) < len(b):
         a, b = b, a
     previous = list(range(len(b) + 1))
@@ -40,6 +41,22 @@ def edit_distance(a: str, b: str) -> int:
 def cer(reference: str, hypothesis: str) -> float:
     """Character error rate of ``hypothesis`` against ``reference``, after normalizing."""
     ref, hyp = normalize_text(reference), normalize_text(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return round(edit_distance(ref, hyp) / len(ref), 4)
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` for WER: NFKC, lower case, no punctuation or symbols."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    kept = "".join(ch if ch.isspace() or unicodedata.category(ch)[0] not in "PSC" else " "
+                   for ch in text.replace("'", ""))
+    return kept.split()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against ``reference`` (for languages with spaces)."""
+    ref, hyp = words(reference), words(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
     return round(edit_distance(ref, hyp) / len(ref), 4)
