@@ -24,8 +24,8 @@ FLOORS = {
     "download": 5, "targets": 5, "serving": 5,
     "envs": 4, "hardware": 4,
     "recipes": 3, "settings": 3,
-    "proc": 2, "fileio": 2, "config_schema": 2,
-    "errors": 1, "yamlfile": 1, "values": 1,
+    "proc": 2, "config_schema": 2,
+    "errors": 1, "fileio": 1, "yamlfile": 1, "values": 1,
     "secret": 0, "": 0,  # "": the package itself (its version)
 }
 # What the runtime modules may import: they run inside a model's environment.
