@@ -414,28 +414,46 @@ def get_json(
 def within_deadline(deadline: float, cancel: threading.Event | None, call):
     """``call()`` (a request up to its headers) on a thread of its own, given up at the
     deadline: a server that trickles its status line and headers a byte at a time passes
-    every per-read timeout, and only a deadline around the whole call ends it. The thread
-    left behind ends with its socket or with the process."""
+    every per-read timeout, and only a deadline around the whole call ends it. A reply
+    that arrives after the deadline is closed at once (the server stops sending); the
+    thread left behind ends with its socket or with the process."""
     box: dict[str, Any] = {}
     done = threading.Event()
+    lock = threading.Lock()
 
     def work() -> None:
         try:
-            box["value"] = call()
+            value = call()
         except BaseException as exc:
             box["error"] = exc
+        else:
+            with lock:
+                late = box.get("abandoned", False)
+                box["value"] = value
+            if late and hasattr(value, "close"):
+                value.close()
         finally:
             done.set()
 
-    threading.Thread(target=work, name="llmsetup-metadata", daemon=True).start()
+    threading.Thread(target=work, name="llmsetup-request", daemon=True).start()
     while not done.wait(0.05):
         if cancel is not None and cancel.is_set():
+            _abandon(box, lock)
             raise KeyboardInterrupt
         if time.monotonic() > deadline:
+            _abandon(box, lock)
             raise TooSlow
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def _abandon(box: dict, lock: threading.Lock) -> None:
+    with lock:
+        box["abandoned"] = True
+        value = box.get("value")
+    if value is not None and hasattr(value, "close"):
+        value.close()  # it arrived between the last look and now
 
 
 def _full_url(url: str, params: Mapping[str, Any] | None) -> str:
