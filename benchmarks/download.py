@@ -432,7 +432,7 @@ def repo_main(args) -> None:
     ours = runs["llmsetup"]
 
     def ratio(peer: str) -> str:
-        pairs = sorted(p / o for p, o in zip(runs[peer], ours))
+        pairs = sorted(p / o for p, o in zip(runs[peer], ours, strict=True))
         return (f"{med[peer] / med['llmsetup']:.2f}x of medians (per round "
                 f"{pairs[0]:.2f}-{pairs[-1]:.2f})")
 
