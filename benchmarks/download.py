@@ -195,6 +195,9 @@ def main() -> None:
     parser.add_argument("--repo", choices=("llama", "single"), default="llama",
                         help="llama: a whole repository shaped like Llama-2-7b's, capped "
                         "(default); single: one file, capped and uncapped")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="(--repo llama) also time the llmsetup whose package is in SRC "
+                        "(a checkout's src/ folder), interleaved, as 'llmsetup-baseline'")
     parser.add_argument("--load", action="store_true",
                         help="run a busy loop on one core meanwhile (another job)")
     args = parser.parse_args()
@@ -381,10 +384,11 @@ def repo_main(args) -> None:
             (work / "aria2.txt").write_text("".join(
                 f"{base}/{name}\n  out={name}\n" for name in files))
 
-            def llmsetup(tag: str) -> tuple[float, Path]:
+            def llmsetup(tag: str, src: str | None = None) -> tuple[float, Path]:
                 out = work / f"llmsetup-{tag}"
                 seconds, _ = timed([sys.executable, "-m", "llmsetup", "download", LLAMA,
-                                    "--source", "hf", "--models-dir", str(out), "--json"], env)
+                                    "--source", "hf", "--models-dir", str(out), "--json"],
+                                   env if src is None else {**env, "PYTHONPATH": src})
                 return seconds, out / LLAMA
 
             def hf(tag: str) -> tuple[float, Path]:
@@ -401,6 +405,9 @@ def repo_main(args) -> None:
             clients = {"llmsetup": llmsetup, "huggingface_hub": hf}
             if aria2c:
                 clients["aria2c"] = aria
+            if args.baseline:
+                clients["llmsetup-baseline"] = lambda tag: llmsetup(
+                    f"baseline-{tag}", str(Path(args.baseline).resolve()))
             names = list(clients)
             rng = random.Random(0)
             for i in range(args.repeat):
@@ -440,6 +447,11 @@ def repo_main(args) -> None:
     print(f"  llmsetup vs huggingface_hub: {ratio('huggingface_hub')} (target >= 6x)")
     if aria2c:
         print(f"  llmsetup vs aria2c -x8 -s8: {ratio('aria2c')} (target >= 0.9x)")
+    if args.baseline:
+        print(f"  llmsetup vs llmsetup-baseline: {ratio('llmsetup-baseline')}")
+        print(f"  llmsetup-baseline vs huggingface_hub: "
+              f"{med['huggingface_hub'] / med['llmsetup-baseline']:.2f}x; vs aria2c: "
+              + (f"{med['aria2c'] / med['llmsetup-baseline']:.2f}x" if aria2c else "-"))
 
 
 def run_hf_repo(work: Path, env: dict, url: str, out: Path) -> float:
