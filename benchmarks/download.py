@@ -372,6 +372,7 @@ def repo_main(args) -> None:
     runs: dict[str, list[float]] = {}
     peaks: dict[str, list[int]] = {}
     others: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="llmsetup-bench-") as tmp, \
                 FixtureServer(rate=CAP) as server:
@@ -418,6 +419,7 @@ def repo_main(args) -> None:
                     runs.setdefault(name, []).append(round(seconds, 3))
                     peaks.setdefault(name, []).append(server.peak_active)
                     others.setdefault(name, []).append(round(CPU["others"], 2))
+                    cpu.setdefault(name, []).append(round(CPU["client"], 2))
                     check_tree(folder, files)
     finally:
         if load is not None:
@@ -426,6 +428,7 @@ def repo_main(args) -> None:
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("all runs (s):", json.dumps(runs))
     print("most connections at once (per run):", json.dumps(peaks))
+    print("CPU seconds of the client process (user + system) in each run:", json.dumps(cpu))
     print("CPU seconds of the machine's other jobs during each run:", json.dumps(others))
     from benchmarks._common import spread
 
