@@ -1,4 +1,19 @@
-"""Benchmark: llmsetup download vs huggingface_hub vs curl, on loopback, in one run.
+"""Benchmark: llmsetup download vs huggingface_hub, aria2c and curl, on loopback, in one run.
+
+``--repo llama`` (the default): the server holds a repository shaped like Llama-2-7b's,
+scaled down to about 300 MB (config.json, generation_config.json, tokenizer.json,
+tokenizer.model, tokenizer_config.json with its chat template, special_tokens_map.json,
+chat_template.jinja, README.md, model.safetensors.index.json and two shards in
+Llama-2-7b's proportions, 9.98 : 3.50), every connection capped at 20 MB/s. Each round,
+in a new shuffled order: ``llmsetup download ORG/REPO`` (the whole process),
+``huggingface_hub.snapshot_download`` (the whole process), and, when installed,
+``aria2c -x8 -s8`` on the same files (an input file listing the resolve URLs). It prints
+medians with their spread, the ratio to the link's limit (8 connections x 20 MB/s) and
+to aria2c and huggingface_hub. On this shape huggingface_hub fetches both shards at once
+(one stream each), so a client held to 8 connections cannot beat it by more than
+8 x 222 / 300 = 5.9x (aria2c opens up to 12 here: 8 for a shard, 1 per other file).
+
+``--repo single``: the older measurement, described next.
 
 A loopback server (tests/download_server.py) serves one 300 MB safetensors file through
 the HF API subset. Twice: with every connection capped at 20 MB/s (what many mirrors do),
@@ -177,7 +192,17 @@ def main() -> None:
                         help="runs of each client per setting; the median is reported")
     parser.add_argument("--only", choices=("capped", "uncapped"),
                         help="run one setting only")
+    parser.add_argument("--repo", choices=("llama", "single"), default="llama",
+                        help="llama: a whole repository shaped like Llama-2-7b's, capped "
+                        "(default); single: one file, capped and uncapped")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="(--repo llama) also time the llmsetup whose package is in SRC "
+                        "(a checkout's src/ folder), interleaved, as 'llmsetup-baseline'")
+    parser.add_argument("--load", action="store_true",
+                        help="run a busy loop on one core meanwhile (another job)")
     args = parser.parse_args()
+    if args.repo == "llama":
+        return repo_main(args)
     if not shutil.which("curl"):
         raise SystemExit("curl is needed for this benchmark")
     size = args.size_mb * 1_000_000
@@ -250,6 +275,194 @@ def print_uncapped(uncapped: dict, size: int) -> None:
     print(f"  llmsetup opened "
           f"{statistics.median(uncapped['runs']['llmsetup_connections']):.0f} connection(s)")
     print_cpu(uncapped)
+
+
+# -- a whole repository ------------------------------------------------------------------
+
+LLAMA = "bench-org/Llama-2-7b-chat-hf"
+#: Llama-2-7b's two shards (9.98 GB and 3.50 GB), scaled to 300 MB in all.
+SHARDS = {"model-00001-of-00002.safetensors": 222_000_000,
+          "model-00002-of-00002.safetensors": 78_000_000}
+CONNECTIONS = 8
+CHAT_TEMPLATE = ("{% for message in messages %}{% if message['role'] == 'user' %}"
+                 "{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}"
+                 "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + "
+                 "' ' + eos_token }}{% endif %}{% endfor %}")
+
+
+def llama_files() -> dict[str, bytes]:
+    """The files of a repository shaped like Llama-2-7b-chat-hf's (the shards scaled)."""
+    vocab = {f"tok{i}": i for i in range(32000)}
+    files = {
+        "config.json": json.dumps({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+            "intermediate_size": 11008, "num_attention_heads": 32, "num_hidden_layers": 32,
+            "num_key_value_heads": 32, "vocab_size": 32000, "torch_dtype": "float16",
+            "max_position_embeddings": 4096, "rms_norm_eps": 1e-05}, indent=2).encode(),
+        "generation_config.json": json.dumps({"bos_token_id": 1, "eos_token_id": 2,
+                                              "pad_token_id": 0, "temperature": 0.6,
+                                              "top_p": 0.9}).encode(),
+        # tokenizer.json is 1.8 MB, tokenizer.model 0.5 MB in the real repository
+        "tokenizer.json": json.dumps({"version": "1.0", "model": {
+            "type": "BPE", "vocab": vocab, "merges": [f"tok{i} tok{i + 1}"
+                                                      for i in range(31000)]}}).encode(),
+        "tokenizer.model": os.urandom(499_723),
+        "tokenizer_config.json": json.dumps({
+            "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+            "model_max_length": 1000000000000000019884624838656,
+            "tokenizer_class": "LlamaTokenizer", "chat_template": CHAT_TEMPLATE}).encode(),
+        "special_tokens_map.json": json.dumps({"bos_token": "<s>", "eos_token": "</s>",
+                                               "unk_token": "<unk>"}).encode(),
+        "chat_template.jinja": CHAT_TEMPLATE.encode(),
+        "README.md": b"# Llama 2 (benchmark stand-in)\n" + b"Random weights.\n" * 600,
+    }
+    weight_map = {}
+    for i, (name, size) in enumerate(SHARDS.items()):
+        files[name] = make_weights(size)
+        for layer in range(i * 16, (i + 1) * 16):
+            weight_map[f"model.layers.{layer}.self_attn.q_proj.weight"] = name
+    files["model.safetensors.index.json"] = json.dumps({
+        "metadata": {"total_size": sum(SHARDS.values())}, "weight_map": weight_map},
+        indent=2).encode()
+    return files
+
+
+def check_tree(folder: Path, files: dict[str, bytes]) -> None:
+    """Every file present with its content; then the folder is removed (disk space)."""
+    for name, data in files.items():
+        got = folder / name
+        if not got.is_file() or got.stat().st_size != len(data):
+            raise SystemExit(f"{got}: missing or wrong size")
+        if len(data) < (1 << 20) and got.read_bytes() != data:
+            raise SystemExit(f"{got}: wrong content")
+    for name in SHARDS:  # the big ones by their hash
+        h = hashlib.sha256()
+        with (folder / name).open("rb") as fh:
+            while chunk := fh.read(16 << 20):
+                h.update(chunk)
+        if h.hexdigest() != hashlib.sha256(files[name]).hexdigest():
+            raise SystemExit(f"{folder / name}: wrong content")
+    shutil.rmtree(folder)
+
+
+def busy_core() -> subprocess.Popen:
+    """Another job: a busy loop on one core (a process, so that it holds a core)."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def repo_main(args) -> None:
+    import random
+
+    import huggingface_hub
+
+    files = llama_files()
+    total = sum(len(d) for d in files.values())
+    limit_s = total / (CONNECTIONS * CAP)
+    aria2c = shutil.which("aria2c")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}, huggingface_hub {huggingface_hub.__version__}"
+          + (f", {subprocess.run([aria2c, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}"  # noqa: E501
+             if aria2c else ", aria2c not installed"))
+    print(f"repository: {LLAMA}, {len(files)} files, {total / 1e6:.1f} MB; every connection "
+          f"capped at {CAP / 1e6:.0f} MB/s; the link's limit ({CONNECTIONS} x "
+          f"{CAP / 1e6:.0f} MB/s): {limit_s:.2f} s; {args.repeat} round(s), interleaved; "
+          f"load average before: {os.getloadavg()[0]:.2f}; another job on one core: "
+          f"{'yes' if args.load else 'no'}")
+    load = busy_core() if args.load else None
+    runs: dict[str, list[float]] = {}
+    peaks: dict[str, list[int]] = {}
+    others: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="llmsetup-bench-") as tmp, \
+                FixtureServer(rate=CAP) as server:
+            server.add_repo(LLAMA, files)
+            for name in files:
+                server.repos[LLAMA].sha256(name)  # hash once, before timing
+            work = Path(tmp)
+            env = clean_env(work, server.url)
+            base = f"{server.url}/{LLAMA}/resolve/main"
+            (work / "aria2.txt").write_text("".join(
+                f"{base}/{name}\n  out={name}\n" for name in files))
+
+            def llmsetup(tag: str, src: str | None = None) -> tuple[float, Path]:
+                out = work / f"llmsetup-{tag}"
+                seconds, _ = timed([sys.executable, "-m", "llmsetup", "download", LLAMA,
+                                    "--source", "hf", "--models-dir", str(out), "--json"],
+                                   env if src is None else {**env, "PYTHONPATH": src})
+                return seconds, out / LLAMA
+
+            def hf(tag: str) -> tuple[float, Path]:
+                out = work / f"hf-{tag}"
+                return run_hf_repo(work, env, server.url, out), out
+
+            def aria(tag: str) -> tuple[float, Path]:
+                out = work / f"aria2c-{tag}"
+                seconds, _ = timed([aria2c, "-x8", "-s8", "-q", "--allow-overwrite=true",
+                                    "--file-allocation=none", "-d", str(out),
+                                    "-i", str(work / "aria2.txt")], env)
+                return seconds, out
+
+            clients = {"llmsetup": llmsetup, "huggingface_hub": hf}
+            if aria2c:
+                clients["aria2c"] = aria
+            if args.baseline:
+                clients["llmsetup-baseline"] = lambda tag: llmsetup(
+                    f"baseline-{tag}", str(Path(args.baseline).resolve()))
+            names = list(clients)
+            rng = random.Random(0)
+            for i in range(args.repeat):
+                rng.shuffle(names)
+                for name in names:
+                    server.peak_active = 0
+                    seconds, folder = clients[name](f"{i}")
+                    runs.setdefault(name, []).append(round(seconds, 3))
+                    peaks.setdefault(name, []).append(server.peak_active)
+                    others.setdefault(name, []).append(round(CPU["others"], 2))
+                    cpu.setdefault(name, []).append(round(CPU["client"], 2))
+                    check_tree(folder, files)
+    finally:
+        if load is not None:
+            load.kill()
+            load.wait()
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print("all runs (s):", json.dumps(runs))
+    print("most connections at once (per run):", json.dumps(peaks))
+    print("CPU seconds of the client process (user + system) in each run:", json.dumps(cpu))
+    print("CPU seconds of the machine's other jobs during each run:", json.dumps(others))
+    from benchmarks._common import spread
+
+    med = {name: statistics.median(v) for name, v in runs.items()}
+    print(f"\n[whole repository, capped at {CAP / 1e6:.0f} MB/s per connection]  "
+          "wall-clock s, median (p25-p75)")
+    for name, values in runs.items():
+        lo, hi = spread(values)
+        print(f"  {name:16} {med[name]:6.2f} s ({lo:.2f}-{hi:.2f})  "
+              f"{total / med[name] / 1e6:6.1f} MB/s  {limit_s / med[name]:.2f} of the limit")
+    ours = runs["llmsetup"]
+
+    def ratio(peer: str) -> str:
+        pairs = sorted(p / o for p, o in zip(runs[peer], ours, strict=True))
+        return (f"{med[peer] / med['llmsetup']:.2f}x of medians (per round "
+                f"{pairs[0]:.2f}-{pairs[-1]:.2f})")
+
+    print(f"  llmsetup vs the limit ({limit_s:.2f} s): {limit_s / med['llmsetup']:.2f}")
+    print(f"  llmsetup vs huggingface_hub: {ratio('huggingface_hub')} (target >= 6x)")
+    if aria2c:
+        print(f"  llmsetup vs aria2c -x8 -s8: {ratio('aria2c')} (target >= 0.9x)")
+    if args.baseline:
+        print(f"  llmsetup vs llmsetup-baseline: {ratio('llmsetup-baseline')}")
+        print(f"  llmsetup-baseline vs huggingface_hub: "
+              f"{med['huggingface_hub'] / med['llmsetup-baseline']:.2f}x; vs aria2c: "
+              + (f"{med['aria2c'] / med['llmsetup-baseline']:.2f}x" if aria2c else "-"))
+
+
+def run_hf_repo(work: Path, env: dict, url: str, out: Path) -> float:
+    code = ("import sys; from huggingface_hub import snapshot_download; "
+            "snapshot_download(sys.argv[1], local_dir=sys.argv[2], endpoint=sys.argv[3])")
+    seconds, _ = timed([sys.executable, "-c", code, LLAMA, str(out), url], env)
+    shutil.rmtree(out / ".cache", ignore_errors=True)
+    return seconds
 
 
 if __name__ == "__main__":

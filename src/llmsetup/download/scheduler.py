@@ -93,6 +93,9 @@ class Scheduler:
                     if len(self.working) >= self.in_use:  # not opened (yet), or shed
                         if all(f.state in ("done", "failed") for f in self.files):
                             return None
+                        small = self._small_file()
+                        if small is not None:
+                            return small
                         self.cv.wait(0.5)
                         continue
                     self.working.add(index)
@@ -101,6 +104,8 @@ class Scheduler:
                     if fl.state in ("done", "failed"):
                         continue
                     busy = True
+                    if fl.state == "new" and self._for_the_others(fl):
+                        continue  # a connection held back by the ramp takes it
                     if fl.state == "new":
                         self._activate(fl)
                         if fl.state == "finalizing":
@@ -114,7 +119,36 @@ class Scheduler:
                 stolen = self._steal()
                 if stolen is not None:
                     return stolen
+                small = self._small_file()  # nothing bigger left: the small ones too
+                if small is not None:
+                    return small
                 self.cv.wait(0.5)
+
+    def _small_file(self) -> tuple[FileInFlight, Part | None] | None:
+        """While the ramp holds connections back, a small file for one of them (lock held);
+        the connections that hold a slot leave these to them and take the big ones.
+
+        A repository's small files (config, tokenizer, index: less than ``min_split``
+        each) then arrive beside the first shard instead of one after the other on the
+        first connection, and that connection reaches the shard at once. Not once the
+        server has said it is busy with us (``cap``): then the slots rule.
+        """
+        for fl in self.files:
+            if fl.state != "new" or not self._for_the_others(fl):
+                continue
+            self._activate(fl)
+            if fl.state == "finalizing":
+                return fl, None
+            if fl.parts:
+                part = fl.parts.popleft()
+                fl.inflight.add(part)
+                return fl, part
+        return None
+
+    def _for_the_others(self, fl: FileInFlight) -> bool:
+        """A small file, while connections are held back by the ramp (lock held)."""
+        return (self.admitted < self.connections and self.cap >= self.connections
+                and fl.t.file.size <= self.config.min_split)
 
     def _activate(self, fl: FileInFlight) -> None:
         """Open a file's partial data and cut what is missing into parts (lock held)."""
