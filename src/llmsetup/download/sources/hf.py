@@ -1,17 +1,14 @@
 """The Hugging Face Hub, at any endpoint: huggingface.co, hf-mirror.com, or yours.
 
-Listing goes through huggingface_hub's own session, headers, pager and error table
-(``huggingface_hub.utils``, imported only when a listing runs, so the CLI starts without
-it; not ``HfApi``, whose module costs another tenth to quarter of a second of every
-download's start), with the endpoint and the token *we* chose (never its own token
-lookup):
+Listing goes through huggingface_hub's ``HfApi`` (imported only when a listing runs, so
+the CLI starts without it), with the endpoint and the token *we* chose (never its own
+token lookup):
 
 - ``GET /api/models/{repo}/revision/{rev}``, through its session, headers and
   ``hf_raise_for_status`` (:meth:`HFSource._revision_info` says why not ``model_info``),
   resolves the revision to a commit id, so that every file comes from one commit even if
   the branch moves during a long download;
-- what ``HfApi.list_repo_tree(repo, revision=commit, recursive=True)`` sends, through the
-  pager it uses (``huggingface_hub.utils._pagination.paginate``, in every version)
+- ``HfApi.list_repo_tree(repo, revision=commit, recursive=True)``
   (``GET /api/models/{repo}/tree/{commit}?recursive=true&expand=false``, pages followed by
   their ``Link: <...>; rel="next"`` header): paths, sizes, the git blob id of each file and,
   for LFS files, ``lfs.oid`` (the sha256 of the content). ``expand=True`` is not asked
@@ -149,19 +146,32 @@ class HFSource(Source):
 
     # -- listing ----------------------------------------------------------------------
 
+    def _api(self):
+        from huggingface_hub import HfApi
+
+        from llmsetup import __version__
+
+        # token=False, not None: None would make huggingface_hub look up a saved token
+        # and send it to whatever endpoint this is.
+        return HfApi(endpoint=self.endpoint, token=self._token_arg(),
+                     library_name="llmsetup", library_version=__version__)
+
     def _token_arg(self) -> str | bool:
         return self.token.reveal() if self.token else False
 
     def list_files(self) -> Listing:
-        repo, rev = self.repo_id, self.requested_revision
+        api, repo, token = self._api(), self.repo_id, self._token_arg()
+        rev = self.requested_revision
         path = f"/api/models/{repo}/revision/{quote(rev, safe='')}"
         info = self._call(lambda: self._revision_info(path), f"{repo}@{rev}", path)
         commit = info.get("sha") if isinstance(info, dict) else None
         self.revision = str(commit) if commit else rev
-        tree = f"/api/models/{repo}/tree/{quote(self.revision, safe='')}"
-        entries = self._call(lambda: self._tree(tree), f"the file list of {repo}", tree,
-                             paging=True)
-        files = [self._file(e) for e in entries if e["type"] == "file"]  # not a folder
+        entries = self._call(
+            lambda: list(api.list_repo_tree(repo, revision=self.revision, recursive=True,
+                                            token=token)),
+            f"the file list of {repo}",
+            f"/api/models/{repo}/tree/{quote(self.revision, safe='')}", paging=True)
+        files = [self._file(e) for e in entries if hasattr(e, "blob_id")]  # RepoFile, not folder
         if not files:
             raise SourceError(self.name, f"{repo}@{self.revision} lists no files")
         return Listing(files, self.revision)
@@ -183,38 +193,16 @@ class HFSource(Source):
         hf_raise_for_status(response)
         return response.json()
 
-    def _tree(self, path: str) -> list:
-        """``GET {path}?recursive=true&expand=false``, every page, through huggingface_hub's
-        own pager, session, headers and error table: what ``HfApi.list_repo_tree`` sends,
-        without importing ``huggingface_hub.hf_api`` (a tenth to a quarter of a second
-        of every download's start, measured). The entries stay JSON (dicts)."""
-        from huggingface_hub.utils import build_hf_headers
-        from huggingface_hub.utils._pagination import paginate
-
-        from llmsetup import __version__
-
-        headers = build_hf_headers(token=self._token_arg(), library_name="llmsetup",
-                                   library_version=__version__)
-        entries = list(paginate(f"{self.endpoint}{path}",
-                                params={"recursive": True, "expand": False},
-                                headers=headers))
-        if not all(isinstance(e, dict) and "type" in e for e in entries):
-            # (a page that is not a list of entries: a server that is not a hub)
-            raise ValueError("a tree entry is not an object with a type")
-        return entries
-
-    def _file(self, entry: dict) -> RemoteFile:
-        """One file of the tree: its JSON as the Hub sends it (``lfs.oid`` is the
-        sha256, ``oid`` the git blob id)."""
-        path = safe_relpath(str(entry.get("path") or ""), self.name)
-        lfs = entry.get("lfs")
-        sha256 = (_field(lfs, "oid") or _field(lfs, "sha256")) if lfs else None
+    def _file(self, entry: Any) -> RemoteFile:
+        path = safe_relpath(str(getattr(entry, "path", "") or ""), self.name)
+        lfs = getattr(entry, "lfs", None)
+        sha256 = _field(lfs, "sha256") if lfs else None
         size = _field(lfs, "size") if lfs else None
         if size is None:
-            size = entry.get("size")
+            size = getattr(entry, "size", None)
         if not isinstance(size, int) or isinstance(size, bool):
             raise SourceError(self.name, f"{path}: the listing gives no size")
-        oid = entry.get("oid")
+        oid = getattr(entry, "blob_id", None)
         return RemoteFile(path, size, sha256=str(sha256).lower() if sha256 else None,
                           lfs=lfs is not None,
                           git_oid=str(oid).lower() if oid and not lfs else None)
