@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_real_weights import MAX_WER, PASSAGE
+from tests.test_real_weights import MAX_WER, PASSAGE, passage  # noqa: F401 (fixture)
 from tests.test_subtitles import assert_monotonic, parse_srt
 
 pytest.importorskip("faster_whisper", reason="the test environment lacks faster-whisper")
@@ -172,19 +172,9 @@ def test_missing_faster_whisper_names_the_command(cli, tiny_whisper, speech, bar
 # greedy and with 5 beams).
 
 
-@pytest.fixture(scope="module")
-def passage(tmp_path_factory) -> dict[str, Path]:
-    from tests.speech_fixtures import ffmpeg
-
-    folder = tmp_path_factory.mktemp("passage")
-    wav, m4a = folder / "passage.wav", folder / "passage.m4a"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), PASSAGE], check=True)
-    ffmpeg("-i", str(wav), "-ac", "2", "-ar", "44100", "-c:a", "aac", str(m4a))
-    return {"wav": wav, "m4a": m4a}
-
-
 @pytest.mark.slow
-def test_real_whisper_through_both_engines_within_the_same_wer(cli, real_whisper_en, passage,
+def test_real_whisper_through_both_engines_within_the_same_wer(cli, real_whisper_en,
+                                                              passage,  # noqa: F811
                                                               tmp_path):
     from llmsetup.runtime.textmetrics import wer
 

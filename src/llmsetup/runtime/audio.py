@@ -109,6 +109,17 @@ def _ffmpeg_reason(text: str, path: str = "") -> str:
     return found[:200]
 
 
+def _recording(path: str) -> Path:
+    """``path`` as a file with something in it, or the Failure that says why not."""
+    file = Path(path)
+    if not file.is_file():
+        raise _rt.Failure("bad-input", f"{path}: no such file", exit_code=2)
+    if file.stat().st_size == 0:
+        raise _rt.Failure("no-audio", f"{path}: the file is empty",
+                          "Record again, or check that the copy finished.", exit_code=2)
+    return file
+
+
 def decode(path: str):
     """The file as a pydub AudioSegment; a clear Failure for anything unreadable."""
     try:
@@ -121,12 +132,7 @@ def decode(path: str):
             "Use the environment of a Whisper recipe (`llmsetup install whisper-large-v3`), "
             "or `pip install pydub` in this one.") from None
 
-    file = Path(path)
-    if not file.is_file():
-        raise _rt.Failure("bad-input", f"{path}: no such file", exit_code=2)
-    if file.stat().st_size == 0:
-        raise _rt.Failure("no-audio", f"{path}: the file is empty",
-                          "Record again, or check that the copy finished.", exit_code=2)
+    file = _recording(path)
     ffmpeg = find_ffmpeg()
     if ffmpeg:
         AudioSegment.converter = ffmpeg
@@ -164,12 +170,7 @@ def load_av(path: str) -> Audio:
     import numpy as np
     from faster_whisper.audio import decode_audio
 
-    file = Path(path)
-    if not file.is_file():
-        raise _rt.Failure("bad-input", f"{path}: no such file", exit_code=2)
-    if file.stat().st_size == 0:
-        raise _rt.Failure("no-audio", f"{path}: the file is empty",
-                          "Record again, or check that the copy finished.", exit_code=2)
+    file = _recording(path)
     try:
         with av.open(str(file), metadata_errors="ignore") as container:
             if not container.streams.audio:
