@@ -38,15 +38,10 @@ def words(text: str) -> list[str]:
 
 def wer(reference: str, hypothesis: str) -> float:
     """Word error rate: (substitutions + deletions + insertions) / reference words."""
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))  # edit distances from the empty reference prefix
-    for i, word in enumerate(ref, 1):
-        current = [i]
-        for j, other in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (word != other)))
-        previous = current
-    return previous[-1] / max(1, len(ref))
+    from llmsetup.runtime.textmetrics import edit_distance
+
+    ref = words(reference)
+    return edit_distance(ref, words(hypothesis)) / max(1, len(ref))
 
 
 def test_wer_counts_each_kind_of_error():
