@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+# The reference is English (docs/ stay English), whatever the locale.
+os.environ["LLMSETUP_LANG"] = "en"
 
 from typer.testing import CliRunner  # noqa: E402
 

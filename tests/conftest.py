@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from llmsetup import i18n
 from typer.testing import CliRunner
 
 # Fixtures of the speech tests (tiny Whisper models, espeak recordings) and the real small
@@ -68,6 +70,10 @@ def llmsetup_home(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMSETUP_CONFIG", str(home / "config.yaml"))
     monkeypatch.delenv("LLMSETUP_RECIPES_PATH", raising=False)
     monkeypatch.delenv("LLMSETUP_DEBUG", raising=False)
+    # English, whatever the machine's locale: tests read the English messages. The tests of
+    # the Chinese interface (tests/test_i18n*.py) set their own language.
+    monkeypatch.setenv("LLMSETUP_LANG", "en")
+    i18n.choose()
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LLMSETUP_ALIENDAO_TOKEN",
                 "MODELSCOPE_API_TOKEN", "HF_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)

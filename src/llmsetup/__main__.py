@@ -1,6 +1,6 @@
 """``python -m llmsetup`` runs the command-line interface."""
 
-from llmsetup.cli.app import main
+from llmsetup.cli.entry import main
 
 if __name__ == "__main__":
     main()

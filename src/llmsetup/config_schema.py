@@ -104,6 +104,9 @@ class ConfigFile(_Section):
     tokens: TokensSection = TokensSection()
     recipes_path: Folders | None = None
     models_dir: str | None = None
+    # The language of messages (llmsetup/i18n.py): after --lang and LLMSETUP_LANG, before
+    # the locale.
+    lang: Literal["zh", "en"] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from llmsetup.cli._click_text import TranslatedHelp
 from llmsetup.cli._context import state
 from llmsetup.cli._output import Output, failure_document
 from llmsetup.errors import LLMSetupError, ProcessError, RecipeError
@@ -128,7 +129,7 @@ def report(exc: BaseException, json_mode: bool = False) -> int:
     return code
 
 
-class LLMSetupGroup(TyperGroup):
+class LLMSetupGroup(TranslatedHelp, TyperGroup):
     """The root command group: runs a command and maps whatever it raises through TABLE."""
 
     def parse_args(self, ctx, args):  # type: ignore[override]

@@ -18,7 +18,9 @@ from typing import Any, ClassVar
 import typer
 from typer.core import TyperCommand
 
+from llmsetup.cli._click_text import Command, Group
 from llmsetup.cli._errors import LLMSetupGroup
+from llmsetup.i18n import _
 
 
 def _settings() -> dict[str, Any]:
@@ -38,9 +40,16 @@ def build(name: str, target: Any) -> Any:
     """The click command for ``target``, a command function or a Typer sub-app."""
     holder = typer.Typer(**_settings())
     if isinstance(target, typer.Typer):
-        holder.add_typer(target, name=name)
+        # Typer takes a command's help from its docstring; the catalog holds the docstrings
+        # of the command functions (scripts/i18n.py), so each is passed through _() here.
+        for info in target.registered_commands:
+            if info.help is None and info.callback is not None and info.callback.__doc__:
+                info.help = _(inspect.getdoc(info.callback))
+            info.cls = info.cls or Command
+        holder.add_typer(target, name=name, cls=Group)
         return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
-    holder.command(name)(target)
+    doc = inspect.getdoc(target)
+    holder.command(name, cls=Command, help=_(doc) if doc else None)(target)
     return typer.main.get_command(holder)
 
 
@@ -86,7 +95,8 @@ class LazyCommands(MutableMapping):
         target = _load(self._table[name])
         if isinstance(target, typer.Typer):
             return self[name]
-        return TyperCommand(name=name, help=inspect.getdoc(target))
+        doc = inspect.getdoc(target)
+        return TyperCommand(name=name, help=_(doc) if doc else None)
 
 
 class LazyGroup(LLMSetupGroup):

@@ -18,6 +18,7 @@ from llmsetup import __version__
 from llmsetup.cli._context import state
 from llmsetup.cli._lazy import LazyGroup
 from llmsetup.cli._options import check_folders
+from llmsetup.i18n import _
 
 
 class Root(LazyGroup):
@@ -43,8 +44,8 @@ class Root(LazyGroup):
 app = typer.Typer(
     name="llmsetup",
     cls=Root,
-    help="Install local LLMs and speech models in one command, prove they work, and tell "
-    "the truth about their speed and memory.",
+    help=_("Install local LLMs and speech models in one command, prove they work, and tell "
+           "the truth about their speed and memory."),
     no_args_is_help=True,
     add_completion=False,
     # Plain help: rich-formatted help costs ~50 ms of imports (markdown among them) on every
@@ -53,6 +54,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _lang(value: str | None) -> str | None:
+    # entry.main() has chosen the language from the command line's words already, before
+    # any command was built; this checks the value (and sets it when the app is driven
+    # in-process, as the tests do).
+    if value is None:
+        return None
+    from llmsetup import i18n
+
+    if i18n.normalize(value) is None:
+        raise typer.BadParameter(_("{value!r}: expected zh or en").format(value=value))
+    i18n.choose(value)
+    return value
 
 
 def _version(value: bool) -> None:
@@ -66,13 +81,17 @@ def root(
     ctx: typer.Context,
     recipes_dir: Annotated[list[Path] | None, typer.Option(
         "--recipes-dir", metavar="DIR",
-        help="An extra folder of recipes (repeatable); overrides bundled ones.",
+        help=_("An extra folder of recipes (repeatable); overrides bundled ones."),
         callback=check_folders)] = None,
+    lang: Annotated[str | None, typer.Option(
+        "--lang", metavar="zh|en", callback=_lang, is_eager=True,
+        help=_("The language of messages: zh (Chinese) or en (English). Default: "
+               "LLMSETUP_LANG, then the config file's lang, then the locale."))] = None,
     version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+        "--version", callback=_version, is_eager=True,
+        help=_("Show the version and exit."))] = False,
 ) -> None:
-    """Install local LLMs and speech models in one command, prove they work, and tell the
-    truth about their speed and memory."""
+    # The group's help is the Typer app's (above), in the chosen language.
     app = state(ctx)
     app.recipes_dirs = [p.expanduser().absolute() for p in recipes_dir or []]
     if not ctx.resilient_parsing and not _asks_for_help(app.words):
@@ -90,7 +109,7 @@ def _asks_for_help(words: list[str]) -> bool:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the CLI (the console script starts at cli/entry.py, which chooses the language)."""
     from llmsetup.cli import _signals
 
     _signals.install()

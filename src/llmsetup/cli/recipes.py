@@ -9,8 +9,9 @@ import typer
 
 from llmsetup.cli._options import JsonOpt
 from llmsetup.cli._output import Output
+from llmsetup.i18n import _
 
-app = typer.Typer(help="Work with recipe files.", no_args_is_help=True)
+app = typer.Typer(help=_("Work with recipe files."), no_args_is_help=True)
 
 
 @app.command("validate")

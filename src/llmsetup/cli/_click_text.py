@@ -1,0 +1,149 @@
+"""The words Typer and its click write themselves, in the chosen language.
+
+Typer 0.26-0.28 vendors click with its messages as English literals (only ``typer.core``
+goes through ``gettext``): the section titles of ``--help``, the help option's own help,
+``Usage:``, and the errors of a bad command line. Here they are translated: typer.core's
+``_`` is pointed at ours, the help formatting is done by :class:`TranslatedHelp` (a mixin
+of our command and group classes), and a command-line error is rewritten from its parts
+(or, for the few messages click builds as one string, matched against click's wording) by
+:func:`show`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import typer
+import typer.core
+
+from llmsetup.i18n import N_, _, language
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^No such option: (?P<name>.+)$"), N_("No such option: {name}")),
+    (re.compile(r"^No such command '(?P<name>.*)'\.$"), N_("No such command '{name}'.")),
+    (re.compile(r"^Option '(?P<name>[^']+)' requires an argument\.$"),
+     N_("Option '{name}' requires an argument.")),
+    (re.compile(r"^Option '(?P<name>[^']+)' requires (?P<count>\d+) arguments\.$"),
+     N_("Option '{name}' requires {count} arguments.")),
+    (re.compile(r"^Option '(?P<name>[^']+)' does not take a value\.$"),
+     N_("Option '{name}' does not take a value.")),
+    (re.compile(r"^Got unexpected extra arguments? \((?P<words>.*)\)$"),
+     N_("Got unexpected extra arguments ({words})")),
+    (re.compile(r"^(?P<value>.+) is not a valid integer\.$"), N_("{value} is not a whole number.")),
+    (re.compile(r"^(?P<value>.+) is not a valid float\.$"), N_("{value} is not a number.")),
+    (re.compile(r"^(?P<value>.+) is not a valid boolean\..*$"),
+     N_("{value} is not a yes/no value (true, false, 1, 0, yes, no).")),
+    (re.compile(r"^(?P<value>.+) is not in the range (?P<range>.+)\.$"),
+     N_("{value} is not in the range {range}.")),
+    (re.compile(r"^(?P<value>.+) is not one of (?P<choices>.+)\.$"),
+     N_("{value} is not one of {choices}.")),
+    (re.compile(r"^(?P<value>.+) is not (?P<choice>'[^']*')\.$"), N_("{value} is not {choice}.")),
+    (re.compile(r"^(File|Directory|Path) (?P<name>'.*') does not exist\.$"),
+     N_("{name} does not exist.")),
+    (re.compile(r"^File (?P<name>'.*') is a directory\.$"), N_("{name} is a folder, not a file.")),
+    (re.compile(r"^Directory (?P<name>'.*') is a file\.$"), N_("{name} is a file, not a folder.")),
+]
+_MISSING = {"argument": N_("Missing argument {name}."), "option": N_("Missing option {name}."),
+            "parameter": N_("Missing parameter {name}.")}
+
+
+def translate_text(message: str) -> str:
+    """One of click's own messages in the chosen language (unknown ones as they are)."""
+    if language() == "en":
+        return message
+    for pattern, msgid in _PATTERNS:
+        m = pattern.match(message)
+        if m:
+            return _(msgid).format(**m.groupdict())
+    return message
+
+
+def message_of(exc: Exception) -> str:
+    """``exc.format_message()``, rebuilt in the chosen language from the exception's parts."""
+    if language() == "en":
+        return exc.format_message()  # type: ignore[attr-defined]
+    kind = type(exc).__name__
+    param = getattr(exc, "param", None)
+    hint = getattr(exc, "param_hint", None)
+    if hint is None and param is not None:
+        hint = param.get_error_hint(exc.ctx)  # type: ignore[attr-defined]
+    if isinstance(hint, (list, tuple)):
+        hint = " / ".join(hint)
+    if kind == "MissingParameter":
+        ptype = getattr(exc, "param_type", None) or (param.param_type_name if param else None)
+        text = _(_MISSING.get(ptype or "parameter", _MISSING["parameter"])).format(
+            name=hint or "")
+        return text.replace(" .", ".").replace(" 。", "。")
+    if kind == "NoSuchOption" and getattr(exc, "possibilities", None):
+        return _("{message} (Possible options: {options})").format(
+            message=translate_text(exc.message),  # type: ignore[attr-defined]
+            options=", ".join(sorted(exc.possibilities)))  # type: ignore[attr-defined]
+    if kind in ("BadParameter", "MissingParameter") or hasattr(exc, "param_hint"):
+        text = translate_text(exc.message)  # type: ignore[attr-defined]
+        if hint:
+            return _("Invalid value for {name}: {message}").format(name=hint, message=text)
+        return _("Invalid value: {message}").format(message=text)
+    return translate_text(exc.format_message())  # type: ignore[attr-defined]
+
+
+def show(exc: Exception) -> None:
+    """What click's ``exc.show()`` writes, in the chosen language."""
+    ctx = getattr(exc, "ctx", None)
+    out = sys.stderr
+    if ctx is not None:
+        hint = ""
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = _("Try '{command} {option}' for help.").format(
+                command=ctx.command_path, option=ctx.help_option_names[0]) + "\n"
+        typer.echo(f"{ctx.get_usage()}\n{hint}", file=out)
+    typer.echo(_("Error: {message}").format(message=message_of(exc)), file=out)
+
+
+class TranslatedHelp:
+    """Mixin for click commands and groups: ``Usage:`` and the help option in our language."""
+
+    def format_usage(self, ctx, formatter) -> None:
+        pieces = self.collect_usage_pieces(ctx)  # type: ignore[attr-defined]
+        formatter.write_usage(ctx.command_path, " ".join(pieces), prefix=_("Usage: "))
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.help = _("Show this message and exit.")
+        return option
+
+    def main(self, *args, **kwargs):
+        """Click's main, with its errors shown in our language (see :func:`show`)."""
+        if kwargs.get("standalone_mode", True) is False or language() == "en":
+            return super().main(*args, **kwargs)  # type: ignore[misc]
+        kwargs["standalone_mode"] = False
+        abort = next(c for c in typer.Abort.__mro__ if c.__name__ == "Abort")
+        click_exception = next(c for c in typer.BadParameter.__mro__
+                               if c.__name__ == "ClickException")
+        try:
+            code = super().main(*args, **kwargs)  # type: ignore[misc]
+        except click_exception as exc:
+            show(exc)
+            sys.exit(exc.exit_code)
+        except abort:
+            typer.echo(_("Aborted!"), file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class Command(TranslatedHelp, typer.core.TyperCommand):
+    """A command of ours."""
+
+
+class Group(TranslatedHelp, typer.core.TyperGroup):
+    """A group of commands of ours (``llmsetup recipes``)."""
+
+
+# Typer's own words, for the catalog (typer.core asks for them by these msgids).
+TYPER_WORDS = (N_("Options"), N_("Arguments"), N_("Commands"), N_("default: {default}"),
+               N_("required"), N_("env var: {var}"), N_("(dynamic)"), N_("Aborted!"))
+
+# Typer's own words ("Options", "Arguments", "Commands", "default: ...", "required",
+# "Aborted!") go through typer.core's gettext `_`.
+typer.core._ = _  # type: ignore[attr-defined]
