@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad else 0
 
     po = po_path()
-    header, catalog = read_po(po) if po.exists() else ("", {})
+    _header, catalog = read_po(po) if po.exists() else ("", {})
 
     if args.command == "update":
         fills: dict[str, Entry] = {}

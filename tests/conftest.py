@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from llmsetup import i18n
-from typer.testing import CliRunner
 
 # Fixtures of the speech tests (tiny Whisper models, espeak recordings) and the real small
 # models that PyPI packages ship (tests/real_models.py), for every module.
