@@ -80,6 +80,37 @@ def llmsetup_home(tmp_path, monkeypatch):
     return home
 
 
+_CATALOG_BUILT = False
+
+
+def build_catalog() -> None:
+    """Compile the message catalog (.po -> .mo) as the build does, once per session, with
+    any i18n-parts/*.po fragments filling gaps (work in progress on a branch)."""
+    global _CATALOG_BUILT
+    if _CATALOG_BUILT:
+        return
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("llmsetup_i18n_tool", root / "scripts" / "i18n.py")
+    tool = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = tool
+    spec.loader.exec_module(tool)
+    tool.compile_catalogs(sorted((root / "i18n-parts").glob("*.po")))
+    _CATALOG_BUILT = True
+
+
+@pytest.fixture
+def zh(monkeypatch):
+    """Messages in Chinese for this test (LLMSETUP_LANG=zh; subprocesses inherit it)."""
+    build_catalog()
+    monkeypatch.setenv("LLMSETUP_LANG", "zh")
+    i18n.choose()
+    yield
+    monkeypatch.setenv("LLMSETUP_LANG", "en")
+    i18n.choose()
+
+
 class Cli:
     """Runs llmsetup through Typer's CliRunner, with stdout and stderr kept apart."""
 
