@@ -9,7 +9,8 @@ a shared machine falls on all of them alike; the script prints the median of eac
 spread (25th-75th percentile), and two ratios to the baseline: median over median, and
 the median of the per-round ratios (each command against the baseline of its own round,
 which cancels load that comes and goes; the verdict uses it). Target (issue 8): within
-1.5x of importing typer and rich.
+1.5x of importing typer and rich. Then each command in Chinese (``LLMSETUP_LANG=zh``)
+against the same command in English, round by round: target (issue 17) within 1.1x.
 
 Before timing, it checks the host's import graph with ``-X importtime`` for ``--help``,
 ``list``, ``show gemma-2b`` and ``doctor``: the host CLI must never import the ML stack
@@ -92,20 +93,25 @@ def check_import_graph() -> None:
         sys.exit(1)
 
 
-def run_once(argv: list[str]) -> float:
+def run_once(argv: list[str], lang: str | None = None) -> float:
+    env = None if lang is None else {**os.environ, "LLMSETUP_LANG": lang}
     start = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{argv} failed ({proc.returncode}): {proc.stderr.decode()[-1000:]}")
     return elapsed
 
 
-def measure(commands: dict[str, list[str]], rounds: int, seed: int) -> dict[str, list[float]]:
-    for argv in commands.values():  # warm-up: the OS file cache, the recipe index cache
-        run_once(argv)
-    return interleaved({name: lambda a=argv: run_once(a) for name, argv in commands.items()},
-                       rounds, seed)
+def measure(commands: dict[str, list[str] | tuple[list[str], str]], rounds: int,
+            seed: int) -> dict[str, list[float]]:
+    """``commands``: name -> argv, or (argv, language) to run it with LLMSETUP_LANG set."""
+    runs = {name: (spec if isinstance(spec, tuple) else (spec, None))
+            for name, spec in commands.items()}
+    for argv, lang in runs.values():  # warm-up: the OS file cache, the recipe index cache
+        run_once(argv, lang)
+    return interleaved({name: lambda a=argv, la=lang: run_once(a, la)
+                        for name, (argv, lang) in runs.items()}, rounds, seed)
 
 
 def report(times: dict[str, list[float]], baseline: str, target: float) -> bool:
@@ -154,6 +160,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", type=float, default=1.5)
+    parser.add_argument("--lang-target", type=float, default=1.1)
     args = parser.parse_args()
     package = compile_llmsetup()
     print(f"Python {sys.version.split()[0]}, typer {version('typer')}, rich {version('rich')}, "
@@ -166,10 +173,15 @@ def main() -> None:
         llmsetup = llmsetup_cmd()
         commands = {
             'python -c "import typer, rich"': [sys.executable, "-c", "import typer, rich"],
-            "llmsetup --help": [*llmsetup, "--help"],
-            "llmsetup list": [*llmsetup, "list"],
-            "llmsetup --version": [*llmsetup, "--version"],
+            "llmsetup --help": ([*llmsetup, "--help"], "en"),
+            "llmsetup list": ([*llmsetup, "list"], "en"),
+            "llmsetup --version": ([*llmsetup, "--version"], "en"),
             "python -c pass": [sys.executable, "-c", "pass"],
+            # The Chinese interface (issue 17): the catalog is read on the first message.
+            "zh: llmsetup --help": ([*llmsetup, "--help"], "zh"),
+            "zh: llmsetup list": ([*llmsetup, "list"], "zh"),
+            "zh: llmsetup install --help": ([*llmsetup, "install", "--help"], "zh"),
+            "llmsetup install --help": ([*llmsetup, "install", "--help"], "en"),
         }
         times = measure(commands, args.rounds, args.seed)
     print(f"\nStart-up, {args.rounds} interleaved rounds (ratio: median over the baseline's "
@@ -177,6 +189,26 @@ def main() -> None:
     ok = report(times, 'python -c "import typer, rich"', args.target)
     print(f"\n  load average after: {os.getloadavg()[0]:.2f}; "
           f"{'all within' if ok else 'NOT all within'} {args.target}x")
+    ok_zh = report_languages(times, args.lang_target)
+    print(f"  Chinese start {'within' if ok_zh else 'NOT within'} {args.lang_target}x of English")
+
+
+def report_languages(times: dict[str, list[float]], target: float) -> bool:
+    """Each command in Chinese against the same command in English, round by round."""
+    print(f"\nChinese against English (per-round ratio, target {target}x):")
+    ok = True
+    for name, values in times.items():
+        if not name.startswith("zh: "):
+            continue
+        english = times[name[len("zh: "):]]
+        paired = [z / e for z, e in zip(values, english, strict=True)]
+        lo, hi = spread(paired)
+        met = statistics.median(paired) <= target
+        ok = ok and met
+        print(f"  {name[4:]:<28} {statistics.median(values) * 1000:6.1f}ms vs "
+              f"{statistics.median(english) * 1000:6.1f}ms  {statistics.median(paired):5.2f}x "
+              f"({lo:.2f}-{hi:.2f})  {'ok' if met else 'OVER'}")
+    return ok
 
 
 if __name__ == "__main__":

@@ -42,3 +42,7 @@ def test_wheel_in_a_fresh_venv_lists_shows_and_doctors_without_torch(tmp_path):
                               "print(u.find_spec('torch'), u.find_spec('transformers'))"],
                              capture_output=True, text=True, check=True)
     assert missing.stdout.strip() == "None None"
+    # The build compiled the message catalog into the wheel: Chinese works from it.
+    zh = subprocess.run([script, "--help"], capture_output=True, text=True, cwd=tmp_path,
+                        env={**env, "LLMSETUP_LANG": "zh"})
+    assert zh.returncode == 0 and zh.stdout.startswith("用法：llmsetup"), zh.stdout + zh.stderr
