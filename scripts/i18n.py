@@ -101,7 +101,7 @@ def _is_command(fn: ast.FunctionDef) -> bool:
 
 def extract_file(path: Path) -> tuple[list[Entry], list[str]]:
     """The messages of one file, and the problems found (a non-literal ``_()``...)."""
-    rel = path.relative_to(ROOT).as_posix()
+    rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: list[Entry] = []
     problems: list[str] = []
