@@ -10,6 +10,7 @@ from pathlib import Path
 
 from llmsetup import __version__
 from llmsetup.hardware import fit, probe_gpus, profile_advice
+from llmsetup.i18n import N_
 from llmsetup.proc import capture
 from llmsetup.settings import Settings, config_path
 
@@ -23,6 +24,13 @@ TOOLS = {
     "ffmpeg": ["ffmpeg", "-version"],
     "espeak-ng": ["espeak-ng", "--version"],
 }
+
+# The advice of the report stays English in the report (its --json); `llmsetup doctor`
+# shows each line through _(), which finds these.
+NO_ENV_TOOL = N_("No environment tool found: install uv (`pip install uv`) or conda, or use "
+                 "--env-backend current.")
+NO_FFMPEG = N_("ffmpeg is missing (needed for Whisper audio): `apt install ffmpeg` or "
+               "`yum install ffmpeg ffmpeg-devel`.")
 
 
 def _locate(program: str) -> str | None:
@@ -79,11 +87,9 @@ def run(settings: Settings, target=None) -> dict:
     }
     if not any(tools[t]["found"] for t in ("conda", "mamba", "micromamba", "uv")) and \
             not tools["venv"]["found"]:
-        report["advice"].append("No environment tool found: install uv (`pip install uv`) "
-                                "or conda, or use --env-backend current.")
+        report["advice"].append(NO_ENV_TOOL)
     if not tools["ffmpeg"]["found"]:
-        report["advice"].append("ffmpeg is missing (needed for Whisper audio): "
-                                "`apt install ffmpeg` or `yum install ffmpeg ffmpeg-devel`.")
+        report["advice"].append(NO_FFMPEG)
     newer = profile_advice(gpu.gpus)
     if newer:
         report["advice"].append(newer)

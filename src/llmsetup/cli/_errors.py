@@ -24,13 +24,15 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from llmsetup.cli._click_text import TranslatedHelp
+from llmsetup.cli._click_text import TranslatedHelp, message_of
 from llmsetup.cli._context import state
 from llmsetup.cli._output import Output, failure_document
 from llmsetup.errors import LLMSetupError, ProcessError, RecipeError
+from llmsetup.i18n import N_, _
 from llmsetup.secret import redact
 
-DEBUG_HINT = "Set LLMSETUP_DEBUG=1 to see the traceback."
+# Shown with _(DEBUG_HINT).
+DEBUG_HINT = N_("Set LLMSETUP_DEBUG=1 to see the traceback.")
 _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
@@ -42,27 +44,42 @@ def _llmsetup(exc: LLMSetupError) -> tuple[str, str | None, int]:
         tail = "\n".join("  | " + line for line in exc.tail.splitlines()[-12:])
         message = f"{message}\n{tail}"
         if exc.log and (not exc.hint or exc.log not in exc.hint):
-            return message, ((exc.hint + "\n") if exc.hint else "") + f"Full log: {exc.log}", \
-                exc.exit_code
+            full_log = _("Full log: {path}").format(path=exc.log)
+            return message, ((exc.hint + "\n") if exc.hint else "") + full_log, exc.exit_code
     return message, exc.hint, exc.exit_code
 
 
 def _oserror(exc: OSError) -> tuple[str, str | None, int]:
-    where = f": {exc.filename}" if exc.filename else ""
+    path = exc.filename
     if exc.errno == errno.ENOSPC:
-        return f"no space left on device{where}", "Free some disk space, then rerun the " \
-            "same command: it resumes where it stopped.", 1
+        message = (_("no space left on device: {path}").format(path=path) if path else
+                   _("no space left on device"))
+        return message, _("Free some disk space, then rerun the same command: it resumes "
+                          "where it stopped."), 1
     if isinstance(exc, PermissionError):
-        return f"permission denied{where}", "Check the folder's owner and mode, or choose " \
-            "another folder (LLMSETUP_HOME, LLMSETUP_MODELS_DIR).", 1
+        message = (_("permission denied: {path}").format(path=path) if path else
+                   _("permission denied"))
+        return message, _("Check the folder's owner and mode, or choose another folder "
+                          "(LLMSETUP_HOME, LLMSETUP_MODELS_DIR)."), 1
     if isinstance(exc, FileNotFoundError):
-        return f"no such file or folder{where}", "Check the path.", 2
-    return f"{exc.strerror or exc}{where}", None, 1
+        message = (_("no such file or folder: {path}").format(path=path) if path else
+                   _("no such file or folder"))
+        return message, _("Check the path."), 2
+    # The system's own words (strerror), as the system gives them.
+    return f"{exc.strerror or exc}" + (f": {path}" if path else ""), None, 1
 
 
 def _network(exc: Exception) -> tuple[str, str | None, int]:
-    return (f"network error: {exc}", "Check the connection or try another source or mirror "
-            "(--source, --endpoint, --pip-mirror).", 1)
+    return (_("network error: {error}").format(error=exc),
+            _("Check the connection or try another source or mirror (--source, --endpoint, "
+              "--pip-mirror)."), 1)
+
+
+def _interrupted(exc: BaseException) -> tuple[str, str | None, int]:
+    message = (_("interrupted ({signal})").format(signal=exc.signal_name)  # type: ignore[attr-defined]
+               if hasattr(exc, "signal_name") else _("interrupted"))
+    return (message, _("Rerun the same command to pick up where it stopped."),
+            getattr(exc, "exit_code", 130))
 
 
 # Ordered: the first matching row wins. Third-party errors are matched by class name so
@@ -70,10 +87,7 @@ def _network(exc: Exception) -> tuple[str, str | None, int]:
 TABLE: list[tuple[Callable[[BaseException], bool], Callable[[Any], tuple[str, str | None, int]]]] = [
     (lambda e: isinstance(e, LLMSetupError), _llmsetup),
     # Ctrl-C, or SIGTERM/SIGHUP as cli/_signals.py raises them (with their exit status).
-    (lambda e: isinstance(e, KeyboardInterrupt),
-     lambda e: (f"interrupted ({e.signal_name})" if hasattr(e, "signal_name") else
-                "interrupted", "Rerun the same command to pick up where it stopped.",
-                getattr(e, "exit_code", 130))),
+    (lambda e: isinstance(e, KeyboardInterrupt), _interrupted),
     # The reader of our output went away (`llmsetup ... | head`): not an error of ours.
     (lambda e: isinstance(e, BrokenPipeError), lambda e: ("", None, 0)),
     (lambda e: any(c.__name__ in {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout",
@@ -88,8 +102,9 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
     for matches, render in TABLE:
         if matches(exc):
             return render(exc)
-    return (f"unexpected error: {type(exc).__name__}: {exc}",
-            f"This is a bug in llmsetup; please report it. {DEBUG_HINT}", 1)
+    return (_("unexpected error: {kind}: {error}").format(kind=type(exc).__name__, error=exc),
+            _("This is a bug in llmsetup; please report it. {debug_hint}").format(
+                debug_hint=_(DEBUG_HINT)), 1)
 
 
 def error_code(exc: BaseException) -> str:
@@ -119,12 +134,13 @@ def report(exc: BaseException, json_mode: bool = False) -> int:
     if debug:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     out = sys.stderr
-    out.write(redact(f"Error: {message}\n"))
+    out.write(redact(_("Error: {message}").format(message=message) + "\n"))
     if hint:
-        out.write(redact(f"Hint: {hint}\n"))
+        out.write(redact(_("Hint: {hint}").format(hint=hint) + "\n"))
+    debug_hint = _(DEBUG_HINT)
     if code not in (2, 129, 130, 143) and not debug and not isinstance(exc, LLMSetupError) \
-            and DEBUG_HINT not in (hint or ""):
-        out.write(f"{DEBUG_HINT}\n")
+            and debug_hint not in (hint or ""):
+        out.write(f"{debug_hint}\n")
     out.flush()
     return code
 
@@ -145,7 +161,8 @@ class LLMSetupGroup(TranslatedHelp, TyperGroup):
         except _CLICK_EXCEPTION as exc:  # a bad command line: click prints it on stderr
             if _json_mode(ctx):
                 command = " ".join(filter(None, ["llmsetup", ctx.invoked_subcommand]))
-                failure_document(redact(exc.format_message()), f"See `{command} --help`.",
+                failure_document(redact(message_of(exc)),
+                                 _("See `{command} --help`.").format(command=command),
                                  error_code(exc), exc.exit_code)
             raise
         except (Exception, KeyboardInterrupt) as exc:

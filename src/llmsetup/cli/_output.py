@@ -12,7 +12,23 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from llmsetup.i18n import _
 from llmsetup.secret import redact
+
+
+def width(text: str) -> int:
+    """The columns ``text`` takes on a terminal: a Chinese character takes two."""
+    if text.isascii():
+        return len(text)
+    from unicodedata import east_asian_width
+
+    return sum(2 if east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, columns: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``columns`` terminal columns (on the left: ``right``)."""
+    fill = " " * max(0, columns - width(text))
+    return fill + text if right else text + fill
 
 
 class Output:
@@ -62,10 +78,10 @@ class Output:
     def table(self, headers: list[str], rows: list[list[str]], right: set[int] = frozenset()
               ) -> None:
         """A plain aligned table on stdout (no rich import: `list` must start fast)."""
-        widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+        widths = [max(width(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
         def line(cells: list[str]) -> str:
-            return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+            return "  ".join(pad(str(c), w, i in right)
                              for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
         sys.stdout.write("\n".join([line(headers), *(line(r) for r in rows)]) + "\n")
@@ -76,7 +92,7 @@ class Output:
 
     def warn(self, message: str) -> None:
         # Plain text: a warning must not cost the rich import on a fast path (`list`).
-        sys.stderr.write(f"Warning: {redact(message)}\n")
+        sys.stderr.write(_("Warning: {message}").format(message=redact(message)) + "\n")
 
     def success(self, message: str) -> None:
         if not self.quiet:

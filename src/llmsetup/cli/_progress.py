@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from llmsetup.download.progress import LineSink, event_line
+from llmsetup.i18n import _
 from llmsetup.secret import redact
 
 
@@ -79,7 +80,8 @@ class DownloadBars(AbstractContextManager):
                 self._done.clear()
                 if self._total is not None:
                     self._progress.remove_task(self._total)
-                self._total = self._progress.add_task("[bold]total", total=f["fetch_size"])
+                self._total = self._progress.add_task(
+                    "[bold]" + _("total"), total=f["fetch_size"])
             elif event == "file_start":
                 self._tasks[f["path"]] = self._progress.add_task(
                     _short(f["path"]), total=f["size"], completed=f["resumed"])

@@ -18,6 +18,7 @@ from llmsetup.cli._options import (
     number_in,
 )
 from llmsetup.cli._output import Output
+from llmsetup.i18n import N_, _
 
 
 def bench_cmd(
@@ -26,57 +27,57 @@ def bench_cmd(
     bits4: Bits4Opt = False,
     bits8: Bits8Opt = False,
     all_precisions: Annotated[bool, typer.Option(
-        "--all-precisions", help="Full precision, 8-bit and 4-bit, each in its own process.")]
+        "--all-precisions", help=_("Full precision, 8-bit and 4-bit, each in its own process."))]
     = False,
     prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1)] = 128,
     new_tokens: Annotated[int | None, typer.Option(
-        "--new-tokens", min=2, help="Tokens generated per run, always the full count "
-        "(speech: per 30 s window).", show_default="128; speech: the recipe's")] = None,
+        "--new-tokens", min=2, help=_("Tokens generated per run, always the full count "
+        "(speech: per 30 s window)."), show_default=_("128; speech: the recipe's"))] = None,
     batch_size: Annotated[int, typer.Option(
-        "--batch-size", min=1, help="The batch measured besides batch 1.")] = 8,
+        "--batch-size", min=1, help=_("The batch measured besides batch 1."))] = 8,
     random_weights: Annotated[bool, typer.Option(
-        "--random-weights", help="The recipe's architecture with random weights: no "
-        "download needed.")] = False,
+        "--random-weights", help=_("The recipe's architecture with random weights: no "
+        "download needed."))] = False,
     tiny: Annotated[bool, typer.Option(
-        "--tiny", help="With --random-weights: shrink the architecture (a quick check).")]
+        "--tiny", help=_("With --random-weights: shrink the architecture (a quick check)."))]
     = False,
     override: Annotated[list[str] | None, typer.Option(
-        "--override", help="With --random-weights: KEY=VALUE in the config (repeatable).",
+        "--override", help=_("With --random-weights: KEY=VALUE in the config (repeatable)."),
         callback=check_overrides)]
     = None,
     compile_: Annotated[bool, typer.Option(
-        "--compile", help="Also measure static KV cache + torch.compile, with the speedup.")]
+        "--compile", help=_("Also measure static KV cache + torch.compile, with the speedup."))]
     = False,
     attn: Annotated[str | None, typer.Option(
-        "--attn", help="sdpa, eager, or compare (both, with the speedup).")] = None,
+        "--attn", help=_("sdpa, eager, or compare (both, with the speedup)."))] = None,
     device: DeviceOpt = "auto",
     audio_seconds: Annotated[float, typer.Option(
-        "--audio-seconds", help="Speech models: length of the clip.",
+        "--audio-seconds", help=_("Speech models: length of the clip."),
         callback=number_in(0, 3600, low_open=True))] = 60.0,
     keep_weights: Annotated[bool, typer.Option(
-        "--keep-weights", help="Keep the random-weight checkpoint for the next run.")] = False,
+        "--keep-weights", help=_("Keep the random-weight checkpoint for the next run."))] = False,
     python: Annotated[str | None, typer.Option(
-        "--python", help="Run in this interpreter instead of the model's environment.",
+        "--python", help=_("Run in this interpreter instead of the model's environment."),
         callback=check_interpreter)]
     = None,
     api: Annotated[str | None, typer.Option(
-        "--api", metavar="URL", help="Benchmark a running OpenAI-compatible server (vLLM, the "
-        "webui's API, others) under load instead, as vLLM's serving benchmark reports it.")]
+        "--api", metavar="URL", help=_("Benchmark a running OpenAI-compatible server (vLLM, the "
+        "webui's API, others) under load instead, as vLLM's serving benchmark reports it."))]
     = None,
     concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", min=1, help="With --api: requests kept in flight.", show_default="1")]
+        "--concurrency", min=1, help=_("With --api: requests kept in flight."), show_default="1")]
     = None,
     requests: Annotated[int | None, typer.Option(
-        "--requests", min=1, help="With --api: requests sent in all.",
-        show_default="4 per concurrent request, at least 8")] = None,
+        "--requests", min=1, help=_("With --api: requests sent in all."),
+        show_default=_("4 per concurrent request, at least 8"))] = None,
     input_tokens: Annotated[int | None, typer.Option(
-        "--input-tokens", min=1, help="With --api: prompt length, in tokens (about).",
+        "--input-tokens", min=1, help=_("With --api: prompt length, in tokens (about)."),
         show_default="128")] = None,
     output_tokens: Annotated[int | None, typer.Option(
-        "--output-tokens", min=1, help="With --api: tokens generated per request, always the "
-        "full count where the server allows it.", show_default="128")] = None,
+        "--output-tokens", min=1, help=_("With --api: tokens generated per request, always the "
+        "full count where the server allows it."), show_default="128")] = None,
     timeout: Annotated[float, typer.Option(
-        "--timeout", min=1, help="With --api: seconds one request may take.")] = 600.0,
+        "--timeout", min=1, help=_("With --api: seconds one request may take."))] = 600.0,
     json_: JsonOpt = False,
 ) -> None:
     """Load time, time to first token, decode tokens/s, peak memory (and the GPU's
@@ -94,22 +95,24 @@ def bench_cmd(
             ("--random-weights", random_weights), ("--tiny", tiny), ("--override", override),
             ("--compile", compile_), ("--attn", attn), ("--python", python)) if given]
         if local:
-            raise UsageError(f"{', '.join(local)}: for a local benchmark, not with --api",
-                             hint="The server decides precision and weights; start it with "
-                             "them (`llmsetup serve ... --engine vllm --4bit`).")
+            raise UsageError(_("{options}: for a local benchmark, not with --api").format(
+                options=", ".join(local)),
+                hint=_("The server decides precision and weights; start it with them "
+                       "(`llmsetup serve ... --engine vllm --4bit`)."))
         _bench_api(state(ctx), target, api, concurrency or 1, requests, input_tokens or 128,
                    output_tokens or 128, timeout, Output(json_))
         return
     given = [name for name, value in serving.items() if value is not None]
     if given:
-        raise UsageError(f"{', '.join(given)}: for a server benchmark", hint="Add --api URL.")
+        raise UsageError(_("{options}: for a server benchmark").format(options=", ".join(given)),
+                         hint=_("Add --api URL."))
     if sum((bits4, bits8, all_precisions)) > 1:
-        raise UsageError("choose one of --4bit, --8bit and --all-precisions")
+        raise UsageError(_("choose one of --4bit, --8bit and --all-precisions"))
     if (tiny or override) and not random_weights:
-        raise UsageError("--tiny and --override change a random-weight architecture",
-                         hint="Add --random-weights.")
+        raise UsageError(_("--tiny and --override change a random-weight architecture"),
+                         hint=_("Add --random-weights."))
     if attn not in (None, "sdpa", "eager", "compare"):
-        raise UsageError(f"--attn {attn}: expected sdpa, eager or compare")
+        raise UsageError(_("--attn {value}: expected sdpa, eager or compare").format(value=attn))
     app = state(ctx)
     out = Output(json_)
     tgt = app.target(target)
@@ -136,19 +139,26 @@ def progress_line(event: dict) -> str | None:
     if event.get("event") != "progress":
         return None
     if event.get("what") == "causal":
-        return (f"  batch {event['batch_size']}: first token {event['ttft_s'] * 1000:.1f} ms, "
-                f"{event['decode_tokens_per_s']:.1f} tokens/s")
+        return "  " + _("batch {batch}: first token {ttft} ms, {speed} tokens/s").format(
+            batch=event["batch_size"], ttft=f"{event['ttft_s'] * 1000:.1f}",
+            speed=f"{event['decode_tokens_per_s']:.1f}")
     if event.get("what") == "asr":
-        return (f"  batch {event['batch_size']}: {event['seconds']:.2f} s "
-                f"(real-time factor {event['real_time_factor']:.4f})")
+        return "  " + _("batch {batch}: {seconds} s (real-time factor {factor})").format(
+            batch=event["batch_size"], seconds=f"{event['seconds']:.2f}",
+            factor=f"{event['real_time_factor']:.4f}")
     return None
 
 
 def _mem(result: dict) -> str:
     if result.get("peak_gpu_memory_mb") is not None:
-        return f"{result['peak_gpu_memory_mb'] / 1024:.2f} GB GPU"
+        return _("{size} GB GPU").format(size=f"{result['peak_gpu_memory_mb'] / 1024:.2f}")
     rss = result.get("peak_rss_mb")
-    return f"{rss / 1024:.2f} GB RSS" if rss is not None else "?"
+    return _("{size} GB RSS").format(size=f"{rss / 1024:.2f}") if rss is not None else "?"
+
+
+# The speedups of a run (its JSON's keys), as the table's footer names them.
+SPEEDUPS = {"sdpa_over_eager": N_("sdpa over eager"),
+            "compile_over_plain": N_("compile over plain")}
 
 
 def render(console, doc: dict) -> None:
@@ -156,10 +166,12 @@ def render(console, doc: dict) -> None:
 
     first = doc["results"][0] if doc["results"] else {}
     where = first.get("gpu") or first.get("device", "?")
-    title = f"{doc['target']} on {where}" + (" (random weights)" if doc["random_weights"] else "")
+    title = (_("{target} on {device} (random weights)") if doc["random_weights"] else
+             _("{target} on {device}")).format(target=doc["target"], device=where)
     if doc["kind"] == "asr":
         table = Table(title=title)
-        for col in ("batch", "audio s", "seconds", "real-time factor", "peak memory"):
+        for col in (_("batch"), _("audio s"), _("seconds"), _("real-time factor"),
+                    _("peak memory")):
             table.add_column(col, justify="right")
         for run in first.get("runs", []):
             table.add_row(str(run["batch_size"]), f"{first['audio_s']:g}",
@@ -167,8 +179,8 @@ def render(console, doc: dict) -> None:
         console.print(table)
         return
     table = Table(title=title)
-    for col in ("precision", "dtype", "load s", "TTFT ms", "tok/s b=1", "tok/s b=N",
-                "peak memory", "weights GB", "roofline"):
+    for col in (_("precision"), "dtype", _("load s"), "TTFT ms", "tok/s b=1", "tok/s b=N",
+                _("peak memory"), _("weights GB"), _("roofline")):
         table.add_column(col, justify="right")
     for r in doc["results"]:
         runs = r["runs"]
@@ -178,10 +190,14 @@ def render(console, doc: dict) -> None:
                       f"{runs[0]['decode_tokens_per_s']:.1f}",
                       f"{runs[-1]['decode_tokens_per_s']:.1f} (b={runs[-1]['batch_size']})",
                       _mem(r), f"{r['weights_bytes'] / 1e9:.2f}",
-                      f"{roof['fraction']:.0%} of {roof['tokens_per_s']:.0f}" if roof else "-")
+                      _("{fraction} of {tokens_per_s}").format(
+                          fraction=f"{roof['fraction']:.0%}", tokens_per_s=f"{roof['tokens_per_s']:.0f}")
+                      if roof else "-")
     console.print(table)
     for name, value in doc["speedups"].items():
-        console.print(f"{name.replace('_', ' ')}: {value:.2f}x (decode, batch 1, same run)")
+        label = _(SPEEDUPS[name]) if name in SPEEDUPS else name.replace("_", " ")
+        console.print(_("{name}: {speedup}x (decode, batch 1, same run)").format(
+            name=label, speedup=f"{value:.2f}"))
 
 
 def _bench_api(app, target: str, url: str, concurrency: int, requests: int | None,
@@ -199,7 +215,7 @@ def _bench_api(app, target: str, url: str, concurrency: int, requests: int | Non
 
     def progress(done: int, total: int) -> None:
         if not out.json_mode and (done == total or done % max(1, total // 4) == 0):
-            out.info(f"  {done}/{total} requests done")
+            out.info("  " + _("{done}/{total} requests done").format(done=done, total=total))
 
     doc = {"target": target, **run_load(client, opts, on_progress=progress)}
     out.result(doc, lambda console: [console.print(line, markup=False, highlight=False)
@@ -207,5 +223,5 @@ def _bench_api(app, target: str, url: str, concurrency: int, requests: int | Non
     if doc["completed"] == 0:
         from llmsetup.errors import CheckFailed
 
-        raise CheckFailed(f"no request to {doc['api']} succeeded: "
-                          + "; ".join(doc["errors"]), hint="The server's log says why.")
+        raise CheckFailed(_("no request to {api} succeeded: {errors}").format(
+            api=doc["api"], errors="; ".join(doc["errors"])), hint=_("The server's log says why."))

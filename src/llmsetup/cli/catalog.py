@@ -9,6 +9,7 @@ import typer
 from llmsetup.cli._context import state
 from llmsetup.cli._options import JsonOpt, TargetArg
 from llmsetup.cli._output import Output
+from llmsetup.i18n import _
 
 
 def _gb(value: float | None) -> str:
@@ -48,23 +49,27 @@ def list_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
     rows = recipe_rows(app.catalog, app.settings)
     total = with_disk_usage(rows, app.settings)
     for message in app.catalog.problem_messages:
-        out.warn(f"skipped a broken recipe: {message}")
+        out.warn(_("skipped a broken recipe: {message}").format(message=message))
 
     if json_:
         out.result({"recipes": rows, "disk_total_bytes": total})
         return
     table = [[row["name"], row["kind"], row["repo_id"], _params(row["params"]),
               f"{_gb(row['memory_gb']['fp16'])} / {_gb(row['memory_gb']['int8'])} / "
-              f"{_gb(row['memory_gb']['int4'])}", "yes" if row["installed"] else "no",
+              f"{_gb(row['memory_gb']['int4'])}", _("yes") if row["installed"] else _("no"),
               *_disk(row["disk"])]
              for row in rows]
-    out.table(["name", "kind", "repository", "params", "GPU GB fp16/8-bit/4-bit", "installed",
-               "model", "env", "disk"], table, right={3, 4, 6, 7, 8})
+    # Column headers and cell words are translated; the values (names, kinds, repositories)
+    # are the recipes' own, as `--json` gives them.
+    out.table([_("name"), _("kind"), _("repository"), _("params"), _("GPU GB fp16/8-bit/4-bit"),
+               _("installed"), _("model"), _("env"), _("disk")], table, right={3, 4, 6, 7, 8})
     if any(row["disk"] for row in rows):
         shared = any(e["shared_with"] for row in rows if row["disk"]
                      for e in row["disk"]["envs"])
-        sys.stdout.write(("* an environment shared with other recipes, counted once in the "
-                          "total\n" if shared else "") + f"total on disk: {human(total)}\n")
+        if shared:
+            sys.stdout.write(_("* an environment shared with other recipes, counted once in "
+                               "the total") + "\n")
+        sys.stdout.write(_("total on disk: {size}").format(size=human(total)) + "\n")
 
 
 def show_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> None:
@@ -84,7 +89,8 @@ def show_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> N
         console.print(Syntax(yaml.safe_dump(doc["recipe"], sort_keys=False, allow_unicode=True,
                                             width=100), "yaml", background_color="default"))
         if doc.get("plan"):
-            console.print("[bold]Install plan[/] (llmsetup install " + doc["recipe"]["name"] + "):")
+            console.print(_("[bold]Install plan[/] (llmsetup install {name}):").format(
+                name=doc["recipe"]["name"]))
             for i, step in enumerate(doc["plan"], 1):
                 console.print(f"  {i}. {step['title']}")
 

@@ -10,39 +10,40 @@ import typer
 from llmsetup.cli._context import state
 from llmsetup.cli._options import JsonOpt, TargetArg, check_new_folder, check_url
 from llmsetup.cli._output import Output
+from llmsetup.i18n import N_, _
 
 SourceOpt = Annotated[list[str] | None, typer.Option(
     "--source", metavar="SOURCE",
-    help="Use only this source: hf, hf-mirror, aliendao or modelscope (repeat it to give "
-    "several, tried in that order).",
-    show_default="the recipe's sources in order, each tried if the one before fails")]
+    help=_("Use only this source: hf, hf-mirror, aliendao or modelscope (repeat it to give "
+    "several, tried in that order)."),
+    show_default=_("the recipe's sources in order, each tried if the one before fails"))]
 EndpointOpt = Annotated[str | None, typer.Option(
     "--endpoint", metavar="URL", callback=check_url,
-    help="A Hugging Face endpoint (a mirror's URL); implies "
-    "--source hf unless --source is given. Default: HF_ENDPOINT or huggingface.co.")]
+    help=_("A Hugging Face endpoint (a mirror's URL); implies "
+    "--source hf unless --source is given. Default: HF_ENDPOINT or huggingface.co."))]
 RevisionOpt = Annotated[str | None, typer.Option(
-    "--revision", metavar="REV", help="Branch, tag or commit.", show_default="the recipe's, main")]
+    "--revision", metavar="REV", help=_("Branch, tag or commit."), show_default=_("the recipe's, main"))]
 ModelsDirOpt = Annotated[Path | None, typer.Option(
-    "--models-dir", metavar="DIR", help="Store into DIR/ORG/REPO.", callback=check_new_folder,
-    show_default="LLMSETUP_MODELS_DIR or ./dataroot/models")]
+    "--models-dir", metavar="DIR", help=_("Store into DIR/ORG/REPO."), callback=check_new_folder,
+    show_default=_("LLMSETUP_MODELS_DIR or ./dataroot/models"))]
 ConnectionsOpt = Annotated[int | None, typer.Option(
     "--connections", metavar="N", min=1, max=64,
-    help="Parallel connections, at most (capped by the source: aliendao allows 2). The "
-    "first starts alone; the others open unless it alone beats 256 MB/s.", show_default="8")]
+    help=_("Parallel connections, at most (capped by the source: aliendao allows 2). The "
+    "first starts alone; the others open unless it alone beats 256 MB/s."), show_default="8")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
-    "--include", metavar="GLOB", help="Only files whose path matches (repeatable).")]
+    "--include", metavar="GLOB", help=_("Only files whose path matches (repeatable)."))]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(
-    "--exclude", metavar="GLOB", help="Skip files whose path matches (repeatable).")]
+    "--exclude", metavar="GLOB", help=_("Skip files whose path matches (repeatable)."))]
 AllFormatsOpt = Annotated[bool, typer.Option(
-    "--all-formats", help="Also fetch .bin/.pt/Flax/TF weights when safetensors exist.")]
+    "--all-formats", help=_("Also fetch .bin/.pt/Flax/TF weights when safetensors exist."))]
 FromOpt = Annotated[Path | None, typer.Option(
-    "--from", metavar="DIR", help="Check and adopt an existing download in DIR "
-    "(hard-linked when possible); only what is missing or wrong is downloaded.")]
+    "--from", metavar="DIR", help=_("Check and adopt an existing download in DIR "
+    "(hard-linked when possible); only what is missing or wrong is downloaded."))]
 CopyOpt = Annotated[bool, typer.Option(
-    "--copy", help="With --from: copy the files instead of hard-linking them.")]
+    "--copy", help=_("With --from: copy the files instead of hard-linking them."))]
 AcceptMirrorCopyOpt = Annotated[bool, typer.Option(
-    "--accept-mirror-copy", help="Take aliendao's copy of a file by its size where it "
-    "differs from the HF revision (the mirror may hold an older one).")]
+    "--accept-mirror-copy", help=_("Take aliendao's copy of a file by its size where it "
+    "differs from the HF revision (the mirror may hold an older one)."))]
 
 
 def _ref(app, name: str, models_dir: Path | None):
@@ -65,7 +66,7 @@ def _ref(app, name: str, models_dir: Path | None):
 def download_cmd(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(
-        metavar="NAME|ORG/REPO", help="A recipe name (see `llmsetup list`) or a repository id.")],
+        metavar="NAME|ORG/REPO", help=_("A recipe name (see `llmsetup list`) or a repository id."))],
     source: SourceOpt = None,
     endpoint: EndpointOpt = None,
     revision: RevisionOpt = None,
@@ -111,14 +112,17 @@ def download_cmd(
     def render(console) -> None:
         run = manifest.run
         verified = ", ".join(f"{n} {how}" for how, n in sorted(doc["verified_by"].items()))
-        console.print(f"[bold]{ref.repo_id}[/] is in {manifest.model_dir}")
-        console.print(f"  {doc['files']} files, {doc['bytes']:,} bytes; verified by: {verified}")
+        console.print(_("[bold]{repo}[/] is in {path}").format(repo=ref.repo_id,
+                                                                path=manifest.model_dir))
+        console.print("  " + _("{files} files, {bytes} bytes; verified by: {verified}").format(
+            files=doc["files"], bytes=f"{doc['bytes']:,}", verified=verified))
         if run.get("source"):
-            console.print(f"  this run: {run.get('fetched_files', 0)} file(s), "
-                          f"{run.get('fetched_bytes', 0):,} bytes from {run['source']} "
-                          f"in {run.get('seconds', 0):.1f}s")
+            console.print("  " + _("this run: {files} file(s), {bytes} bytes from {source} in "
+                                   "{seconds}s").format(
+                files=run.get("fetched_files", 0), bytes=f"{run.get('fetched_bytes', 0):,}",
+                source=run["source"], seconds=f"{run.get('seconds', 0):.1f}"))
         for note in manifest.trust_notes():
-            console.print(f"  [yellow]{note}[/]; see `llmsetup check`")
+            console.print("  " + _("[yellow]{note}[/]; see `llmsetup check`").format(note=note))
 
     out.result(doc, render)
 
@@ -142,50 +146,84 @@ def check_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> 
     else:
         folder = app.target(target).model_dir
     if not folder.is_dir():
-        raise NotFoundError(f"{folder}: no such folder",
-                            hint=f"Download it first: `llmsetup download {target}`.")
+        raise NotFoundError(_("{path}: no such folder").format(path=folder),
+                            hint=_("Download it first: `llmsetup download {name}`.").format(
+                                name=target))
     report = check_folder(folder, on_file=None)
 
     def render(console) -> None:
         for f in report["files"]:
-            mark = "[green]ok[/]" if f["status"] == "ok" else f"[red]{f['status']}[/]"
-            console.print(f"  {mark}  {f['path']} ({f['size']:,} bytes, {f['verified_by']})")
+            mark = (f"[green]{_('ok')}[/]" if f["status"] == "ok" else
+                    f"[red]{_status(f['status'])}[/]")
+            console.print(f"  {mark}  " + _("{path} ({size} bytes, {verified_by})").format(
+                path=f["path"], size=f"{f['size']:,}", verified_by=f["verified_by"]))
         for s in report["missing_shards"]:
-            console.print(f"  [red]missing shard[/]  {s['shard']} (named by {s['index']})")
+            console.print("  " + _("[red]missing shard[/]  {shard} (named by {index})").format(
+                shard=s["shard"], index=s["index"]))
         for path in report["refused"]:
-            console.print(f"  [red]refused[/]  {path!r} (the manifest names a path outside "
-                          "the model folder)")
+            console.print("  " + _("[red]refused[/]  {path} (the manifest names a path outside "
+                                   "the model folder)").format(path=repr(path)))
         if report["ok"]:
-            console.print(f"[green]✓[/] {folder}: {len(report['files'])} files match the manifest")
+            console.print("[green]✓[/] " + _("{path}: {n} files match the manifest").format(
+                path=folder, n=len(report["files"])))
             if report["size_only"]:
-                console.print(f"  [yellow]{len(report['size_only'])} of them were verified by "
-                              "size only when downloaded[/]")
+                console.print("  [yellow]" + _("{n} of them were verified by size only when "
+                                               "downloaded").format(n=len(report["size_only"]))
+                              + "[/]")
 
     out.result(report, render)
+    name = target if not looks_like_path(target) else "NAME"
     if not report["has_manifest"]:
         raise ManifestProblem(
-            f"{folder} has no llmsetup manifest, so there is nothing to verify it against",
-            hint=f"`llmsetup download {target if not looks_like_path(target) else 'NAME'} "
-            f"--from {folder}` checks it against the publisher's hashes and adopts it.")
+            _("{path} has no llmsetup manifest, so there is nothing to verify it against")
+            .format(path=folder),
+            hint=_("`llmsetup download {name} --from {path}` checks it against the "
+                   "publisher's hashes and adopts it.").format(name=name, path=folder))
     if report["downloading"] is not None:
         raise ManifestProblem(
-            f"{folder} is being downloaded right now (pid {report['downloading']}): "
-            f"{len(report['files'])} file(s) so far", hint="Check it when that download "
-            "has finished.")
+            _("{path} is being downloaded right now (pid {pid}): {n} file(s) so far").format(
+                path=folder, pid=report["downloading"], n=len(report["files"])),
+            hint=_("Check it when that download has finished."))
     if not report["complete"]:
         missing = report["not_downloaded"]
-        lacking = ("; not downloaded yet: " + _some(missing)) if missing else ""
+        message = (_("{path}: the download did not finish ({n} file(s) recorded; not "
+                     "downloaded yet: {missing})") if missing else
+                   _("{path}: the download did not finish ({n} file(s) recorded)"))
         raise ManifestProblem(
-            f"{folder}: the download did not finish ({len(report['files'])} file(s) "
-            f"recorded{lacking})", hint=f"Rerun `llmsetup download "
-            f"{target if not looks_like_path(target) else 'NAME'}`: it fetches only what is "
-            "missing.")
+            message.format(path=folder, n=len(report["files"]),
+                           missing=_some(missing) if missing else ""),
+            hint=_("Rerun `llmsetup download {name}`: it fetches only what is missing.").format(
+                name=name))
     if not report["ok"]:
-        raise ManifestProblem(f"{folder}: {report['problems']} problem(s) found",
-                              hint="Rerun `llmsetup download` for this model: it fetches only "
-                              "what is missing or wrong.")
+        raise ManifestProblem(_("{path}: {n} problem(s) found").format(
+            path=folder, n=report["problems"]),
+            hint=_("Rerun `llmsetup download` for this model: it fetches only what is missing "
+                   "or wrong."))
+
+
+# The status of a file in `check`'s report (its JSON keeps them, in English), as shown.
+STATUSES = {"missing": N_("missing"), "sha256 mismatch": N_("sha256 mismatch"),
+            "not a regular file (refused)": N_("not a regular file (refused)")}
+
+
+def _status(status: str) -> str:
+    """A file's status from the report in the chosen language; the ones with a detail
+    (``wrong size (...)``, ``unreadable (...)``) rebuilt from their parts."""
+    import re
+
+    if status in STATUSES:
+        return _(STATUSES[status])
+    m = re.fullmatch(r"wrong size \((?P<size>\d+) bytes, expected (?P<expected>\d+)\)", status)
+    if m:
+        return _("wrong size ({size} bytes, expected {expected})").format(**m.groupdict())
+    m = re.fullmatch(r"unreadable \((?P<reason>.*)\)", status)
+    if m:
+        return _("unreadable ({reason})").format(**m.groupdict())
+    return status
 
 
 def _some(paths: list[str], shown: int = 5) -> str:
-    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
-    return ", ".join(paths[:shown]) + more
+    if len(paths) > shown:
+        return _("{paths} and {n} more").format(paths=", ".join(paths[:shown]),
+                                                n=len(paths) - shown)
+    return ", ".join(paths)

@@ -16,7 +16,8 @@ app = typer.Typer(help=_("Work with recipe files."), no_args_is_help=True)
 
 @app.command("validate")
 def recipes_validate(
-    files: Annotated[list[Path], typer.Argument(help="Recipe files to check.", metavar="FILE...")],
+    files: Annotated[list[Path], typer.Argument(help=_("Recipe files to check."),
+                                                      metavar="FILE...")],
     json_: JsonOpt = False,
 ) -> None:
     """Check recipe files; a bad one exits 2 with file:line, the field and what was expected.
@@ -47,10 +48,11 @@ def recipes_validate(
     def render(console) -> None:
         for r in results:
             if r["ok"]:
-                console.print(f"[green]ok[/]   {r['file']} ({r['name']})")
+                console.print(_("[green]ok[/]   {file} ({name})").format(file=r["file"],
+                                                                          name=r["name"]))
         for r in bad:
             for problem in r["problems"]:
-                typer.echo(f"Error: {problem}", err=True)
+                typer.echo(_("Error: {message}").format(message=problem), err=True)
 
     out.result({"valid": not bad, "files": results}, render)
     if bad:

@@ -18,38 +18,39 @@ from llmsetup.cli._options import (
     check_interpreter,
 )
 from llmsetup.cli._output import Output
+from llmsetup.i18n import _
 
 FilesArg = Annotated[list[str], typer.Argument(
     metavar="FILE...", callback=check_input_files,
-    help="Recordings in any format FFmpeg reads (m4a, mp3, wav, flac, "
-    "ogg, webm, mp4, aac, amr, ...).")]
+    help=_("Recordings in any format FFmpeg reads (m4a, mp3, wav, flac, "
+    "ogg, webm, mp4, aac, amr, ...)."))]
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", metavar="PATH",
-    help="A file (one input) or a folder (several inputs, or a path ending in /). "
-    "Default: stdout.")]
+    help=_("A file (one input) or a folder (several inputs, or a path ending in /). "
+    "Default: stdout."))]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", "-f", metavar="txt|json|srt|vtt",
-    help="Output format.", show_default="the --output suffix, else txt")]
+    help=_("Output format."), show_default=_("the --output suffix, else txt"))]
 LanguageOpt = Annotated[str | None, typer.Option(
     "--language", "-l", metavar="LANG",
-    help="Spoken language (zh, en, ...).", show_default="detected per 30 s window")]
+    help=_("Spoken language (zh, en, ...)."), show_default=_("detected per 30 s window"))]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", metavar="transcribe|translate",
-    help="translate: English text from any language.", show_default="the recipe's, transcribe")]
+    help=_("translate: English text from any language."), show_default=_("the recipe's, transcribe"))]
 BatchOpt = Annotated[int | None, typer.Option(
-    "--batch-size", metavar="N", help="30 s windows decoded together; lower it on out of memory.",
-    show_default="the recipe's, 16")]
+    "--batch-size", metavar="N", help=_("30 s windows decoded together; lower it on out of memory."),
+    show_default=_("the recipe's, 16"))]
 ChunkOpt = Annotated[float | None, typer.Option(
-    "--chunk-length", metavar="SECONDS", help="Window length, at most 30.",
-    show_default="the recipe's, 30")]
+    "--chunk-length", metavar="SECONDS", help=_("Window length, at most 30."),
+    show_default=_("the recipe's, 30"))]
 TimestampsOpt = Annotated[str, typer.Option(
     "--timestamps", metavar="chunk|word",
-    help="Subtitle cues per phrase (chunk) or from word timestamps (word).")]
+    help=_("Subtitle cues per phrase (chunk) or from word timestamps (word)."))]
 PythonOpt = Annotated[str | None, typer.Option(
-    "--python", metavar="PATH", help="Run the model with this interpreter.",
+    "--python", metavar="PATH", help=_("Run the model with this interpreter."),
     callback=check_interpreter,
-    show_default="the environment `llmsetup install` made")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
+    show_default=_("the environment `llmsetup install` made"))]
+ForceOpt = Annotated[bool, typer.Option("--force", help=_("Replace existing output files."))]
 
 
 def transcribe_cmd(
