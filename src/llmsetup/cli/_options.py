@@ -16,6 +16,7 @@ import typer
 
 from llmsetup import values
 from llmsetup.cli._context import state
+from llmsetup.i18n import _
 
 # host.causal_lm.DEVICES, kept equal by a test: importing it here would cost every start.
 DEVICES = ("auto", "cuda", "cpu")
@@ -24,18 +25,25 @@ SPEECH_ENGINES = ("transformers", "ctranslate2")
 
 
 def _bad(param: typer.CallbackParam, value: Any, expected: str) -> NoReturn:
-    raise typer.BadParameter(f"{str(value)!r}: expected {expected}", param=param)
+    raise typer.BadParameter(
+        _("{value!r}: expected {expected}").format(value=str(value), expected=expected),
+        param=param)
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    """``a, b or c`` (the choices are words of the command line, kept as they are)."""
+    return _("{choices} or {last}").format(choices=", ".join(choices[:-1]), last=choices[-1])
 
 
 def check_device(param: typer.CallbackParam, value: str | None) -> str | None:
     if value is not None and value.lower() not in DEVICES:
-        _bad(param, value, " or ".join([", ".join(DEVICES[:-1]), DEVICES[-1]]))
+        _bad(param, value, _either(DEVICES))
     return value.lower() if value is not None else None
 
 
 def check_speech_engine(param: typer.CallbackParam, value: str | None) -> str | None:
     if value is not None and value.lower() not in SPEECH_ENGINES:
-        _bad(param, value, " or ".join(SPEECH_ENGINES))
+        _bad(param, value, _either(SPEECH_ENGINES))
     return value.lower() if value is not None else None
 
 
@@ -59,9 +67,9 @@ def check_interpreter(param: typer.CallbackParam, value: str | None) -> str | No
         return None
     path = Path(value).expanduser()
     if not path.exists():
-        _bad(param, value, "the path of a Python interpreter (there is no such file)")
+        _bad(param, value, _("the path of a Python interpreter (there is no such file)"))
     if not path.is_file() or not os.access(path, os.X_OK):
-        _bad(param, value, "an executable Python interpreter (this is not one)")
+        _bad(param, value, _("an executable Python interpreter (this is not one)"))
     return value
 
 
@@ -69,8 +77,8 @@ def check_folders(param: typer.CallbackParam, value: list[Path] | None) -> list[
     """Folders that exist (``--recipes-dir``)."""
     for path in value or []:
         if not path.expanduser().is_dir():
-            _bad(param, path, "an existing folder" + (" (this is a file)" if path.exists()
-                                                     else " (there is no such folder)"))
+            _bad(param, path, _("an existing folder (this is a file)") if path.exists()
+                 else _("an existing folder (there is no such folder)"))
     return value
 
 
@@ -84,9 +92,9 @@ def check_new_folder(param: typer.CallbackParam, value: Path | None) -> Path | N
 
 def _input_file_problem(path: Path) -> str | None:
     if not path.exists():
-        return "an existing file (there is no such file)"
+        return _("an existing file (there is no such file)")
     if not path.is_file():
-        return "a regular file (this is a folder or a device)"
+        return _("a regular file (this is a folder or a device)")
     return None
 
 
@@ -136,67 +144,67 @@ def _json_mode(ctx: typer.Context, value: bool) -> bool:
 
 
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.",
+    bool, typer.Option("--json", help=_("Print one JSON document on stdout and nothing else there."),
                        callback=_json_mode, is_eager=True)
 ]
 TargetArg = Annotated[
     str,
     typer.Argument(metavar="NAME|DIR",
-                   help="A recipe name (see `llmsetup list`) or a local model folder."),
+                   help=_("A recipe name (see `llmsetup list`) or a local model folder.")),
 ]
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="A recipe name (see `llmsetup list`).")]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help=_("A recipe name (see `llmsetup list`)."))]
 ProfileOpt = Annotated[
     str | None,
-    typer.Option("--profile", help="Requirement profile: book (the book's pins) or modern.",
-                 show_default="the recipe's default, usually book"),
+    typer.Option("--profile", help=_("Requirement profile: book (the book's pins) or modern."),
+                 show_default=_("the recipe's default, usually book")),
 ]
 DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Show what would be done; change nothing on disk.")
+    bool, typer.Option("--dry-run", help=_("Show what would be done; change nothing on disk."))
 ]
-Bits4Opt = Annotated[bool, typer.Option("--4bit", help="Load in 4-bit (NF4) with bitsandbytes.")]
-Bits8Opt = Annotated[bool, typer.Option("--8bit", help="Load in 8-bit (LLM.int8) with bitsandbytes.")]
+Bits4Opt = Annotated[bool, typer.Option("--4bit", help=_("Load in 4-bit (NF4) with bitsandbytes."))]
+Bits8Opt = Annotated[bool, typer.Option("--8bit", help=_("Load in 8-bit (LLM.int8) with bitsandbytes."))]
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto, cuda or cpu.", case_sensitive=False,
+    str, typer.Option("--device", help=_("auto, cuda or cpu."), case_sensitive=False,
                       callback=check_device)
 ]
 DoubleQuantOpt = Annotated[
-    bool, typer.Option("--double-quant", help="With --4bit: quantize the quantization constants "
-                       "too (saves about 0.37 bits per parameter).")
+    bool, typer.Option("--double-quant", help=_("With --4bit: quantize the quantization constants "
+                       "too (saves about 0.37 bits per parameter)."))
 ]
-CpuOpt = Annotated[bool, typer.Option("--cpu", help="Run on the CPU (the same as --device cpu).")]
+CpuOpt = Annotated[bool, typer.Option("--cpu", help=_("Run on the CPU (the same as --device cpu)."))]
 MaxMemoryOpt = Annotated[
     str | None,
     typer.Option("--max-memory", metavar="SPEC",
-                 help="Memory per device for device_map=auto, e.g. 0=10GiB,cpu=30GiB.",
+                 help=_("Memory per device for device_map=auto, e.g. 0=10GiB,cpu=30GiB."),
                  callback=check_max_memory),
 ]
 MaxNewTokensOpt = Annotated[
     int | None, typer.Option("--max-new-tokens", metavar="N", min=1,
-                             help="Longest answer, in tokens.",
-                             show_default="the recipe's smoke setting for verify, 512 for chat")
+                             help=_("Longest answer, in tokens."),
+                             show_default=_("the recipe's smoke setting for verify, 512 for chat"))
 ]
 TrustRemoteCodeOpt = Annotated[
     bool, typer.Option("--trust-remote-code",
-                       help="Run Python code shipped with the model (read it first).")
+                       help=_("Run Python code shipped with the model (read it first)."))
 ]
 PythonOpt = Annotated[
     str | None,
     typer.Option("--python", metavar="PATH",
-                 help="The interpreter of the model's environment.", callback=check_interpreter,
-                 show_default="the environment `install` made, else this one"),
+                 help=_("The interpreter of the model's environment."), callback=check_interpreter,
+                 show_default=_("the environment `install` made, else this one")),
 ]
 SpeechEngineOpt = Annotated[
     str, typer.Option("--engine", metavar="transformers|ctranslate2",
                       callback=check_speech_engine,
-                      help="Speech models: transformers (the book's pipeline) or ctranslate2 "
+                      help=_("Speech models: transformers (the book's pipeline) or ctranslate2 "
                       "(faster-whisper: several times faster on a CPU; the model is converted "
                       "once and cached beside it; `llmsetup install NAME --engine ctranslate2` "
-                      "adds it).")
+                      "adds it)."))
 ]
 BeamsOpt = Annotated[
     int | None, typer.Option("--beams", metavar="N", min=1,
-                             help="Speech models: beam search with N beams. Beams can fix a "
+                             help=_("Speech models: beam search with N beams. Beams can fix a "
                              "misheard word (fewer errors on hard audio) at about N times the "
-                             "decoder's work and memory.",
-                             show_default="1: greedy, as the book's pipeline")
+                             "decoder's work and memory."),
+                             show_default=_("1: greedy, as the book's pipeline"))
 ]

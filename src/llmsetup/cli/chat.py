@@ -20,6 +20,7 @@ from llmsetup.cli._options import (
     TrustRemoteCodeOpt,
     number_in,
 )
+from llmsetup.i18n import _
 
 
 def chat_cmd(
@@ -29,16 +30,16 @@ def chat_cmd(
     bits8: Bits8Opt = False,
     double_quant: DoubleQuantOpt = False,
     system: Annotated[str | None, typer.Option(
-        "--system", metavar="TEXT", help="The system prompt (/system changes it later).")] = None,
+        "--system", metavar="TEXT", help=_("The system prompt (/system changes it later)."))] = None,
     max_new_tokens: MaxNewTokensOpt = None,
     temperature: Annotated[float, typer.Option(
-        "--temperature", metavar="T", help="Sampling temperature; 0 answers greedily.",
+        "--temperature", metavar="T", help=_("Sampling temperature; 0 answers greedily."),
         callback=number_in(0, 100))] = 0.7,
     top_p: Annotated[float, typer.Option(
-        "--top-p", metavar="P", help="Nucleus sampling: keep the top P of probability.",
+        "--top-p", metavar="P", help=_("Nucleus sampling: keep the top P of probability."),
         callback=number_in(0, 1, low_open=True))] = 0.9,
     no_stream: Annotated[bool, typer.Option(
-        "--no-stream", help="Print each answer whole instead of token by token.")] = False,
+        "--no-stream", help=_("Print each answer whole instead of token by token."))] = False,
     device: DeviceOpt = "auto",
     cpu: CpuOpt = False,
     max_memory: MaxMemoryOpt = None,

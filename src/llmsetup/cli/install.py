@@ -21,6 +21,7 @@ from llmsetup.cli._options import (
     check_url,
 )
 from llmsetup.cli._output import Output
+from llmsetup.i18n import _
 
 
 class PlanProgress:
@@ -61,15 +62,16 @@ class PlanProgress:
         self._stop()
         label = f"[{index}/{total}] {step.title}"
         if status == "done":
-            self.out.info(f"[green]✓[/] {label} [dim](already done)[/]")
+            self.out.info(f"[green]✓[/] {label} [dim]{_('(already done)')}[/]")
         elif status == "satisfied":
-            self.out.info(f"[green]✓[/] {label} [dim](already satisfied)[/]")
+            self.out.info(f"[green]✓[/] {label} [dim]{_('(already satisfied)')}[/]")
         elif status == "ran":
             self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
             if info and info.get("summary"):
                 self.out.info(f"    [dim]{info['summary']}[/]")
         elif status == "interrupted":
-            self.out.info(f"[yellow]■[/] {label} [dim]interrupted after {seconds:.1f}s[/]")
+            interrupted = _("interrupted after {seconds:.1f}s").format(seconds=seconds)
+            self.out.info(f"[yellow]■[/] {label} [dim]{interrupted}[/]")
         else:
             self.out.info(f"[red]✗[/] {label} [dim]({seconds:.1f}s)[/]")
 
@@ -78,76 +80,76 @@ def install_cmd(
     ctx: typer.Context,
     target: TargetArg,
     env_backend: Annotated[str, typer.Option(
-        "--env-backend", help="auto (conda if present, else uv, else venv), conda, uv, venv "
-        "or current (the running interpreter).")] = "auto",
+        "--env-backend", help=_("auto (conda if present, else uv, else venv), conda, uv, venv "
+        "or current (the running interpreter)."))] = "auto",
     profile: ProfileOpt = None,
     python: Annotated[str | None, typer.Option(
-        "--python", metavar="X.Y|PATH", help="Python version of the environment, or the path "
-        "of an interpreter to make it from (default: the recipe's version).")] = None,
+        "--python", metavar="X.Y|PATH", help=_("Python version of the environment, or the path "
+        "of an interpreter to make it from (default: the recipe's version)."))] = None,
     python_mirror: Annotated[str | None, typer.Option(
-        "--python-mirror", metavar="URL", help="uv: where to download a Python this machine "
-        "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default).", callback=check_url)] = None,
+        "--python-mirror", metavar="URL", help=_("uv: where to download a Python this machine "
+        "lacks (UV_PYTHON_INSTALL_MIRROR; GitHub by default)."), callback=check_url)] = None,
     pip_mirror: Annotated[str | None, typer.Option(
-        "--pip-mirror", help="ustc (the book's), tuna, aliyun or default (pip's own index).")]
+        "--pip-mirror", help=_("ustc (the book's), tuna, aliyun or default (pip's own index)."))]
     = None,
-    index_url: Annotated[str | None, typer.Option("--index-url", "-i", help="pip index URL.",
+    index_url: Annotated[str | None, typer.Option("--index-url", "-i", help=_("pip index URL."),
                                                          callback=check_url)]
     = None,
     trusted_host: Annotated[list[str] | None, typer.Option(
-        "--trusted-host", help="Host to trust without valid HTTPS (repeatable).")] = None,
+        "--trusted-host", help=_("Host to trust without valid HTTPS (repeatable)."))] = None,
     find_links: Annotated[list[Path] | None, typer.Option(
-        "--find-links", help="A folder of wheels to install from (repeatable).")] = None,
+        "--find-links", help=_("A folder of wheels to install from (repeatable)."))] = None,
     no_index: Annotated[bool, typer.Option(
-        "--no-index", help="Use only --find-links folders (offline).")] = False,
+        "--no-index", help=_("Use only --find-links folders (offline)."))] = False,
     no_lock: Annotated[bool, typer.Option(
-        "--no-lock", help="Install the direct pins without the recipe's lock (not "
-        "reproducible: transitive versions float to today's).")] = False,
+        "--no-lock", help=_("Install the direct pins without the recipe's lock (not "
+        "reproducible: transitive versions float to today's)."))] = False,
     force: Annotated[bool, typer.Option(
-        "--force", help="Run every step again, even those already done.")] = False,
-    no_download: Annotated[bool, typer.Option("--no-download", help="Skip the download.")]
+        "--force", help=_("Run every step again, even those already done."))] = False,
+    no_download: Annotated[bool, typer.Option("--no-download", help=_("Skip the download."))]
     = False,
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the verification.")]
+    no_verify: Annotated[bool, typer.Option("--no-verify", help=_("Skip the verification."))]
     = False,
     no_cuda_check: Annotated[bool, typer.Option(
-        "--no-cuda-check", help="Skip the torch/CUDA check.")] = False,
+        "--no-cuda-check", help=_("Skip the torch/CUDA check."))] = False,
     cpu: Annotated[bool, typer.Option(
-        "--cpu/--no-cpu", help="No GPU needed: the CUDA check accepts a CPU-only torch, "
+        "--cpu/--no-cpu", help=_("No GPU needed: the CUDA check accepts a CPU-only torch, "
         "verify runs on the CPU (--no-cpu: require CUDA again after an install started "
-        "with --cpu).")] = False,
+        "with --cpu)."))] = False,
     bits4: Bits4Opt = False,
     bits8: Bits8Opt = False,
     source: Annotated[list[str] | None, typer.Option(
-        "--source", help="Download source(s) to use, in order (hf, hf-mirror, aliendao, "
-        "modelscope).")] = None,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Hugging Face endpoint URL.",
+        "--source", help=_("Download source(s) to use, in order (hf, hf-mirror, aliendao, "
+        "modelscope)."))] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help=_("Hugging Face endpoint URL."),
                                                          callback=check_url)]
     = None,
     from_dir: Annotated[Path | None, typer.Option(
-        "--from", help="Adopt an already downloaded copy of the model from this folder.")] = None,
+        "--from", help=_("Adopt an already downloaded copy of the model from this folder."))] = None,
     ui: Annotated[str | None, typer.Option(
-        "--ui", help="webui: install text-generation-webui at the book's commit and deploy the "
-        "model into it (Llama-2 recipes).")] = None,
+        "--ui", help=_("webui: install text-generation-webui at the book's commit and deploy the "
+        "model into it (Llama-2 recipes)."))] = None,
     engine: Annotated[str | None, typer.Option(
-        "--engine", help="vllm: install vLLM's server in its own environment (with --cpu its "
+        "--engine", help=_("vllm: install vLLM's server in its own environment (with --cpu its "
         "CPU build), download, and verify through the server. ctranslate2 (speech models): "
         "also install faster-whisper and CTranslate2 into the model's environment, and "
-        "verify through them.")] = None,
+        "verify through them."))] = None,
     webui_dir: Annotated[Path | None, typer.Option(
-        "--webui-dir", help="Where the webui checkout goes (or is already).",
+        "--webui-dir", help=_("Where the webui checkout goes (or is already)."),
         show_default="./text-generation-webui")] = None,
     git_mirror: Annotated[str | None, typer.Option(
-        "--git-mirror", help="Clone through a mirror: a URL-prefix proxy "
+        "--git-mirror", help=_("Clone through a mirror: a URL-prefix proxy "
         "(https://proxy.example/), a mirror root holding oobabooga/text-generation-webui (a "
         "folder, file://, https://host/org/), a template with {url} or {path}, or the mirror "
-        "repository's URL.")] = None,
+        "repository's URL."))] = None,
     accept_tree: Annotated[bool, typer.Option(
-        "--accept-tree", help="Use a --webui-dir that is not a git checkout (a release "
-        "archive) even when its files do not match the book's commit.")] = False,
+        "--accept-tree", help=_("Use a --webui-dir that is not a git checkout (a release "
+        "archive) even when its files do not match the book's commit."))] = False,
     deploy: Annotated[str, typer.Option(
-        "--deploy", help="How the model gets into the webui's models/: link, copy or move.")]
+        "--deploy", help=_("How the model gets into the webui's models/: link, copy or move."))]
     = "link",
     yes: Annotated[bool, typer.Option(
-        "--yes", "-y", help="Check out the book's commit in an existing webui checkout.")]
+        "--yes", "-y", help=_("Check out the book's commit in an existing webui checkout."))]
     = False,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
@@ -164,7 +166,7 @@ def install_cmd(
     from llmsetup.install.started import load_started, redone_steps, save_started
 
     if bits4 and bits8:
-        raise UsageError("--4bit and --8bit exclude each other")
+        raise UsageError(_("--4bit and --8bit exclude each other"))
     app = state(ctx)
     out = Output(json_)
     settings = app.settings
@@ -181,11 +183,12 @@ def install_cmd(
      deploy) = (
         given[name] for name in STICKY)
     if ui not in (None, "webui"):
-        raise UsageError(f"unknown --ui {ui!r}", hint="The one UI is: webui.")
+        raise UsageError(_("unknown --ui {ui!r}").format(ui=ui),
+                         hint=_("The one UI is: webui."))
     if engine not in (None, "vllm", "ctranslate2"):
-        raise UsageError(f"unknown --engine {engine!r}",
-                         hint="The engines to install: vllm (a server), ctranslate2 (speech "
-                         "models; the webui is --ui webui).")
+        raise UsageError(_("unknown --engine {engine!r}").format(engine=engine),
+                         hint=_("The engines to install: vllm (a server), ctranslate2 (speech "
+                                "models; the webui is --ui webui)."))
     pip = PipOptions.from_choices(
         pip_mirror or settings.get("pip.mirror"), index_url or settings.get("pip.index_url"),
         trusted_host or ([settings.get("pip.trusted_host")] if settings.get("pip.trusted_host")
@@ -208,26 +211,29 @@ def install_cmd(
                                    deploy=deploy, yes=yes, accept_tree=accept_tree),
     )
     if tgt.recipe.kind == "asr" and options.quantization:
-        raise UsageError("--4bit and --8bit are for text models; "
-                         f"{tgt.recipe.name} is a speech model")
+        raise UsageError(_("--4bit and --8bit are for text models; {name} is a speech "
+                           "model").format(name=tgt.recipe.name))
     plan = build_plan(tgt, settings, options)
     if no_lock:
-        out.warn("--no-lock: the direct pins float their dependencies to today's versions; "
-                 "the book's pins alone are known to resolve to broken sets.")
+        out.warn(_("--no-lock: the direct pins float their dependencies to today's versions; "
+                   "the book's pins alone are known to resolve to broken sets."))
     else:
         req = next((s for s in plan.steps if s.key == "requirements"), None)
         if req is not None and req.lock is None:
-            out.warn(f"{tgt.recipe.name} ships no lock for this profile: only the direct pins "
-                     "are fixed.")
+            out.warn(_("{name} ships no lock for this profile: only the direct pins are "
+                       "fixed.").format(name=tgt.recipe.name))
     if reused:
-        out.info(f"Continuing the install of {tgt.recipe.name} started with "
-                 + " ".join(_flag(n, given[n]) for n in reused) + " (reused; give another "
-                 "value to change it).")
+        out.info(_("Continuing the install of {name} started with {flags} (reused; give "
+                   "another value to change it).").format(
+            name=tgt.recipe.name, flags=" ".join(_flag(n, given[n]) for n in reused)))
     if changed:
         redo = redone_steps(plan)
-        out.info("Changed since the install was started: "
-                 + ", ".join(_flag(n, given[n]) for n in changed)
-                 + (f"; this runs again: {', '.join(redo)}." if redo else "."))
+        flags = ", ".join(_flag(n, given[n]) for n in changed)
+        if redo:
+            out.info(_("Changed since the install was started: {flags}; this runs again: "
+                       "{steps}.").format(flags=flags, steps=", ".join(redo)))
+        else:
+            out.info(_("Changed since the install was started: {flags}.").format(flags=flags))
     if dry_run:
         _show_plan(plan, out)
         return
@@ -243,12 +249,17 @@ def install_cmd(
         ran = sum(r.status == "ran" for r in results)
         done = sum(r.status == "done" for r in results)
         found = sum(r.status == "satisfied" for r in results)
-        counts = [f"{ran} steps ran"] + [f"{n} already {what}" for n, what in
-                                          ((done, "done"), (found, "satisfied")) if n]
-        out.success(f"{tgt.recipe.name} is installed ({', '.join(counts)}, "
-                    f"{doc['seconds']:.1f}s). Model: {tgt.model_dir}")
+        # English keeps its words ("1 steps ran"); each count is added to the text before.
+        counts = _("{n} steps ran").format(n=ran)
+        if done:
+            counts = _("{counts}, {n} already done").format(counts=counts, n=done)
+        if found:
+            counts = _("{counts}, {n} already satisfied").format(counts=counts, n=found)
+        out.success(_("{name} is installed ({counts}, {seconds:.1f}s). Model: {model_dir}")
+                    .format(name=tgt.recipe.name, counts=counts, seconds=doc["seconds"],
+                            model_dir=tgt.model_dir))
         for key, why in plan.skipped:
-            out.info(f"  skipped {key}: {why}")
+            out.info("  " + _("skipped {key}: {why}").format(key=key, why=why))
 
     out.result(doc, render)
 
@@ -299,8 +310,8 @@ def _flag(name: str, value) -> str:
     if isinstance(value, bool):
         return flag if value else f"--no-{flag[2:]}"
     if isinstance(value, (list, tuple)):
-        return " ".join(f"{flag} {v}" for v in value) or f"{flag} (none)"
-    return f"{flag} {value}" if value is not None else f"{flag} (none)"
+        return " ".join(f"{flag} {v}" for v in value) or _("{flag} (none)").format(flag=flag)
+    return f"{flag} {value}" if value is not None else _("{flag} (none)").format(flag=flag)
 
 
 def _show_plan(plan, out: Output) -> None:
@@ -311,22 +322,24 @@ def _show_plan(plan, out: Output) -> None:
     def render(console) -> None:
         from rich.markup import escape
 
-        console.print(f"[bold]Plan for {plan.recipe.name}[/] (dry run: nothing is changed)")
+        console.print(_("[bold]Plan for {name}[/] (dry run: nothing is changed)").format(
+            name=plan.recipe.name))
         for i, row in enumerate(rows, 1):
-            mark = ("[green]already satisfied[/]" if row.get("satisfied") else
-                    "[green]done[/]" if row["done"] else "todo")
+            mark = (f"[green]{_('already satisfied')}[/]" if row.get("satisfied") else
+                    f"[green]{_('done')}[/]" if row["done"] else _("todo"))
             console.print(f"{i}. {escape(row['title'])}  \\[{mark}]")
             for command in row["commands"]:
                 console.print(f"   $ {command}", markup=False, highlight=False)
             if row.get("requirements") or row.get("trimmed_from"):
                 console.print(f"   # {row['requirements_file']}:", markup=False)
                 if row.get("trimmed_from"):
-                    console.print(f"   #   (the lines of {row['trimmed_from']} up to and "
-                                  f"including {row['cutoff']})", markup=False)
+                    lines = _("(the lines of {file} up to and including {cutoff})").format(
+                        file=row["trimmed_from"], cutoff=row["cutoff"])
+                    console.print(f"   #   {lines}", markup=False)
                 for pin in row.get("requirements") or []:
                     console.print(f"   #   {pin}", markup=False)
         for key, why in plan.skipped:
-            console.print(f"-  {key}: skipped ({why})")
+            console.print("-  " + _("{key}: skipped ({why})").format(key=key, why=why))
 
     out.result(doc, render)
     sys.stdout.flush()

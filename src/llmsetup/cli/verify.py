@@ -26,6 +26,7 @@ from llmsetup.cli._options import (
     check_input_file,
 )
 from llmsetup.cli._output import Output
+from llmsetup.i18n import N_, _
 
 TASKS = ("transcribe", "translate")
 
@@ -37,7 +38,7 @@ def verify_cmd(
     bits8: Bits8Opt = False,
     double_quant: DoubleQuantOpt = False,
     prompt: Annotated[list[str] | None, typer.Option(
-        "--prompt", metavar="TEXT", help="A smoke prompt instead of the recipe's (repeatable).",
+        "--prompt", metavar="TEXT", help=_("A smoke prompt instead of the recipe's (repeatable)."),
     )] = None,
     max_new_tokens: MaxNewTokensOpt = None,
     device: DeviceOpt = "auto",
@@ -46,33 +47,33 @@ def verify_cmd(
     trust_remote_code: TrustRemoteCodeOpt = False,
     python: PythonOpt = None,
     audio: Annotated[Path | None, typer.Option(
-        "--audio", metavar="FILE", help="Speech models: the recording to transcribe.",
+        "--audio", metavar="FILE", help=_("Speech models: the recording to transcribe."),
         callback=check_input_file)] = None,
     language: Annotated[str | None, typer.Option(
-        "--language", metavar="L", help="Speech models: the spoken language, e.g. zh.")] = None,
+        "--language", metavar="L", help=_("Speech models: the spoken language, e.g. zh."))] = None,
     task: Annotated[str | None, typer.Option(
-        "--task", metavar="transcribe|translate", help="Speech models: what to do.")] = None,
+        "--task", metavar="transcribe|translate", help=_("Speech models: what to do."))] = None,
     save_converted: Annotated[Path | None, typer.Option(
         "--save-converted", metavar="FILE",
-        help="Speech models: also keep the converted audio (the book's test.mp3).")] = None,
+        help=_("Speech models: also keep the converted audio (the book's test.mp3)."))] = None,
     engine: SpeechEngineOpt = "transformers",
     beams: BeamsOpt = None,
     webui: Annotated[str | None, typer.Option(
-        "--webui", metavar="URL", help="Check a running text-generation-webui instead: its page, "
-        "and one chat answer through its API when it has one.")] = None,
+        "--webui", metavar="URL", help=_("Check a running text-generation-webui instead: its page, "
+        "and one chat answer through its API when it has one."))] = None,
     webui_api: Annotated[str | None, typer.Option(
-        "--webui-api", metavar="URL", help="The webui's API (default: the --webui host, at "
-        "the API port `serve` recorded for that page, else 5000).")] = None,
+        "--webui-api", metavar="URL", help=_("The webui's API (default: the --webui host, at "
+        "the API port `serve` recorded for that page, else 5000)."))] = None,
     api: Annotated[str | None, typer.Option(
-        "--api", metavar="URL", help="Check a running OpenAI-compatible server instead (vLLM, "
+        "--api", metavar="URL", help=_("Check a running OpenAI-compatible server instead (vLLM, "
         "the webui's API, others): /v1/models, then the smoke prompts through "
-        "/v1/chat/completions. The key `serve` stored is sent; LLMSETUP_API_KEY overrides it."
+        "/v1/chat/completions. The key `serve` stored is sent; LLMSETUP_API_KEY overrides it.")
     )] = None,
     expect: Annotated[str | None, typer.Option(
-        "--expect", metavar="TEXT", help="With --api or --webui: the first prompt's answer must "
-        "contain TEXT (a known answer, e.g. Paris).")] = None,
+        "--expect", metavar="TEXT", help=_("With --api or --webui: the first prompt's answer must "
+        "contain TEXT (a known answer, e.g. Paris)."))] = None,
     timeout: Annotated[float, typer.Option(
-        "--timeout", min=1, help="With --api or --webui: seconds to wait for each answer.")]
+        "--timeout", min=1, help=_("With --api or --webui: seconds to wait for each answer."))]
     = 300.0,
     json_: JsonOpt = False,
 ) -> None:
@@ -88,11 +89,11 @@ def verify_cmd(
     app = state(ctx)
     out = Output(json_)
     if api and (webui or webui_api):
-        raise UsageError("--api and --webui check different servers: choose one",
-                         hint="--webui checks the page and, through its API, an answer.")
+        raise UsageError(_("--api and --webui check different servers: choose one"),
+                         hint=_("--webui checks the page and, through its API, an answer."))
     if expect and not (api or webui or webui_api):
-        raise UsageError("--expect is for --api and --webui",
-                         hint="Local answers are checked by `verify` without it.")
+        raise UsageError(_("--expect is for --api and --webui"),
+                         hint=_("Local answers are checked by `verify` without it."))
     if api or webui or webui_api:
         server = ServerCheck(prompts=prompt or _recipe_prompts(app, target),
                              max_tokens=max_new_tokens or 64, expect=expect, timeout=timeout)
@@ -116,9 +117,10 @@ def verify_cmd(
     if engine.lower() != "transformers":
         speech.append("--engine")
     if speech:
-        raise UsageError(f"{', '.join(speech)}: for speech models only; "
-                         f"{resolved.recipe.name} is a text model",
-                         hint="Use --prompt TEXT to choose what a text model is asked.")
+        raise UsageError(
+            _("{options}: for speech models only; {name} is a text model").format(
+                options=", ".join(speech), name=resolved.recipe.name),
+            hint=_("Use --prompt TEXT to choose what a text model is asked."))
     opts = lm.LMOptions.from_flags(bits4=bits4, bits8=bits8, double_quant=double_quant,
                                    device=device, cpu=cpu, max_memory=max_memory,
                                    trust_remote_code=trust_remote_code,
@@ -128,10 +130,11 @@ def verify_cmd(
     out.result(doc, lambda console: render(console, doc))
     if not doc["ok"]:
         raise CheckFailed(
-            f"{doc['target']} failed its smoke test: " + "; ".join(doc["problems"]),
-            hint="Garbled or empty answers mean damaged weights (`llmsetup check "
-            f"{doc['target']}`), a tokenizer or chat template that does not fit the model, or "
-            "a precision it cannot take (try without --4bit/--8bit).")
+            _("{name} failed its smoke test: {problems}").format(
+                name=doc["target"], problems="; ".join(doc["problems"])),
+            hint=_("Garbled or empty answers mean damaged weights (`llmsetup check {name}`), "
+                   "a tokenizer or chat template that does not fit the model, or a precision "
+                   "it cannot take (try without --4bit/--8bit).").format(name=doc["target"]))
 
 
 def _verify_speech(target, settings, python: str, out: Output, *, text_only: bool,
@@ -145,11 +148,11 @@ def _verify_speech(target, settings, python: str, out: Output, *, text_only: boo
     from llmsetup.errors import UsageError
 
     if text_only:
-        raise UsageError("--4bit, --8bit, --double-quant and --prompt are for text models; "
-                         f"{target.recipe.name} is a speech model",
-                         hint="Pass --audio FILE (and --language, --task) instead.")
+        raise UsageError(_("--4bit, --8bit, --double-quant and --prompt are for text models; "
+                           "{name} is a speech model").format(name=target.recipe.name),
+                         hint=_("Pass --audio FILE (and --language, --task) instead."))
     if task is not None and task not in TASKS:
-        raise UsageError(f"--task {task}: expected transcribe or translate")
+        raise UsageError(_("--task {task}: expected transcribe or translate").format(task=task))
     from llmsetup.errors import CheckFailed
     from llmsetup.host.asr import summary_lines, verify_speech
 
@@ -195,18 +198,31 @@ def _check_api(app, url: str, check: ServerCheck) -> dict:
     return check_api(client, check.prompts, max_tokens=check.max_tokens, expect=check.expect)
 
 
+def _verdict(ok: bool) -> str:
+    return f"[green]{_('passed')}[/]" if ok else f"[red]{_('FAILED')}[/]"
+
+
+def _print_answer(console, item: dict) -> None:
+    """The prompt and the answer, as ``Q:`` and ``A:`` lines."""
+    from rich.markup import escape
+
+    console.print(f"[bold]{_('Q:')}[/] {escape(item['prompt'])}")
+    console.print(f"[bold]{_('A:')}[/] {escape(item['answer']) or '[dim]' + _('(empty)') + '[/]'}")
+
+
 def _render_api(console, doc: dict) -> None:
     from rich.markup import escape
 
-    verdict = "[green]passed[/]" if doc["ok"] else "[red]FAILED[/]"
-    console.print(f"[bold]{escape(doc['model'])}[/] at {escape(doc['api'])}: {verdict} "
-                  f"(models: {escape(', '.join(doc['models']))})")
+    verdict = _verdict(doc["ok"])
+    console.print(_("{model} at {api}: {verdict} (models: {models})").format(
+        model=f"[bold]{escape(doc['model'])}[/]", api=escape(doc["api"]), verdict=verdict,
+        models=escape(", ".join(doc["models"]))))
     for item in doc["prompts"]:
-        console.print(f"[bold]Q:[/] {escape(item['prompt'])}")
-        console.print(f"[bold]A:[/] {escape(item['answer']) or '[dim](empty)[/]'}")
-        console.print(f"   [dim]{item['new_tokens'] if item['new_tokens'] is not None else '?'} "
-                      f"tokens in {item['seconds']:.2f} s, stopped by "
-                      f"{item['finish_reason']}[/]")
+        _print_answer(console, item)
+        tokens = item["new_tokens"] if item["new_tokens"] is not None else "?"
+        line = _("{tokens} tokens in {seconds:.2f} s, stopped by {reason}").format(
+            tokens=tokens, seconds=item["seconds"], reason=item["finish_reason"])
+        console.print(f"   [dim]{line}[/]")
         for problem in item["problems"]:
             console.print(f"   [red]{escape(problem)}[/]")
 
@@ -218,10 +234,11 @@ def _verify_api(app, target: str, url: str, check: ServerCheck, out: Output) -> 
     doc = {"target": target, **_check_api(app, url, check)}
     out.result(doc, lambda console: _render_api(console, doc))
     if not doc["ok"]:
-        raise CheckFailed(f"the server at {doc['api']} failed the smoke test: "
-                          + "; ".join(doc["problems"]),
-                          hint="Garbled or empty answers: a chat template or dtype that does "
-                          "not fit the model (on a CPU serve in float32), or damaged weights.")
+        raise CheckFailed(_("the server at {url} failed the smoke test: {problems}").format(
+                              url=doc["api"], problems="; ".join(doc["problems"])),
+                          hint=_("Garbled or empty answers: a chat template or dtype that does "
+                                 "not fit the model (on a CPU serve in float32), or damaged "
+                                 "weights."))
 
 
 def _verify_webui(app, target: str, url: str | None, api_url: str | None,
@@ -234,23 +251,27 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
     from llmsetup.webui.server import recorded_api_url
 
     if not url:
-        raise UsageError("--webui-api needs --webui URL (the page)")
+        raise UsageError(_("--webui-api needs --webui URL (the page)"))
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if not parts.hostname:
-        raise UsageError(f"--webui {url}: not a URL", hint="e.g. --webui http://127.0.0.1:7860")
+        raise UsageError(_("--webui {url}: not a URL").format(url=url),
+                         hint=_("e.g. --webui http://127.0.0.1:7860"))
     recipe = app.target(target).recipe  # a folder's is made up
     status = check_page(parts.geturl())
     doc: dict = {"target": target, "webui": parts.geturl(), "page_status": status,
                  "api": None, "passed": status == 200}
     if status != 200:
         out.result(doc)
-        raise CheckFailed(f"the webui page at {parts.geturl()} answered {status}, not 200",
-                          hint="401: the page has a login (`llmsetup serve` printed it)."
+        raise CheckFailed(_("the webui page at {url} answered {status}, not 200").format(
+                              url=parts.geturl(), status=status),
+                          hint=_("401: the page has a login (`llmsetup serve` printed it).")
                           if status == 401 else None)
     recorded = recorded_api_url(app.settings, recipe.name, parts.geturl())
+    # The --json document says where the API's URL came from in English; people read it
+    # translated (render).
     api, api_from = ((api_url, "--webui-api") if api_url else
-                     (recorded, "the port `serve` recorded") if recorded else
-                     (f"{parts.scheme}://{parts.hostname}:5000", "the default port"))
+                     (recorded, N_("the port `serve` recorded")) if recorded else
+                     (f"{parts.scheme}://{parts.hostname}:5000", N_("the default port")))
     try:
         result = _check_api(app, api, check)
         doc["api"] = {"url": api, "from": api_from, **result,
@@ -262,19 +283,22 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
         doc["api"] = {"url": api, "from": api_from, "skipped": exc.message}
 
     def render(console) -> None:
-        console.print(f"Page {parts.geturl()} answers ({status}).", markup=False)
+        console.print(_("Page {url} answers ({status}).").format(url=parts.geturl(),
+                                                                  status=status), markup=False)
         if doc["api"] and "prompts" in doc["api"]:
-            console.print(f"API {api} ({api_from}):", markup=False)
+            console.print(_("API {url} ({source}):").format(url=api, source=_(api_from)),
+                          markup=False)
             _render_api(console, doc["api"])
         elif doc["api"]:
-            console.print(f"No API at {api} ({api_from}; start the server with --api to "
-                          "check a chat answer too).", markup=False)
+            console.print(_("No API at {url} ({source}; start the server with --api to check a "
+                            "chat answer too).").format(url=api, source=_(api_from)),
+                          markup=False)
 
     out.result(doc, render)
     if not doc["passed"]:
-        raise CheckFailed("the webui API failed the smoke test: "
-                          + "; ".join(doc["api"]["problems"]),
-                          hint="Check the loaded model in the webui's Model tab.")
+        raise CheckFailed(_("the webui API failed the smoke test: {problems}").format(
+                              problems="; ".join(doc["api"]["problems"])),
+                          hint=_("Check the loaded model in the webui's Model tab."))
 
 
 def _progress(out: Output, event: dict) -> None:
@@ -295,24 +319,27 @@ def render(console, doc: dict) -> None:
 
     from llmsetup.host.causal_lm import describe_quantization
 
-    verdict = "[green]passed[/]" if doc["ok"] else "[red]FAILED[/]"
-    console.print(f"[bold]{escape(doc['target'])}[/]: {verdict} ({doc['device']}, "
-                  f"{doc['dtype']}, {describe_quantization(doc['quantization'])}, chat template "
-                  f"{doc['chat_template']})")
+    console.print(_("{target}: {verdict} ({device}, {dtype}, {quantization}, chat template "
+                    "{template})").format(
+        target=f"[bold]{escape(doc['target'])}[/]", verdict=_verdict(doc["ok"]),
+        device=doc["device"], dtype=doc["dtype"],
+        quantization=describe_quantization(doc["quantization"]),
+        template=doc["chat_template"]))
     for item in doc["prompts"]:
-        console.print(f"[bold]Q:[/] {escape(item['prompt'])}")
-        console.print(f"[bold]A:[/] {escape(item['answer']) or '[dim](empty)[/]'}")
-        console.print(
-            f"   [dim]{item['new_tokens']} tokens, stopped by {item['stop_reason']}; first "
-            f"token {_number(item['ttft_s'], '.3f', ' s')}, "
-            f"{_number(item['decode_tokens_per_s'], '.1f', ' tokens/s')}[/]")
+        _print_answer(console, item)
+        line = _("{tokens} tokens, stopped by {reason}; first token {ttft}, {speed}").format(
+            tokens=item["new_tokens"], reason=item["stop_reason"],
+            ttft=_number(item["ttft_s"], ".3f", " s"),
+            speed=_number(item["decode_tokens_per_s"], ".1f", " tokens/s"))
+        console.print(f"   [dim]{line}[/]")
         for problem in item["problems"]:
             console.print(f"   [red]{escape(problem)}[/]")
-    memory = (f"peak GPU memory {doc['peak_gpu_memory_mb']:.0f} MB"
+    memory = (_("peak GPU memory {mb:.0f} MB").format(mb=doc["peak_gpu_memory_mb"])
               if doc.get("peak_gpu_memory_mb") is not None
-              else f"peak RSS {_number(doc.get('peak_rss_mb'), '.0f', ' MB')}")
-    console.print(f"Load {doc['load_s']:.1f} s · first token "
-                  f"{_number(doc['ttft_s'], '.3f', ' s')} (median) · decode "
-                  f"{_number(doc['decode_tokens_per_s'], '.1f', ' tokens/s')} · {memory}")
+              else _("peak RSS {rss}").format(rss=_number(doc.get("peak_rss_mb"), ".0f", " MB")))
+    console.print(_("Load {load:.1f} s · first token {ttft} (median) · decode {speed} · "
+                    "{memory}").format(
+        load=doc["load_s"], ttft=_number(doc["ttft_s"], ".3f", " s"),
+        speed=_number(doc["decode_tokens_per_s"], ".1f", " tokens/s"), memory=memory))
     versions = doc.get("versions") or {}
     console.print("[dim]" + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + "[/]")
