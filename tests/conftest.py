@@ -102,7 +102,15 @@ def build_catalog() -> None:
 
 @pytest.fixture
 def zh(monkeypatch):
-    """Messages in Chinese for this test (LLMSETUP_LANG=zh; subprocesses inherit it)."""
+    """Messages in Chinese for this test (LLMSETUP_LANG=zh; subprocesses inherit it).
+
+    Option types shared by several commands (cli/_options.py) and the root app take their
+    help when their module is imported: import every command module in English first, so
+    that a Chinese test does not leave Chinese help behind for the English tests after it."""
+    from llmsetup.cli import app as cli_app
+
+    for module, _attr in cli_app.Root.table.values():
+        __import__(f"llmsetup.cli.{module}")
     build_catalog()
     monkeypatch.setenv("LLMSETUP_LANG", "zh")
     i18n.choose()
