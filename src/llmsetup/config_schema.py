@@ -22,8 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from llmsetup.i18n import _
 from llmsetup.values import http_url_problem
-from llmsetup.yamlfile import Document, format_loc
+from llmsetup.yamlfile import Document, format_loc, one_of, validation_message
 
 # Kept equal to envs.base.PIP_MIRRORS, envs.BACKEND_NAMES and download's DOWNLOAD_SOURCES
 # by tests/test_config.py (settings sit below those layers and do not import them).
@@ -39,7 +40,7 @@ def _one_as_list(value: Any) -> Any:
 def _http_url(value: str) -> str:
     problem = http_url_problem(value)
     if problem:
-        raise ValueError(f"expected {problem}")
+        raise ValueError(_("expected {what}").format(what=problem))
     return value
 
 
@@ -132,23 +133,22 @@ def known_keys() -> list[str]:
 def _expected(err: dict) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
-        return "unknown setting"
+        return _("unknown setting")
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "expected a whole number"
+        return _("expected a whole number")
     if kind == "string_type":
-        return "expected a string (quote it)"
+        return _("expected a string (quote it)")
     if kind == "list_type":
-        return "expected a list, or one value"
+        return _("expected a list, or one value")
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "expected a mapping of settings"
+        return _("expected a mapping of settings")
     if kind == "literal_error":
-        return f"expected one of {ctx.get('expected', '')}"
+        return _("expected one of {values}").format(values=one_of(str(ctx.get("expected", ""))))
     if kind == "greater_than_equal":
-        return f"expected at least {ctx.get('ge')}"
+        return _("expected at least {n}").format(n=ctx.get("ge"))
     if kind == "less_than_equal":
-        return f"expected at most {ctx.get('le')}"
-    msg = err["msg"]
-    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+        return _("expected at most {n}").format(n=ctx.get("le"))
+    return validation_message(err)
 
 
 def _shown(value: Any) -> str:
@@ -165,8 +165,9 @@ def validate(doc: Document, where: str) -> tuple[ConfigFile | None, list[str]]:
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
             line = doc.line_for(loc)
-            got = "" if err["type"] in ("extra_forbidden", "missing") or loc[:1] == ("tokens",) \
-                else f", got {_shown(err['input'])}"
-            problems.append((line or 1, f"{where}:{line or 1}: {format_loc(loc)}: "
-                                        f"{_expected(err)}{got}"))
-        return None, [text for _, text in sorted(problems, key=lambda p: p[0])]
+            shown = "" if err["type"] in ("extra_forbidden", "missing") \
+                or loc[:1] == ("tokens",) else _shown(err["input"])
+            problem = _("{expected}, got {value}").format(expected=_expected(err), value=shown) \
+                if shown else _expected(err)
+            problems.append((line or 1, f"{where}:{line or 1}: {format_loc(loc)}: {problem}"))
+        return None, [text for _line, text in sorted(problems, key=lambda p: p[0])]

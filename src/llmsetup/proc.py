@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO
 
 from llmsetup.errors import ProcessError
+from llmsetup.i18n import _
 from llmsetup.secret import contains_secret, redact
 
 TAIL_LINES = 25
@@ -213,8 +214,9 @@ def run(
     except FileNotFoundError:
         logf.close(127, 0.0)
         raise ProcessError(
-            f"{what}: cannot run {args[0]!r}: no such program",
-            hint="Install it or check your PATH; `llmsetup doctor` lists what it finds.",
+            _("{what}: cannot run {program}: no such program").format(
+                what=what, program=repr(args[0])),
+            hint=_("Install it or check your PATH; `llmsetup doctor` lists what it finds."),
             returncode=127,
             log=str(log) if log else None,
         ) from None
@@ -258,15 +260,17 @@ def run(
     result = Result(args, returncode, redact("".join(lines)), log, seconds)
     if timed_out.is_set():
         raise ProcessError(
-            f"{what} took longer than {timeout:.0f}s and was stopped",
-            hint="Check the network or mirror, or raise the timeout." if not log
-            else f"Check the network or mirror; full output in {log}",
+            _("{what} took longer than {seconds}s and was stopped").format(
+                what=what, seconds=f"{timeout:.0f}"),
+            hint=_("Check the network or mirror, or raise the timeout.") if not log
+            else _("Check the network or mirror; full output in {log}").format(log=log),
             returncode=returncode, tail=result.tail, log=str(log) if log else None,
         )
     if check and returncode != 0:
         raise ProcessError(
-            f"{what} failed (exit status {returncode})",
-            hint=_hint_for(result.output, hints) or (f"Full output in {log}" if log else None),
+            _("{what} failed (exit status {code})").format(what=what, code=returncode),
+            hint=_hint_for(result.output, hints)
+            or (_("Full output in {log}").format(log=log) if log else None),
             returncode=returncode, tail=result.tail, log=str(log) if log else None,
         )
     return result
@@ -493,8 +497,9 @@ class JsonLinesProcess:
             )
         except FileNotFoundError:
             raise ProcessError(
-                f"cannot run {self.argv[0]!r}: no such program",
-                hint="The model's environment is missing or broken; rerun `llmsetup install`.",
+                _("cannot run {program}: no such program").format(program=repr(self.argv[0])),
+                hint=_("The model's environment is missing or broken; rerun "
+                       "`llmsetup install`."),
                 returncode=127,
             ) from None
         self._stderr = threading.Thread(target=self._drain_stderr, daemon=True)

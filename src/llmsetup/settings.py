@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from llmsetup.errors import UsageError
+from llmsetup.i18n import _, ngettext
 from llmsetup.secret import Secret
 
 DEFAULT_MODELS_DIR = Path("dataroot") / "models"
@@ -107,31 +108,39 @@ def _remember_config(cache: Path, digest: str, config: dict[str, Any]) -> None:
 def _validate(path: Path, raw: bytes) -> dict[str, Any]:
     from llmsetup import yamlfile
 
-    hint = "Fix or remove the file; `llmsetup doctor` shows which config file is read."
+    hint = _("Fix or remove the file; `llmsetup doctor` shows which config file is read.")
     try:
         doc = yamlfile.parse(raw.decode("utf-8"))
     except yamlfile.YamlProblem as exc:
         where = f"{path}:{exc.line}" if exc.line else str(path)
-        raise UsageError(f"{where}: the config file is {exc.problem}"
-                         if exc.problem.startswith("not valid YAML")
-                         else f"{where}: {exc.problem}", hint=f"{exc.hint} {hint}") from None
+        if exc.kind == "syntax":
+            message = _("{where}: the config file is not valid YAML: {problem}").format(
+                where=where, problem=exc.detail)
+        else:
+            message = f"{where}: {exc.problem}"
+        raise UsageError(message, hint=f"{exc.hint} {hint}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: the config file is not UTF-8 text", hint=hint) from None
+        raise UsageError(_("{path}: the config file is not UTF-8 text").format(path=path),
+                         hint=hint) from None
     if doc is None:
         return {}
     if not isinstance(doc.data, dict):
-        raise UsageError(f"{path}:1: the config file must be a mapping of settings", hint=hint)
+        raise UsageError(_("{where}: the config file must be a mapping of settings").format(
+            where=f"{path}:1"), hint=hint)
     if doc.duplicates:
         loc, line = doc.duplicates[0]
-        raise UsageError(f"{path}:{line}: {yamlfile.format_loc(loc)}: set twice", hint=hint)
+        raise UsageError(_("{where}: {key}: set twice").format(
+            where=f"{path}:{line}", key=yamlfile.format_loc(loc)), hint=hint)
     from llmsetup.config_schema import known_keys, validate
 
     config, problems = validate(doc, str(path))
     if config is None:
-        message = problems[0] if len(problems) == 1 else "\n  ".join(
-            [f"{path}: {len(problems)} problems in the config file", *problems])
-        raise UsageError(message,
-                         hint="Known settings: " + ", ".join(known_keys()) + ".")
+        head = ngettext("{path}: {n} problem in the config file",
+                        "{path}: {n} problems in the config file",
+                        len(problems)).format(path=path, n=len(problems))
+        message = problems[0] if len(problems) == 1 else "\n  ".join([head, *problems])
+        raise UsageError(message, hint=_("Known settings: {keys}.").format(
+            keys=", ".join(known_keys())))
     return config.model_dump(exclude_none=True)
 
 
@@ -140,8 +149,8 @@ def config_warnings(path: Path, config: dict[str, Any]) -> list[str]:
     if os.name != "posix" or not config.get("tokens"):
         return []
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return [f"{path} holds tokens and is readable by other users; "
-                f"run `chmod 600 {path}`"]
+        return [_("{path} holds tokens and is readable by other users; "
+                  "run `chmod 600 {path}`").format(path=path)]
     return []
 
 
@@ -167,10 +176,10 @@ class Settings:
             problem = folder_problem(Path(models).expanduser())
             if problem:
                 where = ("LLMSETUP_MODELS_DIR" if os.environ.get("LLMSETUP_MODELS_DIR")
-                         else f"models_dir in {path}")
-                raise UsageError(f"{where}: {models!r}: expected {problem}",
-                                 hint="Point it at a folder for the models (it is made if "
-                                 "missing).")
+                         else _("models_dir in {path}").format(path=path))
+                raise UsageError(_("{where}: {value}: expected {what}").format(
+                    where=where, value=repr(models), what=problem),
+                    hint=_("Point it at a folder for the models (it is made if missing)."))
         dirs = list(recipes_dir or [])
         env_path = os.environ.get("LLMSETUP_RECIPES_PATH", "")
         dirs += [Path(p) for p in env_path.split(os.pathsep) if p]

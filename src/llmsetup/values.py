@@ -1,9 +1,10 @@
 """Checks of values people type: URLs, memory sizes, numbers, folders, model overrides.
 
 Each ``*_problem`` function returns None for a good value, else what was expected (one
-phrase, for a message that names the option and the value). The command line
-(``cli/_options.py``) and the config file's schema (``config_schema.py``) both use them, so
-that a value means the same wherever it is written. Standard library only: the CLI's
+phrase in the user's language, for a message that names the option and the value: it reads
+after "expected", as in ``--endpoint 'x': expected an http:// or https:// URL``). The
+command line (``cli/_options.py``) and the config file's schema (``config_schema.py``) both
+use them, so that a value means the same wherever it is written. Standard library only: the CLI's
 start-up must not pay for them.
 """
 
@@ -13,6 +14,8 @@ import math
 import re
 from urllib.parse import urlsplit
 
+from llmsetup.i18n import N_, _
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
@@ -20,8 +23,8 @@ _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
 # machine has it (a typo of the unit, or of the number).
 MIN_DEVICE_MEMORY = 100 * 2**20
 MAX_DEVICE_MEMORY = 64 * 2**40
-MAX_MEMORY_ACCEPTED = ("DEVICE=SIZE pairs separated by commas, e.g. 0=10GiB,cpu=30GiB "
-                       "(DEVICE: a GPU index, cpu, disk or mps; SIZE from 100MiB to 64TiB)")
+MAX_MEMORY_ACCEPTED = N_("DEVICE=SIZE pairs separated by commas, e.g. 0=10GiB,cpu=30GiB "
+                         "(DEVICE: a GPU index, cpu, disk or mps; SIZE from 100MiB to 64TiB)")
 
 
 def http_url_problem(value: str) -> str | None:
@@ -30,9 +33,9 @@ def http_url_problem(value: str) -> str | None:
         parts = urlsplit(value.strip())
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        return f"a valid http:// or https:// URL ({exc})"
+        return _("a valid http:// or https:// URL ({error})").format(error=exc)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "an http:// or https:// URL with a host, e.g. https://hf-mirror.com"
+        return _("an http:// or https:// URL with a host, e.g. https://hf-mirror.com")
     return None
 
 
@@ -51,11 +54,11 @@ def max_memory_problem(spec: str) -> str | None:
         device, sep, size = (p.strip() for p in part.partition("="))
         if not sep or not (device.isdigit() or device in ("cpu", "disk", "mps")) \
                 or device in seen:
-            return MAX_MEMORY_ACCEPTED
+            return _(MAX_MEMORY_ACCEPTED)
         seen.add(device)
         amount = size_bytes(size)
         if amount is None or not MIN_DEVICE_MEMORY <= amount <= MAX_DEVICE_MEMORY:
-            return MAX_MEMORY_ACCEPTED
+            return _(MAX_MEMORY_ACCEPTED)
     return None
 
 
@@ -63,7 +66,7 @@ def number_problem(value: float, *, low: float, high: float, low_open: bool = Fa
     """A finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
     bracket = "(" if low_open else "["
     if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
-        return f"a number in {bracket}{low:g}, {high:g}]"
+        return _("a number in {range}").format(range=f"{bracket}{low:g}, {high:g}]")
     return None
 
 
@@ -80,7 +83,7 @@ def override_problem(item: str) -> str | None:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
-        return "KEY=VALUE with KEY a config field, e.g. num_hidden_layers=4"
+        return _("KEY=VALUE with KEY a config field, e.g. num_hidden_layers=4")
     try:
         value = json.loads(raw)
     except ValueError:
@@ -88,9 +91,9 @@ def override_problem(item: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or key.endswith("_id"):
         return None  # token ids may be -1
     if _COUNT_KEY.match(key) and (not isinstance(value, int) or value < 1):
-        return f"a whole number of at least 1 for {key}"
+        return _("a whole number of at least 1 for {key}").format(key=key)
     if not math.isfinite(value) or value < 0:
-        return f"a finite number, not negative, for {key}"
+        return _("a finite number, not negative, for {key}").format(key=key)
     return None
 
 
@@ -102,5 +105,7 @@ def folder_problem(path) -> str | None:
         if candidate.exists():
             if candidate.is_dir():
                 return None
-            return "a folder" if candidate == Path(path) else f"a folder ({candidate} is a file)"
+            if candidate == Path(path):
+                return _("a folder")
+            return _("a folder ({path} is a file)").format(path=candidate)
     return None

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmsetup.i18n import N_, _
+
 # Far above any real recipe or config (a large recipe is a few hundred values), far below
 # what costs noticeable time or memory to validate.
 MAX_NODES = 20_000
@@ -29,13 +31,20 @@ ALLOWED_TAGS = {_CORE + t for t in ("null", "bool", "int", "float", "str", "seq"
 
 
 class YamlProblem(Exception):
-    """A file that is not plain YAML data. ``line`` is 1-based (None when unknown)."""
+    """A file that is not plain YAML data. ``line`` is 1-based (None when unknown).
 
-    def __init__(self, problem: str, line: int | None, hint: str) -> None:
+    ``problem`` and ``hint`` are in the user's language; ``kind`` (``syntax``, ``tag``,
+    ``recursive``, ``size``, ``depth``) says which problem it is, and for ``syntax``
+    ``detail`` holds PyYAML's own words (English) so that a caller can phrase it."""
+
+    def __init__(self, problem: str, line: int | None, hint: str, kind: str = "",
+                 detail: str = "") -> None:
         super().__init__(problem)
         self.problem = problem
         self.line = line
         self.hint = hint
+        self.kind = kind
+        self.detail = detail
 
 
 @dataclass
@@ -80,8 +89,10 @@ def _check_tags(node: Any, seen: set[int]) -> None:
     seen.add(id(node))
     if node.tag not in ALLOWED_TAGS:
         tag = node.tag.replace(_CORE, "!!")
-        raise YamlProblem(f"tags are not allowed ({tag})", node.start_mark.line + 1,
-                          "Write the value as plain YAML: a string, number, list or mapping.")
+        raise YamlProblem(_("tags are not allowed ({tag})").format(tag=tag),
+                          node.start_mark.line + 1,
+                          _("Write the value as plain YAML: a string, number, list or "
+                            "mapping."), kind="tag")
     for child in _children(node):
         _check_tags(child, seen)
 
@@ -101,8 +112,9 @@ def _expanded_sizes(root: Any) -> dict[int, int]:
         if key in sizes:
             continue
         if key in active:
-            raise YamlProblem("an alias refers to a value that contains it",
-                              node.start_mark.line + 1, "Remove the recursive alias (*name).")
+            raise YamlProblem(_("an alias refers to a value that contains it"),
+                              node.start_mark.line + 1,
+                              _("Remove the recursive alias (*name)."), kind="recursive")
         active.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
@@ -120,9 +132,9 @@ def _check_size(root: Any) -> None:
         if not bigger:
             break
         node = bigger[0]
-    raise YamlProblem(f"aliases expand to more than {MAX_NODES} values",
+    raise YamlProblem(_("aliases expand to more than {n} values").format(n=MAX_NODES),
                       node.start_mark.line + 1,
-                      "Write the values out, or use fewer aliases (*name).")
+                      _("Write the values out, or use fewer aliases (*name)."), kind="size")
 
 
 def _lines(node: Any, path: tuple, doc: Document) -> None:
@@ -152,8 +164,10 @@ def parse(text: str) -> Document | None:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise YamlProblem(f"not valid YAML: {problem}", mark.line + 1 if mark else None,
-                              "Check indentation and quoting around that line.") from None
+            raise YamlProblem(_("not valid YAML: {problem}").format(problem=problem),
+                              mark.line + 1 if mark else None,
+                              _("Check indentation and quoting around that line."),
+                              kind="syntax", detail=problem) from None
         if node is None:
             return None
         try:
@@ -163,8 +177,9 @@ def parse(text: str) -> Document | None:
             _lines(node, (), doc)
             doc.data = loader.construct_document(node)
         except RecursionError:
-            raise YamlProblem("values nested too deeply", None,
-                              "A recipe or config nests a few levels, not hundreds.") from None
+            raise YamlProblem(_("values nested too deeply"), None,
+                              _("A recipe or config nests a few levels, not hundreds."),
+                              kind="depth") from None
         return doc
     finally:
         loader.dispose()
@@ -179,3 +194,73 @@ def format_loc(loc: Any) -> str:
         else:
             text += ("." if text else "") + str(part)
     return text
+
+
+def one_of(expected: str) -> str:
+    """Pydantic's list of allowed values (``'a', 'b' or 'c'``) with its "or" in the user's
+    language; the values stay as written."""
+    items, sep, last = expected.rpartition(" or ")
+    if not sep:
+        return expected
+    return _("{items} or {last}").format(items=items, last=last)
+
+
+# Pydantic's words for the problems a hand-written file has, by error type, marked for
+# translation: a message of pydantic that these words match in full (each {placeholder}
+# standing for some text) is shown with the same text in the user's language. Where a
+# count changes the words, the singular and plural are two messages.
+_PYDANTIC: dict[str, tuple[str, ...]] = {
+    "literal_error": (N_("Input should be {values}"),),
+    "string_pattern_mismatch": (N_("String should match pattern '{pattern}'"),),
+    "greater_than": (N_("Input should be greater than {n}"),),
+    "greater_than_equal": (N_("Input should be greater than or equal to {n}"),),
+    "less_than": (N_("Input should be less than {n}"),),
+    "less_than_equal": (N_("Input should be less than or equal to {n}"),),
+    "string_type": (N_("Input should be a valid string"),),
+    "int_type": (N_("Input should be a valid integer"),),
+    "int_parsing": (N_("Input should be a valid integer, unable to parse string as an "
+                       "integer"),),
+    "int_from_float": (N_("Input should be a valid integer, got a number with a fractional "
+                          "part"),),
+    "float_type": (N_("Input should be a valid number"),),
+    "float_parsing": (N_("Input should be a valid number, unable to parse string as a "
+                         "number"),),
+    "bool_type": (N_("Input should be a valid boolean"),),
+    "bool_parsing": (N_("Input should be a valid boolean, unable to interpret input"),),
+    "list_type": (N_("Input should be a valid list"),),
+    "dict_type": (N_("Input should be a valid dictionary"),),
+    "model_type": (N_("Input should be a valid dictionary or instance of {name}"),),
+    "model_attributes_type": (N_("Input should be a valid dictionary or object to extract "
+                                 "fields from"),),
+    "too_short": (N_("List should have at least {n} item after validation, not {actual}"),
+                  N_("List should have at least {n} items after validation, not {actual}")),
+    "string_too_short": (N_("String should have at least {n} character"),
+                         N_("String should have at least {n} characters")),
+}
+
+
+def _words_of(template: str, msg: str) -> dict[str, str] | None:
+    """What each ``{placeholder}`` of ``template`` stands for in ``msg``, or None when
+    ``msg`` is not ``template`` filled in."""
+    import re
+
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+?)", re.escape(template))
+    found = re.fullmatch(pattern, msg)
+    return found.groupdict() if found else None
+
+
+def validation_message(err: dict) -> str:
+    """Pydantic's message for one error of ``ValidationError.errors()``, in the user's
+    language where it is one a hand-written file commonly has (else pydantic's English).
+    A ``ValueError`` of our own validators comes without pydantic's "Value error, "."""
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    for template in _PYDANTIC.get(err["type"], ()):
+        words = _words_of(template, msg)
+        if words is None:
+            continue
+        if "values" in words:
+            words["values"] = one_of(words["values"])
+        return _(template).format(**words)
+    return msg

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsetup.errors import UsageError
+from llmsetup.i18n import _
 
 
 def tree_size(path: Path) -> int:
@@ -88,7 +89,7 @@ class Item:
     kind: str  # model, deploy, env, record, state, logs, partial, lock, log
     path: Path
     bytes: int
-    note: str = ""
+    note: str = ""  # in the user's language (so is Kept.reason); kind stays English
     #: Remove only these files (then the folders they leave empty, ``path`` included);
     #: None: all of ``path``.
     files: list[Path] | None = None
@@ -160,8 +161,9 @@ def linked_folder_between(base: Path, path: Path) -> Path | None:
 def remove_item(item: Item, roots: list[Path]) -> None:
     """Remove ``item`` (see the module docstring for what is refused)."""
     if not inside(item.path, roots):
-        raise UsageError(f"refusing to remove {item.path}: it is outside the folders llmsetup "
-                         "manages", hint="Remove it by hand if you are sure.")
+        raise UsageError(_("refusing to remove {path}: it is outside the folders llmsetup "
+                           "manages").format(path=item.path),
+                         hint=_("Remove it by hand if you are sure."))
     if item.files is None:
         _remove_path(item.path)
         return

@@ -23,6 +23,7 @@ from pathlib import Path
 from llmsetup.download.sources.base import STATE_DIR
 from llmsetup.housekeeping.disk import Item, Kept, Removal, remove_empty_folders, remove_item, tree_size
 from llmsetup.housekeeping.records import all_env_uses, install_running, recorded_recipes
+from llmsetup.i18n import _
 from llmsetup.settings import Settings
 
 DEFAULT_LOG_DAYS = 30.0
@@ -66,18 +67,19 @@ def _downloads(removal: Removal, models_dir: Path) -> None:
         lock = state / "lock"
         if lock_held(lock):
             if partial.is_dir():
-                removal.kept.append(Kept("partial", partial, "a download is running "
-                                         f"(pid {_owner(state) or '?'})"))
+                removal.kept.append(Kept("partial", partial, _(
+                    "a download is running (pid {pid})").format(pid=_owner(state) or "?")))
             continue
         if partial.is_dir() and not partial.is_symlink():
             removal.items.append(Item("partial", partial, tree_size(partial),
-                                      f"unfinished download of {state.parent.name}"))
+                                      _("unfinished download of {name}").format(
+                                          name=state.parent.name)))
         pid = _owner(state)
         if lock.is_file() and (pid is None or not _alive(pid)):
             files = [p for p in (lock, state / "lock.owner") if p.is_file()]
             removal.items.append(Item("lock", state, sum(tree_size(p) for p in files),
-                                      f"download lock left by pid {pid or '?'}, not running",
-                                      files=files))
+                                      _("download lock left by pid {pid}, not running").format(
+                                          pid=pid or "?"), files=files))
 
 
 def _envs(removal: Removal, settings: Settings) -> None:
@@ -89,15 +91,16 @@ def _envs(removal: Removal, settings: Settings) -> None:
         return
     running = [r for r in recorded_recipes(settings) if install_running(settings, r)]
     if running:
-        removal.kept.append(Kept("env", settings.envs_dir, "an install is running ("
-                                 + ", ".join(running) + "): environments are left alone"))
+        removal.kept.append(Kept("env", settings.envs_dir, _(
+            "an install is running ({recipes}): environments are left alone").format(
+            recipes=", ".join(running))))
         return
     recorded = {u.key for u in all_env_uses(settings)}
     for folder in folders:
         if folder.is_symlink() or os.path.realpath(folder) in recorded:
             continue
         removal.items.append(Item("env", folder, tree_size(folder),
-                                  "no recipe's record points to it"))
+                                  _("no recipe's record points to it")))
 
 
 def _logs(removal: Removal, logs_dir: Path, older_than_days: float) -> None:
@@ -109,7 +112,8 @@ def _logs(removal: Removal, logs_dir: Path, older_than_days: float) -> None:
                 st = path.lstat()
                 if st.st_mtime < cutoff:
                     removal.items.append(Item("log", path, st.st_size if not path.is_symlink()
-                                              else 0, f"older than {older_than_days:g} days"))
+                                              else 0, _("older than {days} days").format(
+                                                  days=f"{older_than_days:g}")))
 
 
 def plan_prune(settings: Settings, older_than_days: float = DEFAULT_LOG_DAYS) -> Removal:
@@ -142,7 +146,7 @@ def execute(removal: Removal, settings: Settings) -> list[Kept]:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            skipped.append(Kept(item.kind, item.path, "a download started meanwhile"))
+            skipped.append(Kept(item.kind, item.path, _("a download started meanwhile")))
             continue
         try:
             remove_item(item, roots)  # the lock file may go: a waiting download makes another

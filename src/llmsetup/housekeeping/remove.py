@@ -45,10 +45,13 @@ from llmsetup.housekeeping.records import (
     lock_held,
     webui_checkout,
 )
+from llmsetup.i18n import N_, _
 from llmsetup.settings import Settings
 
 GENERATED_MARK = "llmsetup-generated.json"  # written by the demo's generate step
 DEPLOYED_MARK = ".llmsetup-deployed.json"  # written into a deployed copy
+# The note of a deployed folder, by the way it was deployed.
+_DEPLOYED_NOTE = {"copy": N_("copied by llmsetup"), "move": N_("moved by llmsetup")}
 
 
 @dataclass
@@ -83,8 +86,8 @@ def plan_removal(settings: Settings, recipe: str, model_dir: Path, parts: Parts,
     """What ``rm`` would remove for ``recipe`` (reads only). ``not_installed``: the recipes
     whose model is not there (their records do not keep a shared environment)."""
     if install_running(settings, recipe):
-        raise UsageError(f"`llmsetup install {recipe}` is running",
-                         hint="Wait for it to finish (or stop it), then rerun.")
+        raise UsageError(_("`llmsetup install {recipe}` is running").format(recipe=recipe),
+                         hint=_("Wait for it to finish (or stop it), then rerun."))
     removal = Removal()
     allowed = roots(settings, recipe)
     deployed = deployment(settings, recipe)
@@ -112,8 +115,8 @@ def _check_inside(removal: Removal, allowed: list[Path]) -> None:
         if inside(item.path, allowed):
             ok.append(item)
         else:
-            removal.kept.append(Kept(item.kind, item.path, "outside the models dir, "
-                                     "LLMSETUP_HOME and the recorded webui checkout"))
+            removal.kept.append(Kept(item.kind, item.path, _(
+                "outside the models dir, LLMSETUP_HOME and the recorded webui checkout")))
     removal.items = ok
 
 
@@ -124,23 +127,25 @@ def _model(removal: Removal, model_dir: Path, deployed: tuple[Path, str] | None,
     if model_dir.is_symlink():
         target = Path(os.path.realpath(model_dir))
         if deployed and deployed[1] == "move" and target == Path(os.path.realpath(deployed[0])):
-            removal.items.append(Item("model", model_dir, 0, "link to the deployed folder"))
+            removal.items.append(Item("model", model_dir, 0, _("link to the deployed folder")))
         else:
-            removal.kept.append(Kept("model", model_dir, f"a symlink to {target} that llmsetup "
-                                     "did not make: not followed"))
+            removal.kept.append(Kept("model", model_dir, _(
+                "a symlink to {target} that llmsetup did not make: not followed").format(
+                target=target)))
         return
     if not model_dir.is_dir():
-        removal.kept.append(Kept("model", model_dir, "not a folder"))
+        removal.kept.append(Kept("model", model_dir, _("not a folder")))
         return
     state = model_dir / STATE_DIR
     owner = state / "lock.owner"
     if lock_held(state / "lock"):
         pid = owner.read_text(encoding="utf-8").strip() if owner.is_file() else "?"
-        raise UsageError(f"{model_dir} is being downloaded (pid {pid})",
-                         hint="Wait for the download to finish (or stop it), then rerun.")
+        raise UsageError(_("{folder} is being downloaded (pid {pid})").format(
+            folder=model_dir, pid=pid),
+            hint=_("Wait for the download to finish (or stop it), then rerun."))
     if (model_dir / GENERATED_MARK).is_file():
         removal.items.append(Item("model", model_dir, tree_size(model_dir),
-                                  "built by llmsetup"))
+                                  _("built by llmsetup")))
         return
     from llmsetup.download.manifest import Manifest
 
@@ -149,8 +154,8 @@ def _model(removal: Removal, model_dir: Path, deployed: tuple[Path, str] | None,
         if state.is_dir():  # a download that never recorded a file: only our own folder
             removal.items.append(Item("model", model_dir, tree_size(state),
                                       files=_walk_files(state)))
-        removal.kept.append(Kept("model", model_dir, "no llmsetup manifest: not made by "
-                                 "llmsetup (delete it by hand if you are sure)"))
+        removal.kept.append(Kept("model", model_dir, _(
+            "no llmsetup manifest: not made by llmsetup (delete it by hand if you are sure)")))
         return
     _manifest_files(removal, model_dir, manifest, state)
 
@@ -168,23 +173,26 @@ def _manifest_files(removal: Removal, model_dir: Path, manifest, state: Path) ->
     for rel, entry in sorted(manifest.files.items()):
         path = model_dir / rel
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            removal.kept.append(Kept("model", path, "the manifest names it outside the folder"))
+            removal.kept.append(Kept("model", path,
+                                     _("the manifest names it outside the folder")))
             continue
         if not os.path.lexists(path):
             continue
         via = linked_folder_between(model_dir, path)
         if via is not None:
-            removal.kept.append(Kept("model", path, f"reached through the symlink {via}: "
-                                     "not followed"))
+            removal.kept.append(Kept("model", path, _(
+                "reached through the symlink {link}: not followed").format(link=via)))
             continue
         how = entry.adopted
         nlink = path.lstat().st_nlink
         if how == "in-place":
-            removal.kept.append(Kept("model", path, "adopted with --from in place: your file"))
+            removal.kept.append(Kept("model", path,
+                                     _("adopted with --from in place: your file")))
             continue
         if entry.source == "local" and how is None and nlink == 1:
-            removal.kept.append(Kept("model", path, "adopted with --from by an llmsetup that "
-                                     "did not record how (maybe in place): kept"))
+            removal.kept.append(Kept("model", path, _(
+                "adopted with --from by an llmsetup that did not record how (maybe in place): "
+                "kept")))
             continue
         if entry.source == "local" and how != "copy" and nlink > 1:
             links += 1
@@ -193,10 +201,12 @@ def _manifest_files(removal: Removal, model_dir: Path, manifest, state: Path) ->
     linked = files_size([p for p in files if p.lstat().st_nlink > 1])
     files += _walk_files(state)
     size += tree_size(state)
-    note = f"{len(files)} files"
     if links:
-        note += (f"; {links} hard link(s) to files adopted with --from: removing a link "
-                 f"frees nothing ({linked:,} bytes stay in the original folder)")
+        note = _("{n} files; {links} hard link(s) to files adopted with --from: removing a "
+                 "link frees nothing ({bytes} bytes stay in the original folder)").format(
+            n=len(files), links=links, bytes=f"{linked:,}")
+    else:
+        note = _("{n} files").format(n=len(files))
     removal.items.append(Item("model", model_dir, size, note, files=files))
     recorded = {model_dir / rel for rel in manifest.files} | set(files)
     extra = [p for p in _walk_files(model_dir) if p not in recorded
@@ -204,10 +214,10 @@ def _manifest_files(removal: Removal, model_dir: Path, manifest, state: Path) ->
     extra += [Path(r) / d for r, ds, _f in os.walk(model_dir) for d in ds
               if (Path(r) / d).is_symlink()]
     for path in extra[:20]:
-        removal.kept.append(Kept("model", path, "not made by llmsetup"))
+        removal.kept.append(Kept("model", path, _("not made by llmsetup")))
     if len(extra) > 20:
-        removal.kept.append(Kept("model", model_dir, f"and {len(extra) - 20} more files not "
-                                 "made by llmsetup"))
+        removal.kept.append(Kept("model", model_dir, _(
+            "and {n} more files not made by llmsetup").format(n=len(extra) - 20)))
 
 
 def _deploy(removal: Removal, settings: Settings, recipe: str,
@@ -217,18 +227,22 @@ def _deploy(removal: Removal, settings: Settings, recipe: str,
     target, mode = deployed
     checkout = webui_checkout(settings, recipe)
     if checkout is None or target.parent != checkout / "models":
-        removal.kept.append(Kept("deploy", target, "not in the recorded webui checkout's "
-                                 "models/ folder"))
+        removal.kept.append(Kept("deploy", target, _(
+            "not in the recorded webui checkout's models/ folder")))
         return
     if target.is_symlink():
-        removal.items.append(Item("deploy", target, 0, f"link to {os.readlink(target)}"))
+        removal.items.append(Item("deploy", target, 0, _("link to {target}").format(
+            target=os.readlink(target))))
     elif (target / DEPLOYED_MARK).is_file():
-        removal.items.append(Item("deploy", target, tree_size(target), f"{mode}d by llmsetup"))
+        note = _(_DEPLOYED_NOTE[mode]) if mode in _DEPLOYED_NOTE \
+            else _("deployed by llmsetup ({mode})").format(mode=mode)
+        removal.items.append(Item("deploy", target, tree_size(target), note))
     elif os.path.lexists(target):
-        removal.kept.append(Kept("deploy", target, "not deployed by llmsetup"))
+        removal.kept.append(Kept("deploy", target, _("not deployed by llmsetup")))
     if checkout.is_dir():
-        removal.kept.append(Kept("webui", checkout, "the text-generation-webui checkout: "
-                                 "other recipes may use it; delete it by hand if you want"))
+        removal.kept.append(Kept("webui", checkout, _(
+            "the text-generation-webui checkout: other recipes may use it; delete it by hand "
+            "if you want")))
 
 
 def _users(settings: Settings, use: EnvUse, not_installed: set[str]) -> list[str]:
@@ -244,23 +258,28 @@ def _envs(removal: Removal, settings: Settings, recipe: str, drop_records: bool,
     for use in env_uses(settings, recipe):
         folder = use.folder
         if folder is None:
-            hint = (f"`conda env remove -n {use.name}`" if use.backend == "conda"
-                    else "nothing: it is the interpreter llmsetup runs in")
+            if use.backend == "conda":
+                reason = _("a {backend} environment llmsetup does not delete; to remove it: "
+                           "`conda env remove -n {name}`")
+            else:
+                reason = _("a {backend} environment llmsetup does not delete; to remove it: "
+                           "nothing: it is the interpreter llmsetup runs in")
             removal.kept.append(Kept(use.kind, Path(use.location or use.name),
-                                     f"a {use.backend} environment llmsetup does not delete; "
-                                     f"to remove it: {hint}"))
+                                     reason.format(backend=use.backend, name=use.name)))
             continue
         others = _users(settings, use, not_installed)
         if others:
-            removal.kept.append(Kept(use.kind, folder, "also used by " + ", ".join(others)))
+            removal.kept.append(Kept(use.kind, folder, _("also used by {recipes}").format(
+                recipes=", ".join(others))))
             continue
         if not folder.is_relative_to(settings.envs_dir) or folder.is_symlink():
-            removal.kept.append(Kept(use.kind, folder, "not a folder under "
-                                     f"{settings.envs_dir}"))
+            removal.kept.append(Kept(use.kind, folder, _("not a folder under {folder}").format(
+                folder=settings.envs_dir)))
             continue
         if folder.is_dir():
             removal.items.append(Item(use.kind, folder, tree_size(folder),
-                                      f"{use.backend} environment {use.name}"))
+                                      _("{backend} environment {name}").format(
+                                          backend=use.backend, name=use.name)))
         if drop_records:
             removal.items.append(Item("record", use.record, tree_size(use.record)))
 

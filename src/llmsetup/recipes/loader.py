@@ -15,6 +15,7 @@ from typing import Any
 
 from llmsetup.errors import NotFoundError, RecipeError
 from llmsetup.fileio import write_json_atomic
+from llmsetup.i18n import N_, _, language, ngettext
 from llmsetup.yamlfile import format_loc as _format_loc
 
 SUFFIXES = (".yaml", ".yml")
@@ -30,7 +31,15 @@ def bundled_dir() -> Path:
 
 
 def format_loc(loc: Iterable[Any]) -> str:
-    return _format_loc(loc) or "(recipe)"
+    return _format_loc(loc) or _("(recipe)")
+
+
+def _or(words: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a or b or c``, in the user's language."""
+    text = words[0]
+    for word in words[1:]:
+        text = _("{items} or {last}").format(items=text, last=word)
+    return text
 
 
 def parse(text: str, path: Path):
@@ -39,6 +48,7 @@ def parse(text: str, path: Path):
 
     from llmsetup import yamlfile
     from llmsetup.recipes.schema import Recipe
+    from llmsetup.yamlfile import validation_message
 
     shown = str(path)
     try:
@@ -48,17 +58,18 @@ def parse(text: str, path: Path):
         raise RecipeError(f"{where}: {exc.problem}", hint=exc.hint,
                           problems=[f"{where}: {exc.problem}"]) from None
     if doc is None:
-        raise RecipeError(f"{shown}: the file is empty", hint="A recipe is a YAML mapping; "
-                          "see `llmsetup show demo` for an example.",
-                          problems=[f"{shown}: the file is empty"])
+        msg = _("{path}: the file is empty").format(path=shown)
+        raise RecipeError(msg, hint=_("A recipe is a YAML mapping; see `llmsetup show demo` "
+                                      "for an example."), problems=[msg])
     if doc.duplicates:
-        problems = [f"{shown}:{line}: {format_loc(loc)}: duplicate key"
-                    for loc, line in doc.duplicates]
-        raise RecipeError(problems[0], hint="Each key may appear once.", problems=problems)
+        problems = [_("{where}: {field}: duplicate key").format(
+            where=f"{shown}:{line}", field=format_loc(loc)) for loc, line in doc.duplicates]
+        raise RecipeError(problems[0], hint=_("Each key may appear once."), problems=problems)
     data = doc.data
     if not isinstance(data, dict):
-        msg = f"{shown}:1: a recipe must be a mapping of fields, got {type(data).__name__}"
-        raise RecipeError(msg, hint="Start the file with 'name: ...'.", problems=[msg])
+        msg = _("{where}: a recipe must be a mapping of fields, got {type}").format(
+            where=f"{shown}:1", type=type(data).__name__)
+        raise RecipeError(msg, hint=_("Start the file with 'name: ...'."), problems=[msg])
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
@@ -67,17 +78,19 @@ def parse(text: str, path: Path):
             loc = tuple(err["loc"])
             line = doc.line_for(loc)
             where = f"{shown}:{line}" if line else shown
-            msg = err["msg"]
             if err["type"] == "missing":
-                msg = "required field is missing"
+                msg = _("required field is missing")
             elif err["type"] == "extra_forbidden":
-                msg = "unknown field (check the spelling; see the recipe reference in docs/recipes.md)"
-            elif msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+                msg = _("unknown field (check the spelling; see the recipe reference in "
+                        "docs/recipes.md)")
+            else:
+                msg = validation_message(err)
             problems.append(f"{where}: {format_loc(loc)}: {msg}")
         raise RecipeError(
-            problems[0] if len(problems) == 1 else f"{shown}: {len(problems)} problems",
-            hint="Fix the fields named above; `llmsetup recipes validate FILE` rechecks.",
+            problems[0] if len(problems) == 1 else ngettext(
+                "{path}: {n} problem", "{path}: {n} problems", len(problems)).format(
+                path=shown, n=len(problems)),
+            hint=_("Fix the fields named above; `llmsetup recipes validate FILE` rechecks."),
             problems=problems,
         ) from None
     recipe._origin = path
@@ -89,9 +102,10 @@ def load_file(path: Path):
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NotFoundError(f"{path}: no such file") from None
+        raise NotFoundError(_("{path}: no such file").format(path=path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"{path}: cannot read: {exc}", problems=[f"{path}: cannot read"]) from None
+        raise RecipeError(_("{path}: cannot read: {error}").format(path=path, error=exc),
+                          problems=[_("{path}: cannot read").format(path=path)]) from None
     return parse(text, path)
 
 
@@ -103,16 +117,19 @@ def _files(folder: Path) -> list[Path]:
 
 INDEX_VERSION = 2
 
-PRECEDENCE = ("--recipes-dir, then LLMSETUP_RECIPES_PATH, then the config file's "
-              "recipes_path, then the bundled recipes; in one folder, the file named after "
-              "the recipe, then the first by file name")
+PRECEDENCE = N_("--recipes-dir, then LLMSETUP_RECIPES_PATH, then the config file's "
+                "recipes_path, then the bundled recipes; in one folder, the file named after "
+                "the recipe, then the first by file name")
 
 
 def duplicate_message(name: str, files: Sequence[Path | None]) -> str:
     """One line for a recipe name defined by several files; the first one is used."""
     shown = [str(f) for f in files]
-    return (f"recipe {name!r} is defined in {' and '.join(shown)}; using {shown[0]} "
-            f"(precedence: {PRECEDENCE})")
+    places = shown[0]
+    for more in shown[1:]:
+        places = _("{files} and {file}").format(files=places, file=more)
+    return _("recipe {name} is defined in {files}; using {file} (precedence: {precedence})"
+             ).format(name=repr(name), files=places, file=shown[0], precedence=_(PRECEDENCE))
 
 
 class Catalog:
@@ -135,7 +152,8 @@ class Catalog:
         """What the index depends on: every recipe file's name, size and time."""
         from llmsetup import __version__
 
-        stamp: list = [INDEX_VERSION, __version__]
+        # The language too: the index keeps the problems' messages as they were shown.
+        stamp: list = [INDEX_VERSION, __version__, language()]
         for folder in self.dirs:
             files = []
             for path in _files(folder):
@@ -188,7 +206,7 @@ class Catalog:
             for name, options in sorted(candidates.items()):
                 options.sort(key=lambda option: option[0])
                 found[name] = options[0][1]
-                user = [r for _, r in options if not self._bundled(r.origin)]
+                user = [r for _key, r in options if not self._bundled(r.origin)]
                 if len(user) > 1:
                     self.duplicates.append(duplicate_message(name, [r.origin for r in user]))
             self._all = found
@@ -236,7 +254,7 @@ class Catalog:
         if name in recipes:
             return recipes[name]
         close = difflib.get_close_matches(name, list(recipes), n=3)
-        hint = (f"Did you mean {' or '.join(close)}? " if close else "") + (
-            "`llmsetup list` shows every recipe; a model folder path works too."
-        )
-        raise NotFoundError(f"no recipe named {name!r}", hint=hint)
+        hint = _("Did you mean {names}? `llmsetup list` shows every recipe; a model folder "
+                 "path works too.").format(names=_or(close)) if close else _(
+            "`llmsetup list` shows every recipe; a model folder path works too.")
+        raise NotFoundError(_("no recipe named {name}").format(name=repr(name)), hint=hint)

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmsetup.i18n import _
 from llmsetup.recipes.memory import memory_gb
 from llmsetup.recipes.names import DEFAULT_SOURCES, NAME_RE, REPO_RE
 
@@ -38,11 +39,11 @@ def _check_pin(value: str) -> str:
     try:
         req = Requirement(value)
     except InvalidRequirement:
-        raise ValueError(
-            f"{value!r} is not a valid requirement (expected e.g. 'torch==2.0.1')"
-        ) from None
+        raise ValueError(_("{value} is not a valid requirement (expected e.g. 'torch==2.0.1')"
+                           ).format(value=repr(value))) from None
     if req.url:
-        raise ValueError(f"{value!r}: direct URLs are not allowed in a profile; pin a version")
+        raise ValueError(_("{value}: direct URLs are not allowed in a profile; pin a version"
+                           ).format(value=repr(value)))
     return value
 
 
@@ -183,29 +184,31 @@ class Recipe(_Strict):
     def _consistent(self) -> Recipe:
         if self.default_profile not in self.profiles:
             raise ValueError(
-                f"default_profile {self.default_profile!r} is not one of the profiles "
-                f"({', '.join(self.profiles)})"
+                _("default_profile {profile} is not one of the profiles ({profiles})").format(
+                    profile=repr(self.default_profile), profiles=", ".join(self.profiles))
             )
         for profile in [*self.locks, *self.env.profile_python]:
             if profile not in self.profiles:
-                raise ValueError(f"{profile!r} (in locks or env.profile_python) is not one of "
-                                 "the profiles")
+                raise ValueError(_("{profile} (in locks or env.profile_python) is not one of "
+                                   "the profiles").format(profile=repr(profile)))
         if self.kind == "asr" and self.smoke.audio is None:
             self.smoke.audio = AudioSpec()
         if self.kind == "causal-lm" and self.smoke.audio is not None:
-            raise ValueError("smoke.audio is for speech models (kind: asr)")
+            raise ValueError(_("smoke.audio is for speech models (kind: asr)"))
         if self.target_dir is not None and (
             Path(self.target_dir).is_absolute() or ".." in Path(self.target_dir).parts
         ):
-            raise ValueError("target_dir must be a relative folder under the models dir")
+            raise ValueError(_("target_dir must be a relative folder under the models dir"))
         if "generate" in self.sources:
             if not self.architecture or "model_type" not in self.architecture:
-                raise ValueError("the generate source needs architecture (with model_type)")
+                raise ValueError(_("the generate source needs architecture (with "
+                                   "model_type)"))
             if self.generate is None:
                 self.generate = GenerateSpec()
         for name in self.profiles:
             if not re.fullmatch(NAME_RE, name):
-                raise ValueError(f"profile name {name!r} must be lowercase letters and digits")
+                raise ValueError(_("profile name {name} must be lowercase letters and "
+                                   "digits").format(name=repr(name)))
         return self
 
     # -- derived values ---------------------------------------------------------------
