@@ -106,7 +106,7 @@ def _offline(folder: LocalFolder, manifest: Manifest, reasons: list[str],
     shards = missing_shards(folder.folder)
     if shards:
         missing = Joined(", ", (Message(N_("{index} names {shard}, which is missing"),
-                                            index=index, shard=shard) for index, shard in shards))
+                                        index=index, shard=shard) for index, shard in shards))
         raise CheckFailed(_("{folder} is incomplete: {missing}").format(
             folder=folder.folder, missing=shown(missing)),
             hint=_("Complete the folder, or download the model (`llmsetup download NAME`)."))

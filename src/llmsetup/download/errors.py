@@ -16,13 +16,14 @@ from llmsetup.i18n import N_, _
 class SourceError(LLMSetupError):
     """One source failed for this model; the next source may succeed.
 
-    ``reason`` and ``hint_text`` keep the English text (a
+    ``reason``, ``hint_text`` and ``text`` (the whole message) keep the English text (a
     :class:`~llmsetup.download.messages.Message` where one was given) for the events and
     the log; ``message`` and ``hint`` are in the chosen language, for the terminal."""
 
     def __init__(self, source: str, message: str, hint: str | None = None) -> None:
-        super().__init__(shown(Message(N_("{source}: {reason}"), source=source,
-                                       reason=message)), shown(hint))
+        text = Message(N_("{source}: {reason}"), source=source, reason=message)
+        super().__init__(shown(text), shown(hint))
+        self.text = text
         self.source = source
         self.reason = message
         self.hint_text = hint
@@ -49,15 +50,17 @@ class DiskSpaceError(LLMSetupError):
 
 
 class AllSourcesFailed(LLMSetupError):
-    """Every source was tried; ``failures`` holds (source, reason) for each."""
+    """Every source was tried; ``failures`` holds (source, reason) for each. ``text`` is
+    the message in English (for a log), ``message`` in the chosen language."""
 
     def __init__(self, what: str, failures: list[SourceError]) -> None:
         lines = Joined("\n", (Message(N_("  - {source}: {reason}"), source=f.source,
                                       reason=f.reason) for f in failures))
+        self.text = Message(N_("could not download {what} from any source:\n{lines}"),
+                            what=what, lines=lines)
         hints = [f.hint for f in failures if f.hint]
         super().__init__(
-            _("could not download {what} from any source:\n{lines}").format(
-                what=what, lines=shown(lines)),
+            shown(self.text),
             hint=hints[0] if len(set(hints)) == 1 else (
                 "\n".join(dict.fromkeys(hints)) if hints
                 else _("Rerun later (it resumes), or pick a source with --source / --endpoint.")),
