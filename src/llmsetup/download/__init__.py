@@ -79,10 +79,15 @@ def download_model(target: Target, settings: Settings, options: DownloadOptions 
 def download_for_install(target: Target, settings: Settings, options: DownloadOptions,
                          on_line: Callable[[str], None]) -> dict:
     """The install plan's download step: one line of output per event through ``on_line``.
-    Returns what the step reports."""
+    Returns what the step reports (its ``summary``, English, is a
+    :class:`~llmsetup.download.messages.Message`: ``shown()`` gives it in the chosen
+    language)."""
+    from llmsetup.download.messages import Joined
     from llmsetup.download.progress import LineSink
+    from llmsetup.i18n import N_
 
     manifest = download_model(target, settings, options, LineSink(on_line))
     info = {"model_dir": str(manifest.model_dir), **manifest.summary(), "run": manifest.run}
     notes = manifest.trust_notes()
-    return {**info, "summary": "; ".join(notes)} if notes else info
+    # "; " between notes: "；" in Chinese.
+    return {**info, "summary": Joined(N_("; "), notes)} if notes else info

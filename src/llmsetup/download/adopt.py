@@ -15,12 +15,14 @@ from pathlib import Path
 
 from llmsetup.download.errors import SourceError
 from llmsetup.download.manifest import Entry, Manifest, missing_shards
+from llmsetup.download.messages import Joined, Message, shown
 from llmsetup.download.progress import Reporter
 from llmsetup.download.ref import ModelRef
 from llmsetup.download.select import select_files
 from llmsetup.download.sources import Listing, RemoteFile, list_source, make_source
 from llmsetup.download.sources.local import INCOMPLETE_MARK, LocalFolder
 from llmsetup.errors import CheckFailed, NotFoundError
+from llmsetup.i18n import N_, _
 
 
 def adopt_folder(ref: ModelRef, options, manifest: Manifest, names: list[str], settings,
@@ -28,11 +30,11 @@ def adopt_folder(ref: ModelRef, options, manifest: Manifest, names: list[str], s
     """Adopt what matches from ``options.from_dir``; True when nothing is left to fetch."""
     folder = LocalFolder(options.from_dir.expanduser().absolute(), copy=options.copy)
     if not folder.folder.is_dir():
-        raise NotFoundError(f"--from {options.from_dir}: no such folder",
-                            hint="Give the folder that holds the model's config.json.")
+        raise NotFoundError(_("--from {folder}: no such folder").format(folder=options.from_dir),
+                            hint=_("Give the folder that holds the model's config.json."))
     reporter.emit("source", name="local", detail=folder.describe())
     reference: Listing | None = None
-    reasons: list[str] = []
+    reasons: list[Message] = []
     for name in names:
         source = make_source(name, ref, settings, endpoint=options.endpoint,
                              cancel=options.cancel)
@@ -40,7 +42,7 @@ def adopt_folder(ref: ModelRef, options, manifest: Manifest, names: list[str], s
             reference = list_source(source)
             break
         except SourceError as exc:
-            reasons.append(f"{name}: {exc.reason}")
+            reasons.append(Message(N_("{source}: {reason}"), source=name, reason=exc.reason))
         finally:
             source.close()
     if reference is not None:
@@ -86,24 +88,28 @@ def _against_listing(folder: LocalFolder, reference: Listing, ref: ModelRef, opt
                 folder, f.path, f.size, f, manifest, reference.revision, reporter, f.verifiable):
             left.append(f.path)
     if left:
-        reporter.emit("warning", message=f"{len(left)} file(s) missing from {folder.folder} or "
-                      "not matching the publisher's size or hash; downloading them: "
-                      + ", ".join(left))
+        reporter.emit("warning", message=Message(
+            N_("{n} file(s) missing from {folder} or not matching the publisher's size or "
+               "hash; downloading them: {files}"), n=len(left), folder=folder.folder,
+            files=", ".join(left)))
     return not left
 
 
 def _offline(folder: LocalFolder, manifest: Manifest, reasons: list[str],
              reporter: Reporter) -> None:
     if folder.incomplete():
-        raise CheckFailed(f"{folder.folder} holds {INCOMPLETE_MARK}: the download that made it "
-                          "did not finish, and no source is reachable to check it against",
-                          hint="Rerun with network access: llmsetup then adopts the complete "
-                          "files and downloads the rest.")
+        raise CheckFailed(_("{folder} holds {mark}: the download that made it did not finish, "
+                            "and no source is reachable to check it against").format(
+                              folder=folder.folder, mark=INCOMPLETE_MARK),
+                          hint=_("Rerun with network access: llmsetup then adopts the "
+                                 "complete files and downloads the rest."))
     shards = missing_shards(folder.folder)
     if shards:
-        raise CheckFailed(f"{folder.folder} is incomplete: " + ", ".join(
-            f"{index} names {shard}, which is missing" for index, shard in shards),
-            hint="Complete the folder, or download the model (`llmsetup download NAME`).")
+        missing = Joined(", ", (Message(N_("{index} names {shard}, which is missing"),
+                                        index=index, shard=shard) for index, shard in shards))
+        raise CheckFailed(_("{folder} is incomplete: {missing}").format(
+            folder=folder.folder, missing=shown(missing)),
+            hint=_("Complete the folder, or download the model (`llmsetup download NAME`)."))
     own = Manifest.load(folder.folder)
     present = dict(folder.walk())
     if own is not None:
@@ -111,13 +117,16 @@ def _offline(folder: LocalFolder, manifest: Manifest, reasons: list[str],
                or not _adopt_one(folder, p, e.size, RemoteFile(p, e.size, sha256=e.sha256),
                                  manifest, e.revision, reporter, e.verified_by)]
         if bad:
-            raise CheckFailed(f"{folder.folder}: {len(bad)} file(s) missing or not matching "
-                              "its own manifest: " + ", ".join(bad),
-                              hint="Download the model instead (`llmsetup download NAME`).")
+            raise CheckFailed(_("{folder}: {n} file(s) missing or not matching its own "
+                                "manifest: {files}").format(folder=folder.folder, n=len(bad),
+                                                            files=", ".join(bad)),
+                              hint=_("Download the model instead (`llmsetup download NAME`)."))
         return
     for path, size in present.items():
         _adopt_one(folder, path, size, None, manifest, "unknown", reporter, "none")
-    reporter.emit("warning", message=f"no source reachable ({'; '.join(reasons) or 'none'}): "
-                  f"adopted {len(present)} file(s) from {folder.folder} without the "
-                  "publisher's hashes (verified_by: none); `llmsetup check` will catch later "
-                  "damage, not what was there before")
+    reporter.emit("warning", message=Message(
+        N_("no source reachable ({reasons}): adopted {n} file(s) from {folder} without the "
+           "publisher's hashes (verified_by: none); `llmsetup check` will catch later damage, "
+           "not what was there before"),
+        reasons=Joined(N_("; "), reasons) if reasons else Message(N_("none")), n=len(present),
+        folder=folder.folder))

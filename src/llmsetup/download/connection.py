@@ -31,10 +31,11 @@ from llmsetup.download.http import (
     is_network_error,
     within_deadline,
 )
+from llmsetup.download.messages import Message, redacted, text_of
 from llmsetup.download.progress import Reporter
 from llmsetup.download.scheduler import Scheduler
 from llmsetup.download.transfer import FileInFlight, Part
-from llmsetup.secret import redact
+from llmsetup.i18n import N_
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 
@@ -46,6 +47,14 @@ def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None
         return None
     total = None if match.group(3) == "*" else int(match.group(3))
     return int(match.group(1)), int(match.group(2)), total
+
+
+_ANOTHER_SOURCE_OR_LATER = N_("Try another source (--source), or rerun later.")
+
+
+def _stalled(got: int, seconds: float) -> Message:
+    """A reply under the low-speed floor (made off the hot loop of :meth:`_stream`)."""
+    return Message(N_("stalled: {got:,} bytes in {seconds:.1f}s"), got=got, seconds=seconds)
 
 
 class Connection:
@@ -96,8 +105,8 @@ class Connection:
                         break
                     if part.pos == reply_end and flowed:
                         continue  # a server that sends shorter ranges than asked: go on
-                raise Transient(f"the connection closed at byte {part.pos:,} of "
-                                f"{fl.t.file.size:,}")
+                raise Transient(Message(N_("the connection closed at byte {pos:,} of {size:,}"),
+                                        pos=part.pos, size=fl.t.file.size))
             except Transient as exc:
                 err = exc
             except SourceError as exc:
@@ -127,32 +136,34 @@ class Connection:
         policy, t = self.config.retry, fl.t
         wait = err.retry_after
         if wait is not None and wait > policy.max_retry_after_s:
-            self.sched.fail(SourceError(
-                t.source.name, f"{t.file.path}: {err}; the server asks to wait {wait:.0f}s",
-                hint="Try another source (--source), or rerun later."))
+            self.sched.fail(SourceError(t.source.name, Message(
+                N_("{path}: {error}; the server asks to wait {seconds:.0f}s"), path=t.file.path,
+                error=text_of(err), seconds=wait), hint=Message(_ANOTHER_SOURCE_OR_LATER)))
             return False
         if err.quota and wait is not None:
             # Not a failure: the server said when to come back. The main thread shows the
             # countdown; every connection waits. Window after window without progress
             # ends where one long window would.
             if self.sched.quota_wait + wait > policy.max_retry_after_s:
-                self.sched.fail(SourceError(
-                    t.source.name, f"{t.file.path}: {err}; the server's quota windows have "
-                    f"kept us waiting {self.sched.quota_wait + wait:.0f}s without progress",
-                    hint="Try another source (--source), or rerun later."))
+                self.sched.fail(SourceError(t.source.name, Message(
+                    N_("{path}: {error}; the server's quota windows have kept us waiting "
+                       "{seconds:.0f}s without progress"), path=t.file.path,
+                    error=text_of(err), seconds=self.sched.quota_wait + wait),
+                    hint=Message(_ANOTHER_SOURCE_OR_LATER)))
                 return False
             self.sched.block_until(time.monotonic() + wait, t.source.name)
             return None
         idle = self.sched.idle()
         if failures >= policy.attempts and idle >= self.config.stall_window_s:
-            self.sched.fail(SourceError(
-                t.source.name, f"{t.file.path}: {err} (no progress for {idle:.0f}s; gave up "
-                f"after {failures} tries)", hint="Rerun later: it resumes where it stopped. "
-                "Or try another source (--source)."))
+            self.sched.fail(SourceError(t.source.name, Message(
+                N_("{path}: {error} (no progress for {idle:.0f}s; gave up after {tries} "
+                   "tries)"), path=t.file.path, error=text_of(err), idle=idle, tries=failures),
+                hint=Message(N_("Rerun later: it resumes where it stopped. Or try another "
+                                "source (--source)."))))
             return False
         delay = policy.delay(failures, wait)
         self.reporter.emit("retry", path=t.file.path, attempt=failures,
-                           reason=redact(str(err)), delay=round(delay, 2))
+                           reason=redacted(text_of(err)), delay=round(delay, 2))
         if fl.single:
             self.sched.restart_single(fl, part)
         if err.busy and self.sched.shed(self.index, fl, part):
@@ -179,7 +190,8 @@ class Connection:
         except TooSlow:
             if resolving:
                 fl.link.resolved(None)
-            raise Transient(f"{fl.t.file.path}: no reply headers within {limit:.0f}s") from None
+            raise Transient(Message(N_("{path}: no reply headers within {limit:.0f}s"),
+                                    path=fl.t.file.path, limit=limit)) from None
         except BaseException:
             if resolving:
                 fl.link.resolved(None)
@@ -189,8 +201,9 @@ class Connection:
         try:
             if final and resp.status_code in (401, 403, 404, 410):
                 fl.link.expired(url)
-                raise Transient(f"the download link of {fl.t.file.path} expired (HTTP "
-                                f"{resp.status_code}); resolving it again")
+                raise Transient(Message(N_("the download link of {path} expired (HTTP {code}); "
+                                           "resolving it again"), path=fl.t.file.path,
+                                        code=resp.status_code))
             resp.llmsetup_end = self._check_reply(resp, fl, part)
         except BaseException:
             resp.close()
@@ -204,22 +217,26 @@ class Connection:
                      t.source.missing_hint)
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
-            raise SourceError(t.source.name, f"{t.file.path}: the server compressed the reply "
-                              f"({encoding}) although we asked for identity")
+            raise SourceError(t.source.name, Message(
+                N_("{path}: the server compressed the reply ({encoding}) although we asked for "
+                   "identity"), path=t.file.path, encoding=encoding))
         if resp.status_code == 206:
             got = parse_content_range(resp.headers.get("Content-Range"))
             if got is None or got[0] != part.pos or got[1] < got[0] or \
                     (got[2] is not None and got[2] != size):
-                raise Transient(f"wrong Content-Range {resp.headers.get('Content-Range')!r} "
-                                f"for bytes {part.pos}-{part.end - 1}/{size}")
+                raise Transient(Message(
+                    N_("wrong Content-Range {got} for bytes {first}-{last}/{size}"),
+                    got=repr(resp.headers.get("Content-Range")), first=part.pos,
+                    last=part.end - 1, size=size))
             return got[1] + 1
         if resp.status_code != 200:
-            raise SourceError(t.source.name, f"{t.file.path}: unexpected HTTP "
-                              f"{resp.status_code}")
+            raise SourceError(t.source.name, Message(N_("{path}: unexpected HTTP {code}"),
+                                                     path=t.file.path, code=resp.status_code))
         length = resp.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) != size:
-            raise Transient(f"the server sends {int(length):,} bytes for {t.file.path}, "
-                            f"the listing says {size:,}")
+            raise Transient(Message(N_("the server sends {got:,} bytes for {path}, the listing "
+                                       "says {size:,}"), got=int(length), path=t.file.path,
+                                    size=size))
         if not fl.single and (part.pos != 0 or part.end != size):
             self.sched.go_single(fl, part)
         return size
@@ -259,8 +276,7 @@ class Connection:
                 elapsed = time.monotonic() - window_start
                 if elapsed >= cfg.stall_window_s:
                     if window_bytes < cfg.min_speed * elapsed:
-                        raise Transient(f"stalled: {window_bytes:,} bytes in {elapsed:.1f}s",
-                                        stalled=True)
+                        raise Transient(_stalled(window_bytes, elapsed), stalled=True)
                     window_start, window_bytes = time.monotonic(), 0
         finally:
             # Bytes that arrived before an error or a stop are good bytes: keep them.

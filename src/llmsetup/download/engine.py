@@ -25,7 +25,7 @@ from collections.abc import Callable
 from llmsetup.download.connection import Connection, parse_content_range
 from llmsetup.download.engine_config import EngineConfig
 from llmsetup.download.finisher import Finisher
-from llmsetup.download.http import new_session
+from llmsetup.download.http import new_session, rate_limit_wait
 from llmsetup.download.progress import NULL_REPORTER, Reporter
 from llmsetup.download.ramp import RampJudge
 from llmsetup.download.scheduler import Scheduler
@@ -102,9 +102,8 @@ class Engine:
                 last_progress = now
             left = sched.blocked_until - now
             if left > 0.5 and now - last_wait_note >= _COUNTDOWN_S:
-                self.reporter.emit("waiting", seconds=round(left), message=(
-                    f"{sched.blocked_by}: rate limit reached; waiting {left:.0f}s for the "
-                    "server's window to reset"))
+                self.reporter.emit("waiting", seconds=round(left),
+                                   message=rate_limit_wait(sched.blocked_by, left))
                 last_wait_note = now
             if now - last_checkpoint >= cfg.checkpoint_s or \
                     flowed - sched.flowed_at_checkpoint >= cfg.checkpoint_bytes:

@@ -8,16 +8,25 @@ because another source would not help.
 
 from __future__ import annotations
 
+from llmsetup.download.messages import Joined, Message, shown
 from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
+from llmsetup.i18n import N_, _
 
 
 class SourceError(LLMSetupError):
-    """One source failed for this model; the next source may succeed."""
+    """One source failed for this model; the next source may succeed.
+
+    ``reason``, ``hint_text`` and ``text`` (the whole message) keep the English text (a
+    :class:`~llmsetup.download.messages.Message` where one was given) for the events and
+    the log; ``message`` and ``hint`` are in the chosen language, for the terminal."""
 
     def __init__(self, source: str, message: str, hint: str | None = None) -> None:
-        super().__init__(f"{source}: {message}", hint)
+        text = Message(N_("{source}: {reason}"), source=source, reason=message)
+        super().__init__(shown(text), shown(hint))
+        self.text = text
         self.source = source
         self.reason = message
+        self.hint_text = hint
 
 
 class AccessDenied(SourceError):
@@ -41,16 +50,20 @@ class DiskSpaceError(LLMSetupError):
 
 
 class AllSourcesFailed(LLMSetupError):
-    """Every source was tried; ``failures`` holds (source, reason) for each."""
+    """Every source was tried; ``failures`` holds (source, reason) for each. ``text`` is
+    the message in English (for a log), ``message`` in the chosen language."""
 
     def __init__(self, what: str, failures: list[SourceError]) -> None:
-        lines = "\n".join(f"  - {f.source}: {f.reason}" for f in failures)
+        lines = Joined("\n", (Message(N_("  - {source}: {reason}"), source=f.source,
+                                      reason=f.reason) for f in failures))
+        self.text = Message(N_("could not download {what} from any source:\n{lines}"),
+                            what=what, lines=lines)
         hints = [f.hint for f in failures if f.hint]
         super().__init__(
-            f"could not download {what} from any source:\n{lines}",
+            shown(self.text),
             hint=hints[0] if len(set(hints)) == 1 else (
                 "\n".join(dict.fromkeys(hints)) if hints
-                else "Rerun later (it resumes), or pick a source with --source / --endpoint."),
+                else _("Rerun later (it resumes), or pick a source with --source / --endpoint.")),
         )
         self.failures = failures
 

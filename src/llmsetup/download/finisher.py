@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 from llmsetup.download.engine_config import EngineConfig
 from llmsetup.download.errors import IntegrityError
+from llmsetup.download.messages import Message
 from llmsetup.download.progress import Reporter
 from llmsetup.download.scheduler import Scheduler
 from llmsetup.download.transfer import FileInFlight, FileResult
+from llmsetup.i18n import N_
 
 
 class Finisher:
@@ -30,9 +32,10 @@ class Finisher:
               "git-sha1": git_sha1 == (t.file.git_oid or "").lower(),
               "size": True}[expected]
         if not ok and t.file.hash_from and t.file.accept_by_size:
-            self.reporter.emit("warning", message=f"{t.file.path} differs from "
-                               f"{t.file.hash_from}: {t.source.name}'s copy accepted by its "
-                               "size (--accept-mirror-copy)")
+            self.reporter.emit("warning", message=Message(
+                N_("{path} differs from {hash_from}: {source}'s copy accepted by its size "
+                   "(--accept-mirror-copy)"), path=t.file.path, hash_from=t.file.hash_from,
+                source=t.source.name))
             ok, expected = True, "size"
         if ok:
             self._commit(fl, sha256, expected)
@@ -42,24 +45,28 @@ class Finisher:
         want = t.file.sha256 if expected == "sha256" else t.file.git_oid
         if t.file.hash_from:  # a hash the source never promised: never a second download
             self.sched.file_failed(fl)  # the bytes stay for --accept-mirror-copy
-            self.sched.fail(IntegrityError(
-                t.source.name, f"{t.file.path} differs from {t.file.hash_from} ({expected} "
-                f"{want} there, {got} here): {t.source.name}'s copy may be older",
-                hint=f"Accept {t.source.name}'s copy by its size with --accept-mirror-copy "
-                "(it is kept: no second download), or use another source (--source)."))
+            self.sched.fail(IntegrityError(t.source.name, Message(
+                N_("{path} differs from {hash_from} ({kind} {want} there, {got} here): "
+                   "{source}'s copy may be older"), path=t.file.path,
+                hash_from=t.file.hash_from, kind=expected, want=want, got=got,
+                source=t.source.name), hint=Message(
+                N_("Accept {source}'s copy by its size with --accept-mirror-copy (it is kept: "
+                   "no second download), or use another source (--source)."),
+                source=t.source.name)))
             return
         if fl.hash_tries >= self.config.hash_attempts:
             t.partial.discard()
             self.sched.file_failed(fl)
-            self.sched.fail(IntegrityError(
-                t.source.name, f"{t.file.path}: {expected} mismatch after {fl.hash_tries} "
-                f"downloads (expected {want}, got {got}); nothing was written to "
-                f"{t.final.name}",
-                hint="The source serves damaged or changed data; try another source "
-                "(--source) or rerun later."))
+            self.sched.fail(IntegrityError(t.source.name, Message(
+                N_("{path}: {kind} mismatch after {tries} downloads (expected {want}, got "
+                   "{got}); nothing was written to {name}"), path=t.file.path, kind=expected,
+                tries=fl.hash_tries, want=want, got=got, name=t.final.name), hint=Message(
+                N_("The source serves damaged or changed data; try another source (--source) "
+                   "or rerun later."))))
             return
         self.reporter.emit("retry", path=t.file.path, attempt=fl.hash_tries,
-                           reason=f"{expected} mismatch (expected {want}, got {got})", delay=0)
+                           reason=Message(N_("{kind} mismatch (expected {want}, got {got})"),
+                                          kind=expected, want=want, got=got), delay=0)
         t.partial.reset()
         self.sched.file_again(fl)
 

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from llmsetup.i18n import _
+
 #: Read back at most this much at a time (bounded memory, and the queue keeps moving).
 READ_BACK = 4 << 20
 #: Bytes handed over in memory and not yet hashed, at most.
@@ -119,7 +121,7 @@ class Hasher:
             if self._error is not None:
                 raise self._error
             if self.pos < self.size:
-                raise OSError("the file was closed before it was hashed")
+                raise OSError(_("the file was closed before it was hashed"))
             return self._sha256.hexdigest(), (self._git.hexdigest() if self._git else None)
 
     def close(self) -> None:
@@ -159,8 +161,9 @@ class Hasher:
                 if buffers is None:
                     buffers = [self._read(offset, length)]
                     if len(buffers[0]) != length:
-                        raise OSError(f"read {len(buffers[0])} of {length} written bytes at "
-                                      f"{offset}: the file is shorter than its records")
+                        raise OSError(_("read {got} of {length} written bytes at {offset}: "
+                                        "the file is shorter than its records").format(
+                                            got=len(buffers[0]), length=length, offset=offset))
                 for buf in buffers:
                     sha256.update(buf)
                     if git is not None:

@@ -33,6 +33,8 @@ import requests
 
 from llmsetup import __version__
 from llmsetup.download.errors import AccessDenied, NotOnSource, SourceError
+from llmsetup.download.messages import Message, text_of
+from llmsetup.i18n import N_
 from llmsetup.secret import redact
 
 USER_AGENT = f"llmsetup/{__version__}"
@@ -99,11 +101,14 @@ class Transient(Exception):
     ``status`` is the HTTP status where there was one; ``quota`` says the server's
     per-client quota is spent (every request waits ``retry_after``, not only this one);
     ``stalled`` marks a reply slower than the low-speed floor (its bytes are no progress).
+    ``text`` keeps the message as given (a :class:`~llmsetup.download.messages.Message`,
+    shown in the chosen language where a person reads it).
     """
 
     def __init__(self, message: str, retry_after: float | None = None, *,
                  status: int | None = None, quota: bool = False, stalled: bool = False) -> None:
         super().__init__(redact(message))
+        self.text = message
         self.retry_after = retry_after
         self.status = status
         self.quota = quota
@@ -170,20 +175,33 @@ def check_status(resp: requests.Response, source: str, what: str,
         return
     detail = _server_detail(resp)
     if code in (401, 403):
-        raise AccessDenied(source, f"access denied (HTTP {code}) to {what}{detail}",
+        raise AccessDenied(source, Message(N_("access denied (HTTP {code}) to {what}{detail}"),
+                                           code=code, what=what, detail=detail),
                            hint=denied_hint)
     if code in (404, 410):
-        raise NotOnSource(source, f"not found (HTTP {code}): {what}{detail}", hint=missing_hint)
+        raise NotOnSource(source, Message(N_("not found (HTTP {code}): {what}{detail}"),
+                                          code=code, what=what, detail=detail),
+                          hint=missing_hint)
     if code in (429, 503):
         quota = rate_limit_reset(resp.headers.get("RateLimit"))
         wait = retry_after_seconds(resp.headers.get("Retry-After"))
         if quota is not None:
             wait = max(wait or 0.0, quota)
-        raise Transient(f"HTTP {code} for {what}{detail}", retry_after=wait, status=code,
+        raise Transient(http_error(code, what, detail), retry_after=wait, status=code,
                         quota=quota is not None)
     if code >= 500 or code == 408:
-        raise Transient(f"HTTP {code} for {what}{detail}")
-    raise SourceError(source, f"unexpected reply HTTP {code} for {what}{detail}")
+        raise Transient(http_error(code, what, detail))
+    raise SourceError(source, unexpected_reply(code, what, detail))
+
+
+def http_error(code: int, what: str, detail: str = "") -> Message:
+    """``HTTP 503 for WHAT (the server's reason)``: a reply worth retrying."""
+    return Message(N_("HTTP {code} for {what}{detail}"), code=code, what=what, detail=detail)
+
+
+def unexpected_reply(code: int, what: str, detail: str = "") -> Message:
+    return Message(N_("unexpected reply HTTP {code} for {what}{detail}"), code=code, what=what,
+                   detail=detail)
 
 
 def _server_detail(resp: requests.Response) -> str:
@@ -218,34 +236,37 @@ def is_network_error(exc: BaseException) -> bool:
                             http.client.HTTPException, ConnectionError, TimeoutError))
 
 
+_NO_DNS = N_("cannot resolve {host} (no DNS, or no network)")
+_BROKE = N_("the connection broke mid-reply")
 _NETWORK_PATTERNS = (
-    ("NameResolutionError", "cannot resolve {host} (no DNS, or no network)"),
-    ("Name or service not known", "cannot resolve {host} (no DNS, or no network)"),
-    ("Temporary failure in name resolution", "cannot resolve {host} (no DNS, or no network)"),
-    ("Connection refused", "{host} refused the connection"),
-    ("ConnectTimeout", "connecting to {host} timed out"),
-    ("Read timed out", "{host} sent nothing for the read timeout"),
-    ("RemoteDisconnected", "{host} closed the connection"),
-    ("IncompleteRead", "the connection broke mid-reply"),
-    ("Connection broken", "the connection broke mid-reply"),
-    ("Connection reset", "the connection was reset"),
-    ("CERTIFICATE_VERIFY_FAILED", "the TLS certificate of {host} is not trusted"),
-    ("ProxyError", "the proxy refused or failed"),
+    ("NameResolutionError", _NO_DNS),
+    ("Name or service not known", _NO_DNS),
+    ("Temporary failure in name resolution", _NO_DNS),
+    ("Connection refused", N_("{host} refused the connection")),
+    ("ConnectTimeout", N_("connecting to {host} timed out")),
+    ("Read timed out", N_("{host} sent nothing for the read timeout")),
+    ("RemoteDisconnected", N_("{host} closed the connection")),
+    ("IncompleteRead", _BROKE),
+    ("Connection broken", _BROKE),
+    ("Connection reset", N_("the connection was reset")),
+    ("CERTIFICATE_VERIFY_FAILED", N_("the TLS certificate of {host} is not trusted")),
+    ("ProxyError", N_("the proxy refused or failed")),
 )
 
 
 def describe_network_error(exc: BaseException) -> str:
-    """One short line for a requests/urllib3/socket error (not a page of reprs)."""
+    """One short line for a requests/urllib3/socket error (not a page of reprs): a
+    :class:`Message` for the errors we know, else the error's own (English) text."""
     text = f"{type(exc).__name__}: {exc}"
     try:  # httpx raises RuntimeError for an error without a request
         request = getattr(exc, "request", None)
     except RuntimeError:
         request = None
     url = str(getattr(request, "url", None) or "")  # httpx: a URL object
-    host = url.split("/")[2] if url.count("/") >= 2 else "the server"
+    host = url.split("/")[2] if url.count("/") >= 2 else Message(N_("the server"))
     for pattern, message in _NETWORK_PATTERNS:
         if pattern in text:
-            return message.format(host=host)
+            return Message(message, host=host)
     return redact(text)[:200]
 
 
@@ -271,11 +292,16 @@ def _wait_for_server(cancel: threading.Event | None, seconds: float, source: str
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         if listener is not None and left >= 1:
-            listener(round(left), f"{source}: rate limit reached; waiting {left:.0f}s for the "
-                     "server's window to reset")
+            listener(round(left), rate_limit_wait(source, left))
         if sleep_unless(cancel, min(left, _COUNTDOWN_S)):
             return True
     return False
+
+
+def rate_limit_wait(source: str, seconds: float) -> Message:
+    """The countdown line of a rate-limit wait (the ``waiting`` event's message)."""
+    return Message(N_("{source}: rate limit reached; waiting {seconds:.0f}s for the server's "
+                      "window to reset"), source=source, seconds=seconds)
 
 
 def sleep_unless(cancel: threading.Event | None, seconds: float) -> bool:
@@ -365,29 +391,22 @@ def get_json(
                 check_status(resp, source, what, denied_hint, missing_hint)
                 body = _read_capped(resp, deadline, METADATA_MAX_BYTES)
             if body is None:
-                raise SourceError(source, f"{what}: the reply is larger than "
-                                  f"{METADATA_MAX_BYTES >> 20} MiB ({redact(resp.url)})",
-                                  hint="The server may not speak this protocol; check the "
-                                  "endpoint URL, or try another source.")
+                raise reply_too_large(source, what, redact(resp.url))
             resp._content, resp._content_consumed = body, True
             try:
                 return json.loads(body), resp
             except ValueError:
-                raise SourceError(source, f"{what}: the reply is not JSON "
-                                  f"(HTTP {resp.status_code}, {len(body)} bytes)",
-                                  hint="The server may not speak this protocol; check the "
-                                  "endpoint URL.") from None
+                raise SourceError(source, Message(
+                    N_("{what}: the reply is not JSON (HTTP {code}, {size} bytes)"), what=what,
+                    code=resp.status_code, size=len(body)), hint=Message(N_(
+                        "The server may not speak this protocol; check the endpoint URL."))
+                    ) from None
         except TooSlow:
-            raise SourceError(source, f"{what}: no complete reply within {limit:g}s from "
-                              f"{redact(_full_url(url, params))}",
-                              hint="The server is too slow or stuck; try another source, or "
-                              "rerun later (LLMSETUP_METADATA_TIMEOUT sets the limit).") from None
+            raise no_reply_in_time(source, what, limit, redact(_full_url(url, params))) from None
         except Transient as exc:
             last = exc
             if exc.retry_after is not None and exc.retry_after > policy.max_retry_after_s:
-                raise SourceError(source, f"{exc}; the server asks to wait "
-                                  f"{exc.retry_after:.0f}s", hint="Try another source, or "
-                                  "rerun later.") from None
+                raise asks_to_wait(source, exc, exc.retry_after) from None
             if exc.quota and exc.retry_after is not None and \
                     quota_waited + exc.retry_after <= policy.max_retry_after_s:
                 attempt -= 1  # inside the server's window: not a failed try
@@ -397,7 +416,8 @@ def get_json(
         except Exception as exc:
             if not is_network_error(exc):
                 raise
-            last = Transient(f"{what}: {describe_network_error(exc)}")
+            last = Transient(Message(N_("{what}: {error}"), what=what,
+                                     error=describe_network_error(exc)))
         if attempt < policy.attempts:
             delay = policy.delay(max(1, attempt), last.retry_after)
             if last.retry_after is not None:
@@ -407,8 +427,39 @@ def get_json(
             elif sleep_unless(cancel, delay):
                 raise KeyboardInterrupt
     assert last is not None
-    raise SourceError(source, f"{last} (gave up after {policy.attempts} tries)",
-                      hint="Check the network or the mirror, or try another source.")
+    raise gave_up(source, last, policy.attempts)
+
+
+def gave_up(source: str, last: Transient, attempts: int) -> SourceError:
+    """The last failure of a metadata request, after every try."""
+    return SourceError(source, Message(N_("{error} (gave up after {attempts} tries)"),
+                                       error=text_of(last), attempts=attempts),
+                       hint=Message(N_("Check the network or the mirror, or try another "
+                                       "source.")))
+
+
+def asks_to_wait(source: str, exc: Transient, seconds: float) -> SourceError:
+    """The server asks for a wait longer than we take (``max_retry_after_s``)."""
+    return SourceError(source, Message(N_("{error}; the server asks to wait {seconds:.0f}s"),
+                                       error=text_of(exc), seconds=seconds),
+                       hint=Message(N_("Try another source, or rerun later.")))
+
+
+def no_reply_in_time(source: str, what: str, limit: float, url: str) -> SourceError:
+    """A metadata request past its overall deadline (``LLMSETUP_METADATA_TIMEOUT``)."""
+    return SourceError(source, Message(N_("{what}: no complete reply within {limit:g}s from "
+                                          "{url}"), what=what, limit=limit, url=url),
+                       hint=Message(N_("The server is too slow or stuck; try another source, "
+                                       "or rerun later (LLMSETUP_METADATA_TIMEOUT sets the "
+                                       "limit).")))
+
+
+def reply_too_large(source: str, what: str, url: str) -> SourceError:
+    """A metadata reply over :data:`METADATA_MAX_BYTES`."""
+    return SourceError(source, Message(N_("{what}: the reply is larger than {mib} MiB ({url})"),
+                                       what=what, mib=METADATA_MAX_BYTES >> 20, url=url),
+                       hint=Message(N_("The server may not speak this protocol; check the "
+                                       "endpoint URL, or try another source.")))
 
 
 def within_deadline(deadline: float, cancel: threading.Event | None, call):

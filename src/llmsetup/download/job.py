@@ -26,6 +26,7 @@ from llmsetup.download.errors import (
 from llmsetup.download.hasher import file_hashes
 from llmsetup.download.http import waits_reported
 from llmsetup.download.manifest import Entry, Manifest, lock_path, shards_of
+from llmsetup.download.messages import Message, redacted
 from llmsetup.download.options import DownloadOptions
 from llmsetup.download.partial import PartialFile, content_key
 from llmsetup.download.progress import NULL_REPORTER, Reporter, human_bytes
@@ -35,6 +36,7 @@ from llmsetup.download.sources import Listing, RemoteFile, Source, list_source, 
 from llmsetup.download.sources.base import STATE_DIR
 from llmsetup.errors import LLMSetupError, UsageError
 from llmsetup.fileio import write_text_atomic
+from llmsetup.i18n import N_, _
 
 DEFAULT_CONNECTIONS = 8
 _DISK_MARGIN = 16 << 20
@@ -48,8 +50,9 @@ def source_order(ref: ModelRef, settings, options: DownloadOptions) -> list[str]
     if set(ref.sources) == {"generate"} or ("generate" in ref.sources
                                              and not options.sources):
         raise NotDownloadable(
-            f"{ref.name or ref.repo_id} is not downloaded: llmsetup builds it locally",
-            hint=f"Run `llmsetup install {ref.name or ref.repo_id}`.")
+            _("{name} is not downloaded: llmsetup builds it locally").format(
+                name=ref.name or ref.repo_id),
+            hint=_("Run `llmsetup install {name}`.").format(name=ref.name or ref.repo_id))
     if options.sources:
         names = list(options.sources)
     elif options.endpoint:
@@ -63,11 +66,13 @@ def source_order(ref: ModelRef, settings, options: DownloadOptions) -> list[str]
     for name in names:
         if name == "generate":
             raise NotDownloadable(
-                f"the generate source builds {ref.name or ref.repo_id} locally; it is not a "
-                "download", hint=f"Run `llmsetup install {ref.name or 'NAME'}`.")
+                _("the generate source builds {name} locally; it is not a download").format(
+                    name=ref.name or ref.repo_id),
+                hint=_("Run `llmsetup install {name}`.").format(name=ref.name or "NAME"))
         if name not in DOWNLOAD_SOURCES:
-            raise UsageError(f"unknown download source {name!r}",
-                             hint="Sources: " + ", ".join(DOWNLOAD_SOURCES) + ".")
+            raise UsageError(_("unknown download source {name}").format(name=repr(name)),
+                             hint=_("Sources: {sources}.").format(
+                                 sources=", ".join(DOWNLOAD_SOURCES)))
     return names
 
 
@@ -84,13 +89,16 @@ def folder_lock(model_dir: Path, reporter: Reporter, timeout: float | None) -> I
         lock.acquire(timeout=0)
     except Timeout:
         who = owner.read_text(encoding="utf-8").strip() if owner.is_file() else "?"
-        reporter.emit("waiting", message=f"another llmsetup download (pid {who}) is writing "
-                      f"{model_dir}; waiting for it to finish")
+        reporter.emit("waiting", message=Message(
+            N_("another llmsetup download (pid {pid}) is writing {folder}; waiting for it to "
+               "finish"), pid=who, folder=model_dir))
         try:
             lock.acquire(timeout=-1 if timeout is None else timeout)
         except Timeout:
-            raise LLMSetupError(f"{model_dir} is still being downloaded by pid {who}",
-                                hint="Wait for it to finish, or stop it; then rerun.") from None
+            raise LLMSetupError(
+                _("{folder} is still being downloaded by pid {pid}").format(folder=model_dir,
+                                                                            pid=who),
+                hint=_("Wait for it to finish, or stop it; then rerun.")) from None
     try:
         with contextlib.suppress(OSError):
             write_text_atomic(owner, str(os.getpid()))
@@ -159,7 +167,8 @@ def _download_locked(ref: ModelRef, settings, options: DownloadOptions, reporter
                 return manifest
             except SourceError as exc:
                 failures.append(exc)
-                reporter.emit("source_failed", name=name, reason=exc.reason, hint=exc.hint)
+                reporter.emit("source_failed", name=name, reason=redacted(exc.reason),
+                              hint=redacted(exc.hint_text) or None)
             finally:
                 source.close()
         if len(failures) == 1:
@@ -179,15 +188,17 @@ def _from_source(source: Source, ref: ModelRef, manifest: Manifest, options: Dow
         listing = list_source(source)
     _check_sizes(listing, source)
     for note in listing.notes:
-        reporter.emit("note", message=f"{source.name}: {note}")
+        reporter.emit("note", message=Message(N_("{source}: {note}"), source=source.name,
+                                              note=note))
     for warning in listing.warnings:
-        reporter.emit("warning", message=f"{source.name}: {warning}")
+        reporter.emit("warning", message=Message(N_("{source}: {note}"), source=source.name,
+                                                 note=warning))
     selection = select_files(listing.files, options.include or ref.include,
                              [*ref.exclude, *options.exclude], options.all_formats)
     if not selection.files:
-        raise UsageError(f"no file of {ref.repo_id} matches the filters "
-                         f"({len(listing.files)} files listed)",
-                         hint="Check --include/--exclude (globs match the whole path).")
+        raise UsageError(_("no file of {repo} matches the filters ({n} files listed)").format(
+                             repo=ref.repo_id, n=len(listing.files)),
+                         hint=_("Check --include/--exclude (globs match the whole path)."))
     # What this run sets out to fetch: until it finishes, `check` names what is lacking.
     manifest.expected = {f.path: f.size for f in selection.files}
     manifest.save()
@@ -223,10 +234,10 @@ def _check_sizes(listing: Listing, source: Source) -> None:
     """Refuse a listing with an impossible size before anything is written."""
     for f in listing.files:
         if not 0 <= f.size <= MAX_FILE_SIZE:
-            raise SourceError(source.name, f"{f.path}: the listing gives an impossible size "
-                              f"({f.size:,} bytes); nothing was downloaded",
-                              hint="The source's listing is broken; try another source "
-                              "(--source).")
+            raise SourceError(source.name, Message(
+                N_("{path}: the listing gives an impossible size ({size:,} bytes); nothing was "
+                   "downloaded"), path=f.path, size=f.size), hint=Message(
+                N_("The source's listing is broken; try another source (--source).")))
 
 
 def _transfers_to_fetch(files: list[RemoteFile], source: Source, manifest: Manifest,
@@ -262,8 +273,9 @@ def _already_there(f: RemoteFile, final: Path, source: Source, manifest: Manifes
                 and entry.sha256 != f.sha256:
             # This source's copy, taken by size earlier (--accept-mirror-copy): the hash is
             # borrowed from elsewhere, so its difference is known, not news.
-            reporter.emit("file_skipped", path=f.path, size=f.size,
-                          reason=f"accepted earlier by size (differs from {f.hash_from})")
+            reporter.emit("file_skipped", path=f.path, size=f.size, reason=Message(
+                N_("accepted earlier by size (differs from {hash_from})"),
+                hash_from=f.hash_from))
             return True
         if f.sha256:
             if entry.sha256 != f.sha256:
@@ -273,24 +285,25 @@ def _already_there(f: RemoteFile, final: Path, source: Source, manifest: Manifes
                                               entry.revision))
         elif f.git_oid and entry.git_oid != f.git_oid:
             return False
-        reporter.emit("file_skipped", path=f.path, size=f.size, reason="verified earlier"
-                      if f.verifiable != "size" else "present (no hash published to compare)")
+        reporter.emit("file_skipped", path=f.path, size=f.size, reason=Message(
+            N_("verified earlier") if f.verifiable != "size"
+            else N_("present (no hash published to compare)")))
         return True
     if not final.is_file() or final.stat().st_size != f.size:
         return False
     # A complete-looking file we did not record (or that changed): verify before trusting.
     if f.verifiable == "size":
-        sha256, _ = file_hashes(final)
+        sha256, _git = file_hashes(final)
         manifest.record(f.path, Entry(f.size, sha256, "size", source.name, source.revision))
         reporter.emit("file_skipped", path=f.path, size=f.size,
-                      reason="present with the right size (no hash published)")
+                      reason=Message(N_("present with the right size (no hash published)")))
         return True
     sha256, git = file_hashes(final, want_git=not f.sha256)
     if (f.sha256 and sha256 == f.sha256) or (not f.sha256 and git == f.git_oid):
         manifest.record(f.path, Entry(f.size, sha256, f.verifiable, source.name, source.revision,
                                       git_oid=None if f.sha256 else f.git_oid))
         reporter.emit("file_skipped", path=f.path, size=f.size,
-                      reason=f"present; {f.verifiable} verified")
+                      reason=Message(N_("present; {kind} verified"), kind=f.verifiable))
         return True
     return False
 
@@ -303,10 +316,10 @@ def _check_disk(model_dir: Path, need: int) -> None:
     free = shutil.disk_usage(probe).free
     if need + _DISK_MARGIN > free:
         raise DiskSpaceError(
-            f"not enough free disk in {model_dir}: need {human_bytes(need)}, "
-            f"free {human_bytes(free)}",
-            hint="Free some space, or choose another folder with --models-dir or "
-            "LLMSETUP_MODELS_DIR. Nothing was downloaded.")
+            _("not enough free disk in {folder}: need {need}, free {free}").format(
+                folder=model_dir, need=human_bytes(need), free=human_bytes(free)),
+            hint=_("Free some space, or choose another folder with --models-dir or "
+                   "LLMSETUP_MODELS_DIR. Nothing was downloaded."))
 
 
 def _check_shards(model_dir: Path, files: list[RemoteFile], listing: Listing, source: Source,
@@ -322,8 +335,10 @@ def _check_shards(model_dir: Path, files: list[RemoteFile], listing: Listing, so
             if (model_dir / rel).is_file():
                 continue
             if rel not in listed:
-                raise SourceError(source.name, f"{f.path} names the shard {shard}, which the "
-                                  "source does not have", hint="The repository at this source "
-                                  "is incomplete; try another source.")
-            reporter.emit("warning", message=f"{f.path} names {shard}, which your "
-                          "--include/--exclude skipped: the model will not load without it")
+                raise SourceError(source.name, Message(
+                    N_("{index} names the shard {shard}, which the source does not have"),
+                    index=f.path, shard=shard), hint=Message(
+                    N_("The repository at this source is incomplete; try another source.")))
+            reporter.emit("warning", message=Message(
+                N_("{index} names {shard}, which your --include/--exclude skipped: the model "
+                   "will not load without it"), index=f.path, shard=shard))

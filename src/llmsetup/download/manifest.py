@@ -31,8 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from llmsetup.download.errors import UnsafeListing
+from llmsetup.download.messages import Message
 from llmsetup.download.sources.base import STATE_DIR, safe_relpath
 from llmsetup.fileio import write_json_atomic
+from llmsetup.i18n import N_
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1
@@ -246,6 +248,9 @@ def check_folder(model_dir: Path, on_file=None) -> dict:
     names what the manifest still lacks, when the manifest knows), one still running
     (``downloading``: its pid), and manifest entries refused by the safe-path rule
     (``refused``). ``on_file(path, status)`` is called as each file is checked.
+
+    A file's ``status`` is ``ok`` or what is wrong with it, in English (the ``--json``
+    value); :func:`~llmsetup.download.messages.shown` gives it in the chosen language.
     """
     manifest = Manifest.load(model_dir)
     report: dict = {"model_dir": str(model_dir), "manifest": str(manifest_path(model_dir)),
@@ -276,18 +281,20 @@ def _check_entry(path: Path, entry: Entry) -> str:
     try:
         st = path.stat()
     except FileNotFoundError:
-        return "missing"
+        return Message(N_("missing"))
     except OSError as exc:
-        return f"unreadable ({exc.strerror})"
+        return Message(N_("unreadable ({error})"), error=str(exc.strerror))
     if not stat.S_ISREG(st.st_mode):
-        return "not a regular file (refused)"  # /dev/zero or a fifo would never end
+        # /dev/zero or a fifo would never end
+        return Message(N_("not a regular file (refused)"))
     if st.st_size != entry.size:
-        return f"wrong size ({st.st_size} bytes, expected {entry.size})"
+        return Message(N_("wrong size ({size} bytes, expected {expected})"), size=st.st_size,
+                       expected=entry.size)
     try:
         sha256 = _regular_file_sha256(path)
     except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
-    return "ok" if sha256 == entry.sha256 else "sha256 mismatch"
+        return Message(N_("unreadable ({error})"), error=str(exc.strerror or exc))
+    return "ok" if sha256 == entry.sha256 else Message(N_("sha256 mismatch"))
 
 
 def _regular_file_sha256(path: Path) -> str:
@@ -304,12 +311,14 @@ def _regular_file_sha256(path: Path) -> str:
 
 
 def trust_notes(verified_by: dict[str, int]) -> list[str]:
-    """One line per kind of weak check in a ``verified_by`` count (``summary()``)."""
+    """One line per kind of weak check in a ``verified_by`` count (``summary()``): English
+    :class:`~llmsetup.download.messages.Message` s (``shown`` gives them in the chosen
+    language)."""
     notes = []
     if verified_by.get("none"):
-        notes.append(f"{verified_by['none']} file(s) adopted without a hash to check against; "
-                     "sizes only")
+        notes.append(Message(N_("{n} file(s) adopted without a hash to check against; sizes "
+                                "only"), n=verified_by["none"]))
     if verified_by.get("size"):
-        notes.append(f"{verified_by['size']} file(s) verified by size only (the source "
-                     "published no hash)")
+        notes.append(Message(N_("{n} file(s) verified by size only (the source published no "
+                                "hash)"), n=verified_by["size"]))
     return notes

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from llmsetup.download.hasher import Hasher
 from llmsetup.fileio import write_json_atomic
+from llmsetup.i18n import _
 
 _RACY_NS = 2_000_000_000
 
@@ -283,7 +284,8 @@ class PartialFile:
         """(sha256, git blob sha1) of the whole file; every byte must be written."""
         with self.lock:
             if self.ranges.run_end(0) < self.size:
-                raise OSError(f"{self.data_path}: not every byte is written yet")
+                raise OSError(_("{path}: not every byte is written yet").format(
+                    path=self.data_path))
         return self._hasher.digests()
 
     def commit(self, final: Path) -> None:

@@ -17,13 +17,18 @@ file in a pipe, JSON lines with ``--json``). Events, with their fields:
 - ``warning``: message (and path where it concerns one file).
 
 Events are emitted from the engine's threads: receivers must be thread-safe. Every text
-field is already redacted.
+field is already redacted, and in English (events go to ``--json`` lines and to
+``download.log``): a text field is a :class:`~llmsetup.download.messages.Message` where
+llmsetup wrote it, which :func:`event_line` shows in the chosen language.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Any, Protocol
+
+from llmsetup.download.messages import shown
+from llmsetup.i18n import _
 
 
 def human_bytes(n: float) -> str:
@@ -71,33 +76,50 @@ class CollectingReporter:
 
 
 def event_line(event: str, f: dict[str, Any]) -> str | None:
-    """The one line a person should see for an event (None for progress ticks)."""
+    """The one line a person should see for an event (None for progress ticks), in the
+    chosen language (the event itself stays English: see the module docstring)."""
+    if event == "progress":  # a few times a second per file: no line, nothing translated
+        return None
     if event == "source":
-        return f"Trying {f['detail']}"
+        return _("Trying {source}").format(source=shown(f["detail"]))
     if event == "source_failed":
-        hint = f" ({f['hint']})" if f.get("hint") else ""
-        return f"✗ {f['name']} failed: {f['reason']}{hint}; trying the next source"
+        if f.get("hint"):
+            return _("✗ {name} failed: {reason} ({hint}); trying the next source").format(
+                name=f["name"], reason=shown(f["reason"]), hint=shown(f["hint"]))
+        return _("✗ {name} failed: {reason}; trying the next source").format(
+            name=f["name"], reason=shown(f["reason"]))
     if event == "listing":
-        return (f"{f['files']} files ({_size(f['bytes'])}) at revision {str(f['revision'])[:12]}; "
-                f"{f['fetch_files']} to fetch ({_size(f['fetch_bytes'])}), "
-                f"{f['skipped']} already present")
+        return _("{files} files ({size}) at revision {revision}; {fetch_files} to fetch "
+                 "({fetch_size}), {skipped} already present").format(
+            files=f["files"], size=_size(f["bytes"]), revision=str(f["revision"])[:12],
+            fetch_files=f["fetch_files"], fetch_size=_size(f["fetch_bytes"]),
+            skipped=f["skipped"])
     if event == "waiting":
-        return f"… {f['message']}"
+        return f"… {shown(f['message'])}"
     if event == "file_done":
         big = f["fetched"] >= 1_000_000  # a rate for a few bytes means nothing
         speed = f["fetched"] / f["seconds"] if big and f.get("seconds") else 0
-        rate = f", {_size(speed)}/s" if speed else ""
-        return (f"✓ {f['path']} {_size(f['size'])} ({f['verified_by']} verified, from "
-                f"{f['source']}{rate})")
+        if speed:
+            return _("✓ {path} {size} ({verified_by} verified, from {source}, {speed}/s)").format(
+                path=f["path"], size=_size(f["size"]), verified_by=f["verified_by"],
+                source=f["source"], speed=_size(speed))
+        return _("✓ {path} {size} ({verified_by} verified, from {source})").format(
+            path=f["path"], size=_size(f["size"]), verified_by=f["verified_by"],
+            source=f["source"])
     if event == "file_skipped":
-        return f"= {f['path']} {_size(f['size'])}: {f['reason']}"
+        return _("= {path} {size}: {reason}").format(path=f["path"], size=_size(f["size"]),
+                                                    reason=shown(f["reason"]))
     if event == "retry":
-        wait = f" in {f['delay']:.1f}s" if f.get("delay") else ""
-        return f"↻ {f['path']}: {f['reason']}; retry {f['attempt']}{wait}"
+        if f.get("delay"):
+            return _("↻ {path}: {reason}; retry {attempt} in {delay:.1f}s").format(
+                path=f["path"], reason=shown(f["reason"]), attempt=f["attempt"],
+                delay=f["delay"])
+        return _("↻ {path}: {reason}; retry {attempt}").format(
+            path=f["path"], reason=shown(f["reason"]), attempt=f["attempt"])
     if event == "note":
-        return f"  {f['message']}"
+        return f"  {shown(f['message'])}"
     if event == "warning":
-        return f"Warning: {f['message']}"
+        return _("Warning: {message}").format(message=shown(f["message"]))
     return None
 
 

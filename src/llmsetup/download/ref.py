@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmsetup.download.messages import Message
 from llmsetup.errors import NotFoundError
+from llmsetup.i18n import N_, _
 from llmsetup.recipes.names import DEFAULT_SOURCES, REPO_RE
 
 if TYPE_CHECKING:
@@ -43,8 +45,9 @@ class ModelRef:
     def from_recipe(cls, recipe: Recipe | dict, model_dir: Path) -> ModelRef:
         public = None
         if _get(recipe, "upstream.gated"):
-            public = (f"{_get(recipe, 'repo_id')} is already the public copy of "
-                      f"{_get(recipe, 'upstream.repo_id')}")
+            public = Message(N_("{repo} is already the public copy of {upstream}"),
+                             repo=_get(recipe, "repo_id"),
+                             upstream=_get(recipe, "upstream.repo_id"))
         return cls(repo_id=_get(recipe, "repo_id"), model_dir=model_dir,
                    revision=_get(recipe, "revision"), sources=list(_get(recipe, "sources")),
                    source_ids=dict(_get(recipe, "source_ids")),
@@ -56,9 +59,10 @@ class ModelRef:
     def from_repo_id(cls, repo_id: str, models_dir: Path, recipes: list[Recipe] | list[dict],
                      default_sources: list[str] | None = None) -> ModelRef:
         if not re.fullmatch(REPO_RE, repo_id):
-            raise NotFoundError(f"{repo_id!r} is neither a recipe name nor an ORG/REPO id",
-                                hint="See `llmsetup list`, or give a repository id like "
-                                "NousResearch/Llama-2-7b-chat-hf.")
+            raise NotFoundError(_("{repo} is neither a recipe name nor an ORG/REPO id").format(
+                                    repo=repr(repo_id)),
+                                hint=_("See `llmsetup list`, or give a repository id like "
+                                       "NousResearch/Llama-2-7b-chat-hf."))
         for recipe in recipes:
             if _get(recipe, "repo_id") == repo_id and "generate" not in _get(recipe, "sources"):
                 return cls.from_recipe(recipe,
@@ -67,8 +71,9 @@ class ModelRef:
                   sources=[s for s in (default_sources or DEFAULT_SOURCES) if s != "generate"])
         for recipe in recipes:
             if _get(recipe, "upstream.repo_id") == repo_id:
-                ref.public_copy = (f"`llmsetup download {_get(recipe, 'name')}` fetches the "
-                                   f"public copy {_get(recipe, 'repo_id')}")
+                ref.public_copy = Message(N_("`llmsetup download {name}` fetches the public "
+                                            "copy {repo}"), name=_get(recipe, "name"),
+                                          repo=_get(recipe, "repo_id"))
         return ref
 
     def id_for(self, source: str) -> str:

@@ -19,8 +19,10 @@ import time
 
 from llmsetup.download.engine_config import EngineConfig
 from llmsetup.download.link import FileLink
+from llmsetup.download.messages import Message
 from llmsetup.download.progress import Reporter
 from llmsetup.download.transfer import FileInFlight, FileResult, Part, Transfer
+from llmsetup.i18n import N_
 
 _ALIGN = 1 << 16
 
@@ -286,9 +288,9 @@ class Scheduler:
             fl.inflight = {part}
             part.gen, part.pos, part.end = fl.gen, 0, fl.t.file.size
         fl.t.partial.reset()
-        self.reporter.emit("warning", path=fl.t.file.path, message=(
-            f"{fl.t.source.name} ignores Range requests for {fl.t.file.path}: "
-            "downloading it on one connection from the start"))
+        self.reporter.emit("warning", path=fl.t.file.path, message=Message(
+            N_("{source} ignores Range requests for {path}: downloading it on one connection "
+               "from the start"), source=fl.t.source.name, path=fl.t.file.path))
 
     def restart_single(self, fl: FileInFlight, part: Part) -> None:
         """A one-connection file cannot resume mid-way: start it again from byte 0."""

@@ -17,15 +17,19 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import PurePosixPath
 
+from llmsetup.download.messages import Message
 from llmsetup.download.sources.base import RemoteFile
+from llmsetup.i18n import N_
 
+_OTHER_FORMAT = Message(N_("safetensors present (--all-formats fetches it)"))
 _OTHER_WEIGHTS = re.compile(r"\.(bin|pt|pth|ckpt|msgpack|h5)(\.index\.json)?$")
 
 
 @dataclass
 class Selection:
     files: list[RemoteFile]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    #: (path, why); why is an English Message (``messages.shown`` translates it)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def is_other_weight(path: str) -> bool:
@@ -40,16 +44,16 @@ def select_files(files: list[RemoteFile], include: list[str], exclude: list[str]
     skipped: list[tuple[str, str]] = []
     for f in files:
         if include and not any(fnmatch(f.path, g) for g in include):
-            skipped.append((f.path, "not matched by --include"))
+            skipped.append((f.path, Message(N_("not matched by --include"))))
         elif any(fnmatch(f.path, g) for g in exclude):
-            skipped.append((f.path, "excluded"))
+            skipped.append((f.path, Message(N_("excluded"))))
         else:
             chosen.append(f)
     if not all_formats and any(f.path.endswith(".safetensors") for f in chosen):
         kept = []
         for f in chosen:
             if is_other_weight(f.path):
-                skipped.append((f.path, "safetensors present (--all-formats fetches it)"))
+                skipped.append((f.path, _OTHER_FORMAT))
             else:
                 kept.append(f)
         chosen = kept

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from llmsetup.download.errors import SourceError
 from llmsetup.download.http import RetryPolicy, describe_network_error, is_network_error
+from llmsetup.download.messages import Joined, Message
 from llmsetup.download.ref import ModelRef
 from llmsetup.download.sources.aliendao import AliendaoSource
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
@@ -24,6 +25,7 @@ from llmsetup.download.sources.hf import (
 )
 from llmsetup.download.sources.modelscope import ModelScopeSource, modelscope_endpoint
 from llmsetup.errors import UsageError
+from llmsetup.i18n import N_, _
 from llmsetup.secret import Secret, mask_url
 
 __all__ = ["Listing", "RemoteFile", "Source", "list_source", "make_source", "safe_relpath"]
@@ -62,21 +64,27 @@ def _hf_hints(ref: ModelRef, endpoint: str, token: Secret | None,
               held_back: bool) -> tuple[str, str]:
     """(hint for a gated repository, hint for a 401 that may be "not found")."""
     page = f"{endpoint}/{ref.repo_id}"
-    copy = f", or {ref.public_copy}" if ref.public_copy else ""
+    # A clause at the end of the hint: ", or <how to get the public copy>".
+    copy = Message(N_(", or {public_copy}"), public_copy=ref.public_copy) \
+        if ref.public_copy else ""
     if token:
-        refused = (f"The HF token was refused: it may be expired or revoked, or its account "
-                   f"has no access to {ref.repo_id} (accept its terms at {page}){copy}. "
-                   "Check it with `hf auth whoami`.")
+        refused = Message(N_("The HF token was refused: it may be expired or revoked, or its "
+                             "account has no access to {repo} (accept its terms at {page})"
+                             "{copy}. Check it with `hf auth whoami`."),
+                          repo=ref.repo_id, page=page, copy=copy)
         return refused, refused
     if held_back:
-        why = (f"Your HF token was not sent to {endpoint}: it goes only to huggingface.co or "
-               "an endpoint you set. To send it to mirrors too, set download.token_to_mirrors:"
-               f" true (or LLMSETUP_TOKEN_TO_MIRRORS=1), or use --endpoint {endpoint}{copy}.")
+        why = Message(N_("Your HF token was not sent to {endpoint}: it goes only to "
+                         "huggingface.co or an endpoint you set. To send it to mirrors too, "
+                         "set download.token_to_mirrors: true (or LLMSETUP_TOKEN_TO_MIRRORS=1),"
+                         " or use --endpoint {endpoint}{copy}."), endpoint=endpoint, copy=copy)
         return why, why
-    gated = (f"{ref.repo_id} may be gated or private: set HF_TOKEN to a token of an account "
-             f"that accepted its terms at {page}{copy}.")
-    unknown = (f"Not found, or private/gated: check the id at {page}, or set HF_TOKEN to a "
-               f"token of an account that may read it{copy}.")
+    gated = Message(N_("{repo} may be gated or private: set HF_TOKEN to a token of an account "
+                       "that accepted its terms at {page}{copy}."),
+                    repo=ref.repo_id, page=page, copy=copy)
+    unknown = Message(N_("Not found, or private/gated: check the id at {page}, or set HF_TOKEN "
+                         "to a token of an account that may read it{copy}."),
+                      page=page, copy=copy)
     return gated, unknown
 
 
@@ -114,10 +122,12 @@ def make_source(name: str, ref: ModelRef, settings, *, endpoint: str | None = No
                                 token=settings.token("modelscope"), cancel=cancel,
                                 retry_policy=retry_policy)
     if name == "generate":
-        raise UsageError("the generate source builds a model locally; it is not a download",
-                         hint="Run `llmsetup install NAME` for recipes that generate their model.")
-    raise UsageError(f"unknown download source {name!r}",
-                     hint="Sources: hf, hf-mirror, aliendao, modelscope.")
+        raise UsageError(_("the generate source builds a model locally; it is not a download"),
+                         hint=_("Run `llmsetup install NAME` for recipes that generate their "
+                                "model."))
+    raise UsageError(_("unknown download source {name}").format(name=repr(name)),
+                     hint=_("Sources: {sources}.").format(
+                         sources="hf, hf-mirror, aliendao, modelscope"))
 
 
 def hf_reference(ref: ModelRef, settings, endpoint: str | None,
@@ -134,14 +144,16 @@ def hf_reference(ref: ModelRef, settings, endpoint: str | None,
         try:
             return source.list_files(), url
         except SourceError as exc:
-            reasons.append(f"{url}: {exc.reason}")
+            reasons.append(Message(N_("{source}: {reason}"), source=url, reason=exc.reason))
         except Exception as exc:
             if not is_network_error(exc):
                 raise
-            reasons.append(f"{url}: {describe_network_error(exc)}")
+            reasons.append(Message(N_("{source}: {reason}"), source=url,
+                                   reason=describe_network_error(exc)))
         finally:
             source.close()
-    return None, "no HF endpoint answered (" + "; ".join(reasons) + ")"
+    return None, Message(N_("no HF endpoint answered ({reasons})"),
+                         reasons=Joined(N_("; "), reasons))
 
 
 def list_source(source: Source) -> Listing:
@@ -153,5 +165,6 @@ def list_source(source: Source) -> Listing:
     except Exception as exc:
         if not is_network_error(exc):
             raise
-        raise SourceError(source.name, f"unreachable: {describe_network_error(exc)}",
-                          hint="Check the network, or try another source.") from None
+        raise SourceError(source.name, Message(N_("unreachable: {error}"),
+                                               error=describe_network_error(exc)),
+                          hint=Message(N_("Check the network, or try another source."))) from None

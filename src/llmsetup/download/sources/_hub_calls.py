@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import llmsetup.download.http as http
-from llmsetup.download.errors import SourceError
 
 T = TypeVar("T")
 
@@ -65,16 +64,10 @@ def run_bounded(fn: Callable[[], T], deadline: float, limit: float,
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
         if time.monotonic() > deadline:
-            raise SourceError(source, f"{what}: no complete reply within {limit:g}s "
-                              f"from {url}", hint="The server is too slow or stuck; try "
-                              "another source, or rerun later (LLMSETUP_METADATA_TIMEOUT sets "
-                              "the limit).")
+            raise http.no_reply_in_time(source, what, limit, url)
     error = box.get("error")
     if isinstance(error, _TooLarge):
-        raise SourceError(source, f"{what}: the reply is larger than "
-                          f"{http.METADATA_MAX_BYTES >> 20} MiB ({url})",
-                          hint="The server may not speak this protocol; check the endpoint "
-                          "URL, or try another source.")
+        raise http.reply_too_large(source, what, url)
     if error is not None:
         raise error
     return box["value"]
@@ -198,7 +191,7 @@ class _PageOriginAdapter:
     def send(self, request, **kwargs):
         split = urlsplit(request.url)
         if _page_url(split.scheme, split.hostname or "", split.port, split.path):
-            scheme, _, _, netloc = _local.origin
+            scheme, _host, _port, netloc = _local.origin
             request.url = urlunsplit((scheme, netloc, split.path, split.query, ""))
         return self.inner.send(request, **kwargs)
 

@@ -31,7 +31,9 @@ from urllib.parse import quote
 
 from llmsetup.download.errors import SourceError, UnsafeListing
 from llmsetup.download.http import RetryPolicy, check_status, get_json
+from llmsetup.download.messages import Message
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
+from llmsetup.i18n import N_
 from llmsetup.secret import Secret, mask_url, register_url
 
 ALIENDAO_SITE = "https://e.aliendao.cn"
@@ -39,6 +41,9 @@ ALIENDAO_HOST = "http://61.133.217.142:20800"
 ALIENDAO_ENTERPRISE_HOST = "http://61.133.217.139:20800"
 INCOMPLETE = "~incomplete.txt"
 _MAX_DEPTH = 16
+
+#: Where the hashes of a mirrored file come from (``RemoteFile.hash_from``).
+_HF_REVISION = Message(N_("the HF revision"))
 
 #: Returns an HF listing of the same repository (for its hashes) and where it came from,
 #: or None and why not.
@@ -62,9 +67,11 @@ class AliendaoSource(Source):
         self.download_host = (download_host or default_host).rstrip("/")
         self.hash_lookup = hash_lookup
         self.accept_mirror_copy = accept_mirror_copy
-        self.denied_hint = ("The enterprise service needs a valid token: set "
-                            "LLMSETUP_ALIENDAO_TOKEN (or tokens.aliendao in the config file).")
-        self.missing_hint = "aliendao may not mirror this repository; try another source."
+        self.denied_hint = Message(N_("The enterprise service needs a valid token: set "
+                                      "LLMSETUP_ALIENDAO_TOKEN (or tokens.aliendao in the "
+                                      "config file)."))
+        self.missing_hint = Message(N_("aliendao may not mirror this repository; try another "
+                                       "source."))
         self._policy = retry_policy or RetryPolicy(attempts=4)
 
     def describe(self) -> str:
@@ -73,28 +80,31 @@ class AliendaoSource(Source):
     # -- listing ----------------------------------------------------------------------
 
     def _list_dir(self, path: str) -> list[dict]:
-        body, _ = get_json(self.session, f"{self.site}{path}", source=self.name,
-                           what=f"the aliendao listing of {path}", params={"json": "true"},
+        body, _resp = get_json(self.session, f"{self.site}{path}", source=self.name,
+                           what=Message(N_("the aliendao listing of {path}"), path=path),
+                           params={"json": "true"},
                            policy=self._policy, cancel=self.cancel,
                            missing_hint=self.missing_hint, denied_hint=self.denied_hint)
         data = body.get("data") if isinstance(body, dict) else None
         files = data.get("files") if isinstance(data, dict) else None
         if not isinstance(files, list):
-            raise SourceError(self.name, f"the listing of {path} has no data.files")
+            raise SourceError(self.name, Message(N_("the listing of {path} has no data.files"),
+                                                 path=path))
         return [f for f in files if isinstance(f, dict)]
 
     def list_files(self) -> Listing:
         root = f"/models/{self.repo_id}"
         top = self._list_dir(root)
         if any(f.get("name") == INCOMPLETE for f in top):
-            raise SourceError(self.name, f"the mirror is still syncing {self.repo_id} "
-                              f"(it lists {INCOMPLETE})",
-                              hint="Try again later, or use another source (--source).")
+            raise SourceError(self.name, Message(
+                N_("the mirror is still syncing {repo} (it lists {mark})"), repo=self.repo_id,
+                mark=INCOMPLETE), hint=Message(N_("Try again later, or use another source "
+                                                  "(--source).")))
         entries = self._walk(top, root, depth=0, seen={root})
         files = [self._file(e, root) for e in entries
                  if e.get("name") not in (".gitattributes", INCOMPLETE)]
         if not files:
-            raise SourceError(self.name, f"{self.repo_id} lists no files")
+            raise SourceError(self.name, Message(N_("{repo} lists no files"), repo=self.repo_id))
         return self._with_hashes(files)
 
     def _walk(self, items: list[dict], root: str, depth: int, seen: set[str]) -> list[dict]:
@@ -105,14 +115,16 @@ class AliendaoSource(Source):
                 continue
             path = "/" + str(item.get("path", "")).lstrip("/")
             if not path.startswith(root + "/"):
-                raise UnsafeListing(self.name, f"refusing the listing: the folder {path!r} is "
-                                    f"outside {root}", hint="The mirror is broken; nothing was "
-                                    "written. Try another source.")
+                raise UnsafeListing(self.name, Message(
+                    N_("refusing the listing: the folder {path} is outside {root}"),
+                    path=repr(path), root=root), hint=Message(
+                    N_("The mirror is broken; nothing was written. Try another source.")))
             safe_relpath(path[len(root) + 1:], self.name)
             if path in seen:
                 continue
             if depth >= _MAX_DEPTH:
-                raise SourceError(self.name, f"the listing of {path} is too deep")
+                raise SourceError(self.name, Message(N_("the listing of {path} is too deep"),
+                                                     path=path))
             seen.add(path)
             out += self._walk(self._list_dir(path), root, depth + 1, seen)
         return out
@@ -133,8 +145,8 @@ class AliendaoSource(Source):
         only) or gives no length, a one-byte ranged GET (``Range: bytes=0-0``), whose
         ``Content-Range: bytes 0-0/TOTAL`` names the size.
         """
-        url, _ = self.url_and_headers(RemoteFile(path, 0))
-        what = f"the size of {path}"
+        url, _headers = self.url_and_headers(RemoteFile(path, 0))
+        what = Message(N_("the size of {path}"), path=path)
         with self.session.head(url, timeout=(15, 30), allow_redirects=True) as resp:
             length = resp.headers.get("Content-Length", "")
             if resp.status_code == 200 and length.isdigit():
@@ -149,30 +161,35 @@ class AliendaoSource(Source):
             length = resp.headers.get("Content-Length", "")
             if resp.status_code == 200 and length.isdigit():  # the host ignored the range
                 return int(length)
-        raise SourceError(self.name, f"cannot learn {what} from the download host (HEAD: "
-                          f"HTTP {head_status}; a ranged GET gave no Content-Range)")
+        raise SourceError(self.name, Message(
+            N_("cannot learn the size of {path} from the download host (HEAD: HTTP {code}; a "
+               "ranged GET gave no Content-Range)"), path=path, code=head_status))
 
     def _with_hashes(self, files: list[RemoteFile]) -> Listing:
-        reference, where = self.hash_lookup() if self.hash_lookup else (None, "no HF endpoint")
+        reference, where = (self.hash_lookup() if self.hash_lookup
+                            else (None, Message(N_("no HF endpoint"))))
         if reference is None:
-            return Listing(files, self.revision, warnings=[
-                f"aliendao publishes no hashes and {where}: files are verified by size only"])
+            return Listing(files, self.revision, warnings=[Message(
+                N_("aliendao publishes no hashes and {why}: files are verified by size only"),
+                why=where)])
         known = {f.path: f for f in reference.files}
         out, differ = [], []
         for f in files:
             ref = known.get(f.path)
             if ref is not None and ref.size == f.size:
                 out.append(RemoteFile(f.path, f.size, ref.sha256, ref.lfs, ref.git_oid,
-                                      hash_from="the HF revision",
+                                      hash_from=_HF_REVISION,
                                       accept_by_size=self.accept_mirror_copy))
             else:
                 out.append(f)
                 differ.append(f.path)
         warnings = []
         if differ:
-            warnings.append("verified by size only (absent or of another size at the HF "
-                            "endpoint, so the mirror's copy may be older): " + ", ".join(differ))
-        return Listing(out, self.revision, notes=[f"sha256 and git ids from {where}"],
+            warnings.append(Message(
+                N_("verified by size only (absent or of another size at the HF endpoint, so "
+                   "the mirror's copy may be older): {files}"), files=", ".join(differ)))
+        return Listing(out, self.revision,
+                       notes=[Message(N_("sha256 and git ids from {where}"), where=where)],
                        warnings=warnings)
 
     # -- transfer ---------------------------------------------------------------------

@@ -17,6 +17,8 @@ from pathlib import PurePosixPath
 import requests
 
 from llmsetup.download.errors import UnsafeListing
+from llmsetup.download.messages import Message
+from llmsetup.i18n import N_
 
 # Our own folder inside each model folder (manifest, lock, partial files).
 STATE_DIR = ".llmsetup"
@@ -81,24 +83,24 @@ def safe_relpath(name: str, source: str) -> str:
     """
     problem = None
     if not name.strip():
-        problem = "an empty name"
+        problem = Message(N_("an empty name"))
     elif any(ord(c) < 32 for c in name):
-        problem = "a control character"
+        problem = Message(N_("a control character"))
     elif name.startswith(("/", "\\")) or _DRIVE.match(name):
-        problem = "an absolute path"
+        problem = Message(N_("an absolute path"))
     elif "\\" in name:
-        problem = "a backslash (Windows or UNC path)"
+        problem = Message(N_("a backslash (Windows or UNC path)"))
     else:
         parts = name.split("/")
         if any(p in ("", ".", "..") for p in parts):
-            problem = "a '..', '.' or empty path part"
+            problem = Message(N_("a '..', '.' or empty path part"))
         elif parts[0] == STATE_DIR:
-            problem = f"llmsetup's own {STATE_DIR} folder"
+            problem = Message(N_("llmsetup's own {folder} folder"), folder=STATE_DIR)
     if problem:
-        raise UnsafeListing(
-            source, f"refusing the listing: {name!r} is {problem}, which could write "
-            "outside the model folder",
-            hint="The source is broken or hostile; nothing was written. Try another source.")
+        raise UnsafeListing(source, Message(
+            N_("refusing the listing: {name} is {problem}, which could write outside the "
+               "model folder"), name=repr(name), problem=problem), hint=Message(
+            N_("The source is broken or hostile; nothing was written. Try another source.")))
     return str(PurePosixPath(name))
 
 

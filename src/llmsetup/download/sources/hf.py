@@ -43,15 +43,21 @@ from llmsetup.download.errors import AccessDenied, NotOnSource, SourceError
 from llmsetup.download.http import (
     RetryPolicy,
     Transient,
+    asks_to_wait,
     describe_network_error,
+    gave_up,
+    http_error,
     is_network_error,
     metadata_deadline_s,
     rate_limit_reset,
     retry_after_seconds,
     sleep_unless,
+    unexpected_reply,
 )
+from llmsetup.download.messages import Message
 from llmsetup.download.sources._hub_calls import run_bounded
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
+from llmsetup.i18n import N_
 from llmsetup.secret import Secret, mask_url, redact, register_url
 
 HF_ENDPOINT = "https://huggingface.co"
@@ -125,16 +131,17 @@ class HFSource(Source):
         self.token = token
         if max_connections:
             self.max_connections = max_connections
-        self.denied_hint = denied_hint or (
-            f"The repository may be gated or private: set HF_TOKEN to a token of an account "
-            f"that accepted its terms at {self.endpoint}/{repo_id}.")
-        self.missing_hint = (f"Check the name and revision at {self.endpoint}/{repo_id}; "
-                             "a mirror may not have this repository yet.")
+        page = f"{self.endpoint}/{repo_id}"
+        self.denied_hint = denied_hint or Message(
+            N_("The repository may be gated or private: set HF_TOKEN to a token of an account "
+               "that accepted its terms at {page}."), page=page)
+        self.missing_hint = Message(N_("Check the name and revision at {page}; a mirror may "
+                                       "not have this repository yet."), page=page)
         #: For a 401 without a token that is not "gated": the Hub answers anonymous
         #: requests for repositories that do not exist with 401 too.
-        self.unknown_hint = unknown_hint or (
-            f"Not found, or private/gated: check the id at {self.endpoint}/{repo_id}, or set "
-            "HF_TOKEN.")
+        self.unknown_hint = unknown_hint or Message(
+            N_("Not found, or private/gated: check the id at {page}, or set HF_TOKEN."),
+            page=page)
         self._policy = retry_policy or RetryPolicy(attempts=4)
         self._deadline_s = deadline_s
 
@@ -169,11 +176,12 @@ class HFSource(Source):
         entries = self._call(
             lambda: list(api.list_repo_tree(repo, revision=self.revision, recursive=True,
                                             token=token)),
-            f"the file list of {repo}",
+            Message(N_("the file list of {repo}"), repo=repo),
             f"/api/models/{repo}/tree/{quote(self.revision, safe='')}", paging=True)
         files = [self._file(e) for e in entries if hasattr(e, "blob_id")]  # RepoFile, not folder
         if not files:
-            raise SourceError(self.name, f"{repo}@{self.revision} lists no files")
+            raise SourceError(self.name, Message(N_("{repo}@{revision} lists no files"),
+                                                 repo=repo, revision=self.revision))
         return Listing(files, self.revision)
 
     def _revision_info(self, path: str) -> Any:
@@ -201,7 +209,8 @@ class HFSource(Source):
         if size is None:
             size = getattr(entry, "size", None)
         if not isinstance(size, int) or isinstance(size, bool):
-            raise SourceError(self.name, f"{path}: the listing gives no size")
+            raise SourceError(self.name, Message(N_("{path}: the listing gives no size"),
+                                                 path=path))
         oid = getattr(entry, "blob_id", None)
         return RemoteFile(path, size, sha256=str(sha256).lower() if sha256 else None,
                           lfs=lfs is not None,
@@ -228,8 +237,7 @@ class HFSource(Source):
                 last = _hub_error(exc, self, what)
             wait = last.retry_after
             if wait is not None and wait > policy.max_retry_after_s:
-                raise SourceError(self.name, f"{last}; the server asks to wait {wait:.0f}s",
-                                  hint="Try another source, or rerun later.")
+                raise asks_to_wait(self.name, last, wait)
             if last.quota and wait is not None and quota_waited + wait <= policy.max_retry_after_s:
                 attempt -= 1  # inside the server's window: not a failed try
                 quota_waited += wait
@@ -242,8 +250,7 @@ class HFSource(Source):
                 elif sleep_unless(self.cancel, delay):
                     raise KeyboardInterrupt
         assert last is not None
-        raise SourceError(self.name, f"{last} (gave up after {policy.attempts} tries)",
-                          hint="Check the network or the mirror, or try another source.")
+        raise gave_up(self.name, last, policy.attempts)
 
     def _origin(self) -> tuple[str, str, int | None, str]:
         split = urlsplit(self.endpoint)
@@ -273,17 +280,20 @@ def _hub_error(exc: Exception, source: HFSource, what: str) -> Transient:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     if "OfflineModeIsEnabled" in names:
-        raise SourceError(source.name, "HF_HUB_OFFLINE is set: huggingface_hub refuses to go "
-                          "online", hint="Unset HF_HUB_OFFLINE, or use --from DIR.") from None
+        raise SourceError(source.name, Message(N_("HF_HUB_OFFLINE is set: huggingface_hub "
+                                                  "refuses to go online")),
+                          hint=Message(N_("Unset HF_HUB_OFFLINE, or use --from DIR."))) from None
     if isinstance(status, int) and ("HfHubHTTPError" in names or "HTTPError" in names
                                     or "HTTPStatusError" in names):
         return _status_error(status, response, names, source, what)
     if is_network_error(exc) or _is_transport_error(names):
-        return Transient(f"{what}: {describe_network_error(exc)}")
+        return Transient(Message(N_("{what}: {error}"), what=what,
+                                 error=describe_network_error(exc)))
     if isinstance(exc, (KeyError, TypeError, ValueError)):  # a reply huggingface_hub cannot parse
-        raise SourceError(source.name, f"{what}: the reply is not the Hub's format "
-                          f"({type(exc).__name__}: {redact(str(exc))[:120]})",
-                          hint="The server may not speak the Hub API; check the endpoint URL.") from None
+        raise SourceError(source.name, Message(
+            N_("{what}: the reply is not the Hub's format ({error})"), what=what,
+            error=f"{type(exc).__name__}: {redact(str(exc))[:120]}"), hint=Message(
+            N_("The server may not speak the Hub API; check the endpoint URL."))) from None
     raise exc
 
 
@@ -294,31 +304,36 @@ def _status_error(status: int, response: Any, names: set[str], source: HFSource,
     detail = f" ({redact(message.strip())[:200]})" if message else ""
     code = headers.get("X-Error-Code") or ""
     if code == "RevisionNotFound" or "RevisionNotFoundError" in names:
-        raise NotOnSource(source.name, f"not found (HTTP {status}): revision "
-                          f"{source.requested_revision} of {source.repo_id}{detail}",
-                          hint=source.missing_hint) from None
+        raise NotOnSource(source.name, Message(
+            N_("not found (HTTP {code}): revision {revision} of {repo}{detail}"), code=status,
+            revision=source.requested_revision, repo=source.repo_id, detail=detail),
+            hint=source.missing_hint) from None
     if status == 401 and code != "GatedRepo" and not source.token:
-        raise AccessDenied(source.name, f"not found, or private/gated (HTTP 401): {what}"
-                           f"{detail}", hint=source.unknown_hint) from None
+        raise AccessDenied(source.name, Message(
+            N_("not found, or private/gated (HTTP 401): {what}{detail}"), what=what,
+            detail=detail), hint=source.unknown_hint) from None
     if status in (401, 403) and source.token:
-        raise AccessDenied(source.name, f"the HF token was refused (HTTP {status}) for {what}"
-                           f"{detail}", hint=source.denied_hint) from None
+        raise AccessDenied(source.name, Message(
+            N_("the HF token was refused (HTTP {code}) for {what}{detail}"), code=status,
+            what=what, detail=detail), hint=source.denied_hint) from None
     if status in (401, 403) or code == "GatedRepo":
-        raise AccessDenied(source.name, f"access denied (HTTP {status}) to {what}{detail}",
-                           hint=source.denied_hint) from None
+        raise AccessDenied(source.name, Message(
+            N_("access denied (HTTP {code}) to {what}{detail}"), code=status, what=what,
+            detail=detail), hint=source.denied_hint) from None
     if status in (404, 410):
-        raise NotOnSource(source.name, f"not found (HTTP {status}): {what}{detail}",
-                          hint=source.missing_hint) from None
+        raise NotOnSource(source.name, Message(
+            N_("not found (HTTP {code}): {what}{detail}"), code=status, what=what,
+            detail=detail), hint=source.missing_hint) from None
     if status in (429, 503):
         quota = rate_limit_reset(headers.get("RateLimit"))
         wait = retry_after_seconds(headers.get("Retry-After"))
         if quota is not None:
             wait = max(wait or 0.0, quota)
-        return Transient(f"HTTP {status} for {what}{detail}", retry_after=wait, status=status,
+        return Transient(http_error(status, what, detail), retry_after=wait, status=status,
                          quota=quota is not None)
     if status >= 500 or status == 408:
-        return Transient(f"HTTP {status} for {what}{detail}")
-    raise SourceError(source.name, f"unexpected reply HTTP {status} for {what}{detail}") from None
+        return Transient(http_error(status, what, detail))
+    raise SourceError(source.name, unexpected_reply(status, what, detail)) from None
 
 
 def _is_transport_error(names: set[str]) -> bool:

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmsetup.download.hasher import file_hashes
+from llmsetup.download.messages import Message
 from llmsetup.download.sources.base import STATE_DIR, RemoteFile
+from llmsetup.i18n import N_
 
 INCOMPLETE_MARK = "~incomplete.txt"
 _SKIP_DIRS = {STATE_DIR, ".cache", ".git", ".huggingface"}
@@ -40,7 +42,7 @@ class LocalFolder:
         self.copy = copy
 
     def describe(self) -> str:
-        return f"local folder {self.folder}"
+        return Message(N_("local folder {folder}"), folder=self.folder)
 
     def incomplete(self) -> bool:
         """The aliendao downloader's mark of a download that did not finish."""

@@ -26,7 +26,9 @@ from urllib.parse import quote
 
 from llmsetup.download.errors import NotOnSource, SourceError
 from llmsetup.download.http import get_json
+from llmsetup.download.messages import Message
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
+from llmsetup.i18n import N_
 from llmsetup.secret import Secret, mask_url, register_url
 
 MODELSCOPE_ENDPOINT = "https://www.modelscope.cn"
@@ -63,10 +65,12 @@ class ModelScopeSource(Source):
         self.endpoint = endpoint.rstrip("/")
         register_url(endpoint)
         self.token = token
-        self.denied_hint = ("Set MODELSCOPE_API_TOKEN to an access token of an account that "
-                            "may read this model (modelscope.cn, My Account, Access Token).")
-        self.missing_hint = (f"Check the id at {self.endpoint}/models/{repo_id}; recipes name "
-                             "ModelScope ids with source_ids: {modelscope: ...}.")
+        self.denied_hint = Message(N_("Set MODELSCOPE_API_TOKEN to an access token of an "
+                                      "account that may read this model (modelscope.cn, My "
+                                      "Account, Access Token)."))
+        self.missing_hint = Message(N_("Check the id at {page}; recipes name ModelScope ids "
+                                       "with source_ids: {{modelscope: ...}}."),
+                                    page=f"{self.endpoint}/models/{repo_id}")
         self._policy = retry_policy
 
     def describe(self) -> str:
@@ -81,18 +85,19 @@ class ModelScopeSource(Source):
         params = {"Revision": self.revision, "Recursive": str(recursive)}
         if root:
             params["Root"] = root
-        body, _ = get_json(
+        body, _resp = get_json(
             self.session, f"{self.endpoint}/api/v1/models/{self.repo_id}/repo/files",
-            source=self.name, what=f"the file list of {self.repo_id}" + (f"/{root}" if root
-                                                                           else ""),
+            source=self.name, what=Message(N_("the file list of {repo}"),
+                                           repo=f"{self.repo_id}/{root}" if root else self.repo_id),
             headers=self._headers(), params=params, cancel=self.cancel,
             denied_hint=self.denied_hint, missing_hint=self.missing_hint, **kwargs)
         if not isinstance(body, dict):
-            raise SourceError(self.name, "the file list is not a JSON object")
+            raise SourceError(self.name, Message(N_("the file list is not a JSON object")))
         if body.get("Code") not in (200, "200", None) or body.get("Success") is False:
             message = str(body.get("Message") or body.get("Code"))
-            raise NotOnSource(self.name, f"{self.repo_id}@{self.revision}: {message}",
-                              hint=self.missing_hint)
+            raise NotOnSource(self.name, Message(N_("{repo}@{revision}: {error}"),
+                                                 repo=self.repo_id, revision=self.revision,
+                                                 error=message), hint=self.missing_hint)
         data = body.get("Data")
         entries = data if isinstance(data, list) else (data or {}).get("Files") or []
         return [e for e in entries if isinstance(e, dict)]
@@ -103,7 +108,8 @@ class ModelScopeSource(Source):
             entries = self._walk(entries)
         files = [self._file(e) for e in entries if e.get("Type") != "tree"]
         if not files:
-            raise SourceError(self.name, f"{self.repo_id}@{self.revision} lists no files")
+            raise SourceError(self.name, Message(N_("{repo}@{revision} lists no files"),
+                                                 repo=self.repo_id, revision=self.revision))
         return Listing(files, self.revision)
 
     def _walk(self, first: list[dict]) -> list[dict]:
@@ -138,16 +144,17 @@ class ModelScopeSource(Source):
                     collected.setdefault(_entry_path(entry), entry)
                 folders = [_entry_path(e) for e in shallow if e.get("Type") == "tree"]
                 if len(shallow) >= LISTING_CAP or not folders:
-                    raise SourceError(
-                        self.name, f"{self.repo_id}: the folder {root or '/'} holds "
-                        f"{LISTING_CAP} or more entries, more than this hub's file list "
-                        "returns; the download would be incomplete",
-                        hint="Use another source for this model (--source hf or hf-mirror).")
+                    raise SourceError(self.name, Message(
+                        N_("{repo}: the folder {folder} holds {cap} or more entries, more than "
+                           "this hub's file list returns; the download would be incomplete"),
+                        repo=self.repo_id, folder=root or "/", cap=LISTING_CAP), hint=Message(
+                        N_("Use another source for this model (--source hf or hf-mirror).")))
                 next_frontier += [f for f in folders if f]
             if requests > MAX_LISTINGS:
-                raise SourceError(self.name, f"{self.repo_id}: the file tree needs more than "
-                                  f"{MAX_LISTINGS} listings; the download would be incomplete",
-                                  hint="Use another source for this model (--source hf).")
+                raise SourceError(self.name, Message(
+                    N_("{repo}: the file tree needs more than {cap} listings; the download "
+                       "would be incomplete"), repo=self.repo_id, cap=MAX_LISTINGS),
+                    hint=Message(N_("Use another source for this model (--source hf).")))
             frontier = list(dict.fromkeys(next_frontier))
         return list(collected.values())
 
@@ -156,7 +163,8 @@ class ModelScopeSource(Source):
         try:
             size = int(entry["Size"])
         except (KeyError, TypeError, ValueError):
-            raise SourceError(self.name, f"{path}: the listing gives no size") from None
+            raise SourceError(self.name, Message(N_("{path}: the listing gives no size"),
+                                                 path=path)) from None
         sha256 = str(entry.get("Sha256") or "").lower() or None
         return RemoteFile(path, size, sha256=sha256, lfs=bool(entry.get("IsLFS")))
 
