@@ -195,10 +195,17 @@ def test_rm_list_in_chinese(zh):
 
 def test_check_statuses_shown_in_chinese_kept_in_english(zh):
     from llmsetup.cli.download import _some, _status
+    from llmsetup.download.messages import Message
+    from llmsetup.i18n import N_
 
-    assert _status("missing") == "缺失"
-    assert _status("wrong size (3 bytes, expected 5)") == "大小不符（3 字节，应为 5）"
-    assert _status("unreadable (Permission denied)") == "无法读取（Permission denied）"
+    # The report keeps English (each status is a download.messages.Message); shown, Chinese.
+    missing = Message(N_("missing"))
+    assert missing == "missing" and _status(missing) == "缺失"
+    size = Message(N_("wrong size ({size} bytes, expected {expected})"), size=3, expected=5)
+    assert size == "wrong size (3 bytes, expected 5)"
+    assert _status(size) == "大小不符（3 字节，应为 5）"
+    unreadable = Message(N_("unreadable ({error})"), error="Permission denied")
+    assert _status(unreadable) == "无法读取（Permission denied）"
     assert _status("something new") == "something new"
     assert _some([str(i) for i in range(7)]) == "0, 1, 2, 3, 4 等，另有 2 个"
 

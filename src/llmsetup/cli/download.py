@@ -10,7 +10,7 @@ import typer
 from llmsetup.cli._context import state
 from llmsetup.cli._options import JsonOpt, TargetArg, check_new_folder, check_url
 from llmsetup.cli._output import Output
-from llmsetup.i18n import N_, _
+from llmsetup.i18n import _
 
 SourceOpt = Annotated[list[str] | None, typer.Option(
     "--source", metavar="SOURCE",
@@ -102,7 +102,10 @@ def download_cmd(
             log.emit("start", repo_id=ref.repo_id, model_dir=str(ref.model_dir))
             manifest = download(ref, app.settings, options, Tee(reporter, log))
     except BaseException as exc:
-        log.emit("failed", error=f"{type(exc).__name__}: {exc}")
+        from llmsetup.download.messages import text_of
+
+        # The log stays English (a Message's str is its English text).
+        log.emit("failed", error=f"{type(exc).__name__}: {text_of(exc)}")
         raise
     finally:
         log.close()
@@ -110,6 +113,8 @@ def download_cmd(
     doc["log"] = str(log.path)
 
     def render(console) -> None:
+        from llmsetup.download.messages import shown
+
         run = manifest.run
         verified = ", ".join(f"{n} {how}" for how, n in sorted(doc["verified_by"].items()))
         console.print(_("[bold]{repo}[/] is in {path}").format(repo=ref.repo_id,
@@ -122,7 +127,8 @@ def download_cmd(
                 files=run.get("fetched_files", 0), bytes=f"{run.get('fetched_bytes', 0):,}",
                 source=run["source"], seconds=f"{run.get('seconds', 0):.1f}"))
         for note in manifest.trust_notes():
-            console.print("  " + _("[yellow]{note}[/]; see `llmsetup check`").format(note=note))
+            console.print("  " + _("[yellow]{note}[/]; see `llmsetup check`").format(
+                note=shown(note)))
 
     out.result(doc, render)
 
@@ -202,24 +208,12 @@ def check_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> 
 
 
 # The status of a file in `check`'s report (its JSON keeps them, in English), as shown.
-STATUSES = {"missing": N_("missing"), "sha256 mismatch": N_("sha256 mismatch"),
-            "not a regular file (refused)": N_("not a regular file (refused)")}
-
-
 def _status(status: str) -> str:
-    """A file's status from the report in the chosen language; the ones with a detail
-    (``wrong size (...)``, ``unreadable (...)``) rebuilt from their parts."""
-    import re
+    """A file's status from the report, in the chosen language (the report keeps English:
+    download/messages.py)."""
+    from llmsetup.download.messages import shown
 
-    if status in STATUSES:
-        return _(STATUSES[status])
-    m = re.fullmatch(r"wrong size \((?P<size>\d+) bytes, expected (?P<expected>\d+)\)", status)
-    if m:
-        return _("wrong size ({size} bytes, expected {expected})").format(**m.groupdict())
-    m = re.fullmatch(r"unreadable \((?P<reason>.*)\)", status)
-    if m:
-        return _("unreadable ({reason})").format(**m.groupdict())
-    return status
+    return shown(status)
 
 
 def _some(paths: list[str], shown: int = 5) -> str:

@@ -68,7 +68,9 @@ class PlanProgress:
         elif status == "ran":
             self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
             if info and info.get("summary"):
-                self.out.info(f"    [dim]{info['summary']}[/]")
+                from llmsetup.download.messages import shown
+
+                self.out.info(f"    [dim]{shown(info['summary'])}[/]")
         elif status == "interrupted":
             interrupted = _("interrupted after {seconds:.1f}s").format(seconds=seconds)
             self.out.info(f"[yellow]■[/] {label} [dim]{interrupted}[/]")
