@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass
 
+from llmsetup.i18n import _
 from llmsetup.proc import Captured, capture
 
 # The book profile's torch 2.0.1 (CUDA 11.7/11.8) has kernels up to sm_90 (Hopper); GPUs of
@@ -59,17 +60,21 @@ def _query(fields: str) -> Captured | None:
 def probe_gpus() -> GPUProbe:
     """GPUs as ``nvidia-smi`` reports them (name, memory, driver, compute capability)."""
     if not shutil.which("nvidia-smi"):
-        return GPUProbe([], False, "nvidia-smi not found: no NVIDIA driver, or no GPU")
+        return GPUProbe([], False, _("nvidia-smi not found: no NVIDIA driver, or no GPU"))
     proc = _query(_FIELDS + ",compute_cap")
     with_cc = proc is not None and proc.returncode == 0
     if proc is not None and not with_cc:  # drivers before 510 do not know compute_cap
         proc = _query(_FIELDS)
     if proc is None:
-        return GPUProbe([], False, "nvidia-smi failed: it did not answer (or could not start)")
+        return GPUProbe([], False,
+                        _("nvidia-smi failed: it did not answer (or could not start)"))
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        return GPUProbe([], False, "nvidia-smi failed: " + (detail[0] if detail else
-                                                             f"exit status {proc.returncode}"))
+        if detail:
+            why = _("nvidia-smi failed: {detail}").format(detail=detail[0])
+        else:
+            why = _("nvidia-smi failed: exit status {status}").format(status=proc.returncode)
+        return GPUProbe([], False, why)
     gpus = []
     for line in proc.stdout.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
@@ -83,7 +88,7 @@ def probe_gpus() -> GPUProbe:
             ))
         except ValueError:
             continue
-    return GPUProbe(gpus, bool(gpus), None if gpus else "nvidia-smi lists no GPU")
+    return GPUProbe(gpus, bool(gpus), None if gpus else _("nvidia-smi lists no GPU"))
 
 
 def fit(need_gb: dict[str, float | None], gpus: list[GPU]) -> dict:
@@ -104,16 +109,19 @@ def fit(need_gb: dict[str, float | None], gpus: list[GPU]) -> dict:
         }
     best = next((p for p in PRECISIONS if rows[p]["fits"] or rows[p]["fits_across_gpus"]), None)
     if not gpus:
-        advice = "No GPU found: models run on the CPU only (slowly); tests and the demo are fine."
+        advice = _("No GPU found: models run on the CPU only (slowly); tests and the demo are "
+                   "fine.")
     elif best is None:
-        advice = (f"Does not fit even in 4-bit: needs about {need_gb.get('int4')} GB, the GPUs "
-                  f"have {total:.1f} GB in all.")
+        advice = _("Does not fit even in 4-bit: needs about {need} GB, the GPUs have {total} GB "
+                   "in all.").format(need=need_gb.get("int4"), total=f"{total:.1f}")
     elif best == "fp16":
-        advice = "Fits in full precision (fp16)."
+        advice = _("Fits in full precision (fp16).")
     else:
         flag = PRECISION_FLAG[best]
-        advice = (f"Not enough GPU memory for fp16 (needs about {need_gb['fp16']} GB, largest "
-                  f"GPU has {largest:.1f} GB): use {flag} (about {need_gb[best]} GB).")
+        advice = _("Not enough GPU memory for fp16 (needs about {need} GB, largest GPU has "
+                   "{largest} GB): use {flag} (about {need_flag} GB).").format(
+                       need=need_gb["fp16"], largest=f"{largest:.1f}", flag=flag,
+                       need_flag=need_gb[best])
     return {"precisions": rows, "best": best, "advice": advice}
 
 
@@ -125,6 +133,7 @@ def profile_advice(gpus: list[GPU]) -> str | None:
         except ValueError:
             continue
         if cc >= BOOK_TORCH_NEWEST_UNSUPPORTED_CC:
-            return (f"{gpu.name} (compute capability {gpu.compute_capability}) is newer than the "
-                    "book's torch 2.0.1 supports: install with --profile modern.")
+            return _("{gpu} (compute capability {cc}) is newer than the book's torch 2.0.1 "
+                     "supports: install with --profile modern.").format(
+                         gpu=gpu.name, cc=gpu.compute_capability)
     return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmsetup.errors import NotFoundError, UsageError
+from llmsetup.i18n import _
 from llmsetup.recipes.loader import Catalog
 from llmsetup.recipes.schema import Recipe
 from llmsetup.settings import Settings
@@ -44,15 +45,17 @@ def kind_of_folder(folder: Path) -> str:
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise NotFoundError(
-            f"{folder}: no config.json, so this is not a model folder",
-            hint="Point at the folder that holds config.json, or download the model first "
-            "(`llmsetup download NAME`).",
+            _("{folder}: no config.json, so this is not a model folder").format(folder=folder),
+            hint=_("Point at the folder that holds config.json, or download the model first "
+                   "(`llmsetup download NAME`)."),
         )
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{config_file}: not readable JSON ({exc})",
-                         hint="The download may be incomplete: `llmsetup check` it.") from None
+        raise UsageError(_("{file}: not readable JSON ({error})").format(file=config_file,
+                                                                          error=exc),
+                         hint=_("The download may be incomplete: `llmsetup check` it.")) \
+            from None
     archs = config.get("architectures") or []
     model_type = str(config.get("model_type", ""))
     if model_type == "whisper" or any("Whisper" in a for a in archs):
@@ -62,9 +65,10 @@ def kind_of_folder(folder: Path) -> str:
     }:
         return "causal-lm"
     raise UsageError(
-        f"{folder}: cannot tell what kind of model this is "
-        f"(model_type={model_type or '?'}, architectures={archs or '?'})",
-        hint="llmsetup handles causal language models and Whisper speech models.",
+        _("{folder}: cannot tell what kind of model this is (model_type={model_type}, "
+          "architectures={architectures})").format(folder=folder, model_type=model_type or "?",
+                                                   architectures=archs or "?"),
+        hint=_("llmsetup handles causal language models and Whisper speech models."),
     )
 
 
@@ -96,8 +100,9 @@ def resolve(name_or_path: str, settings: Settings, catalog: Catalog) -> Target:
     if explicit or (looks_like_path(name_or_path) and name_or_path not in catalog.names()):
         folder = Path(name_or_path).expanduser().absolute()
         if not folder.is_dir():
-            raise NotFoundError(f"{name_or_path}: no such folder",
-                                hint="Give a recipe name (`llmsetup list`) or a model folder.")
+            raise NotFoundError(_("{path}: no such folder").format(path=name_or_path),
+                                hint=_("Give a recipe name (`llmsetup list`) or a model "
+                                       "folder."))
         return Target(recipe_for_folder(folder), folder, from_folder=True)
     recipe = catalog.get(name_or_path)
     return Target(recipe, model_dir_for(recipe, settings))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from llmsetup.errors import UsageError
+from llmsetup.i18n import _
 from llmsetup.settings import Settings
 
 
@@ -40,7 +41,7 @@ def python_for(target, settings: Settings, python: str | None = None) -> str:
     if python:
         path = Path(python).expanduser()
         if not path.exists():
-            raise UsageError(f"--python {python}: no such interpreter")
+            raise UsageError(_("--python {python}: no such interpreter").format(python=python))
         return str(path)
     if not target.from_folder:
         record = recorded_env(settings, target.recipe.name)
@@ -59,8 +60,10 @@ def choose_backend(requested: str, preferred: str | None = None) -> str:
     from llmsetup.envs.uv import find_uv
 
     if requested not in BACKEND_NAMES:
-        raise UsageError(f"unknown environment backend {requested!r}",
-                         hint="Choose one of: " + ", ".join(BACKEND_NAMES))
+        raise UsageError(_("unknown environment backend {backend}").format(
+                             backend=repr(requested)),
+                         hint=_("Choose one of: {choices}").format(
+                             choices=", ".join(BACKEND_NAMES)))
     if requested != "auto":
         return requested
     if preferred and preferred != "auto":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsetup.errors import UsageError
+from llmsetup.i18n import _
 
 # Presets for --pip-mirror: (index URL, trusted host). "default" is pip's own index.
 PIP_MIRRORS: dict[str, tuple[str, str] | None] = {
@@ -43,8 +44,9 @@ class PipOptions:
                    no_index=no_index)
         if mirror:
             if mirror not in PIP_MIRRORS:
-                raise UsageError(f"unknown pip mirror {mirror!r}",
-                                 hint="Choose one of: " + ", ".join(PIP_MIRRORS))
+                raise UsageError(_("unknown pip mirror {mirror}").format(mirror=repr(mirror)),
+                                 hint=_("Choose one of: {choices}").format(
+                                     choices=", ".join(PIP_MIRRORS)))
             preset = PIP_MIRRORS[mirror]
             if preset:
                 opts.index_url, host = preset

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from llmsetup.envs.base import EnvBackend, PipOptions, pip_install_tail
 from llmsetup.errors import EnvironmentProblem
+from llmsetup.i18n import _
 from llmsetup.proc import capture
 
 TOOLS = ("conda", "mamba", "micromamba")
@@ -42,8 +43,8 @@ class CondaBackend(EnvBackend):
     def require(self) -> None:
         if not (self._exe or find_conda()):
             raise EnvironmentProblem(
-                "conda was asked for but neither conda, mamba nor micromamba is on PATH",
-                hint="Install Miniconda or micromamba, or use --env-backend uv / venv.")
+                _("conda was asked for but neither conda, mamba nor micromamba is on PATH"),
+                hint=_("Install Miniconda or micromamba, or use --env-backend uv / venv."))
 
     @property
     def tool(self) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmsetup.errors import EnvironmentProblem, UsageError
+from llmsetup.i18n import N_, _
 from llmsetup.proc import capture
 
 _VERSION = re.compile(r"^3\.(\d+)$")
@@ -38,8 +39,9 @@ def check_version(text: str, option: str = "--python") -> str:
     """``3.10`` as given, or a usage error naming what is accepted."""
     match = _VERSION.match(text.strip())
     if not match or int(match.group(1)) < OLDEST_MINOR:
-        raise UsageError(f"{option} {text}: expected a Python version such as 3.10 "
-                         f"(3.{OLDEST_MINOR} or newer) or the path of an interpreter")
+        raise UsageError(_("{option} {text}: expected a Python version such as 3.10 "
+                           "({oldest} or newer) or the path of an interpreter").format(
+                               option=option, text=text, oldest=f"3.{OLDEST_MINOR}"))
     return text.strip()
 
 
@@ -51,14 +53,15 @@ def interpreter_at(path: str) -> Interpreter:
     """The interpreter at ``path`` (``--python /opt/py310/bin/python3``), asked its version."""
     file = Path(path).expanduser().absolute()
     if not file.is_file() or not os.access(file, os.X_OK):
-        raise UsageError(f"--python {path}: not an executable file",
-                         hint="Give a version (3.10) or the path of a python executable.")
+        raise UsageError(_("--python {path}: not an executable file").format(path=path),
+                         hint=_("Give a version (3.10) or the path of a python executable."))
     answer = capture([str(file), "-c", "import platform; print(platform.python_version())"],
                      timeout=30)
     version = answer.stdout.strip() if answer and answer.returncode == 0 else ""
     if not _FULL.match(version):
-        raise UsageError(f"--python {path}: this program does not run as a Python interpreter",
-                         hint="Give a version (3.10) or the path of a python executable.")
+        raise UsageError(_("--python {path}: this program does not run as a Python "
+                           "interpreter").format(path=path),
+                         hint=_("Give a version (3.10) or the path of a python executable."))
     return Interpreter(version, str(file))
 
 
@@ -116,15 +119,23 @@ def find_python(minor: str) -> Interpreter | None:
 
 
 def missing_python(minor: str, backend: str) -> EnvironmentProblem:
-    """The one message for a Python that is not here, naming every way out."""
+    """The one message for a Python that is not here, naming every way out.
+
+    ``english_message`` holds the message in English too, for what ``--dry-run --json``
+    shows in place of the commands that cannot be made."""
     others = sorted({i.minor for i in find_interpreters()}, key=lambda v: int(v.split(".")[1]))
-    ways = [f"--python X.Y with a version this machine has ({', '.join(others)})"
+    ways = [_("--python X.Y with a version this machine has ({versions})").format(
+                versions=", ".join(others))
             if others else "--python /path/to/python"]
-    ways.append("--env-backend conda (conda or micromamba installs any Python)")
+    ways.append(_("--env-backend conda (conda or micromamba installs any Python)"))
     if backend == "uv":
-        ways.append("--python-mirror URL (uv's UV_PYTHON_INSTALL_MIRROR: a mirror of "
-                    "python-build-standalone, where GitHub is slow or blocked)")
+        ways.append(_("--python-mirror URL (uv's UV_PYTHON_INSTALL_MIRROR: a mirror of "
+                      "python-build-standalone, where GitHub is slow or blocked)"))
     else:
-        ways.append(f"pyenv install {minor}, or your system's python{minor} package")
-    return EnvironmentProblem(f"Python {minor} is not on this machine",
-                              hint="Ways out: " + "; ".join(ways) + ".")
+        ways.append(_("pyenv install {minor}, or your system's python{minor} package").format(
+            minor=minor))
+    message = N_("Python {minor} is not on this machine")
+    problem = EnvironmentProblem(_(message).format(minor=minor),
+                                 hint=_("Ways out: {ways}.").format(ways=_("; ").join(ways)))
+    problem.english_message = message.format(minor=minor)
+    return problem

@@ -9,6 +9,7 @@ from pathlib import Path
 from llmsetup.envs.base import FolderBackend, PipOptions, venv_python
 from llmsetup.envs.pythons import find_python
 from llmsetup.errors import EnvironmentProblem
+from llmsetup.i18n import _
 
 
 def find_uv() -> str | None:
@@ -29,8 +30,9 @@ class UvBackend(FolderBackend):
 
     def require(self) -> None:
         if not find_uv():
-            raise EnvironmentProblem("uv was asked for but is not installed",
-                                     hint="`pip install uv`, or use --env-backend venv / conda.")
+            raise EnvironmentProblem(_("uv was asked for but is not installed"),
+                                     hint=_("`pip install uv`, or use --env-backend venv / "
+                                            "conda."))
 
     def base_python(self) -> str:
         """What ``uv venv --python`` gets: an interpreter this machine has (uv would not
@@ -49,6 +51,7 @@ class UvBackend(FolderBackend):
         return [[self.uv, "venv", *clear, "--python", self.base_python(), str(self.folder)]]
 
     def describe(self) -> dict:
+        # English, whatever the language: this goes into --json and the step's fingerprint.
         doc = super().describe()
         if self.base_python() == self.python_version:
             doc["python_download"] = ("not on this machine: uv will download it"

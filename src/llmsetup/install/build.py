@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
+from llmsetup.i18n import _
 from llmsetup.install import engine_route, webui_route
 from llmsetup.install.plan import InstallOptions, Plan
 from llmsetup.install.steps import (
@@ -28,10 +29,11 @@ def build_plan(target, settings: Settings, options: InstallOptions) -> Plan:
     """The install plan for ``target`` with ``options``."""
     plan = Plan(target, settings, options)
     if options.ui == "webui" and options.engine == "vllm":
-        raise UsageError("--ui webui and --engine vllm are two different servers: choose one")
+        raise UsageError(_("--ui webui and --engine vllm are two different servers: choose "
+                           "one"))
     if options.ui and options.engine == "ctranslate2":
-        raise UsageError("--engine ctranslate2 is for speech models; --ui webui serves "
-                         "text models")
+        raise UsageError(_("--engine ctranslate2 is for speech models; --ui webui serves "
+                           "text models"))
     if options.engine == "vllm":
         engine_route.add_steps(plan)
     elif options.ui == "webui":
@@ -46,8 +48,10 @@ def _model_route(plan: Plan) -> None:
     recipe, options = plan.recipe, plan.options
     profile = options.profile or recipe.default_profile
     if profile not in recipe.profiles:
-        raise UsageError(f"{recipe.name} has no profile {profile!r}",
-                         hint="Profiles: " + ", ".join(recipe.profiles))
+        raise UsageError(_("{name} has no profile {profile}").format(name=recipe.name,
+                                                                      profile=repr(profile)),
+                         hint=_("Profiles: {profiles}").format(
+                             profiles=", ".join(recipe.profiles)))
     backend_name = choose_backend(options.env_backend, recipe.env.backend)
     python_version = options.python or recipe.python_version(profile)
     backend = make_backend(backend_name, recipe.env_name(profile), python_version,

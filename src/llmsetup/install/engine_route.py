@@ -14,6 +14,7 @@ from pathlib import Path
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.envs.base import EnvBackend, PipOptions
 from llmsetup.errors import CheckFailed, LLMSetupError, UsageError
+from llmsetup.i18n import N_, _
 from llmsetup.install.plan import Plan, PlanReporter, Step, fingerprint
 from llmsetup.install.steps import (
     EnvStep,
@@ -21,7 +22,7 @@ from llmsetup.install.steps import (
     _model_stamp,
     add_download,
     installed_in,
-    verify_summary,
+    verify_text,
 )
 from llmsetup.proc import run, run_service
 from llmsetup.recipes.loader import bundled_dir
@@ -55,8 +56,8 @@ class RemoveBrokenStep(Step):
         super().__init__(plan)
         self.backend = backend
         self.packages = list(profile.remove)
-        self.title = (f"Remove {', '.join(self.packages)} (CUDA builds that do not import "
-                      "beside the CPU torch)")
+        self.set_title(N_("Remove {packages} (CUDA builds that do not import beside the CPU "
+                          "torch)"), packages=", ".join(self.packages))
 
     def fingerprint(self) -> str:
         return fingerprint(self.backend.describe(), self.packages)
@@ -82,7 +83,7 @@ class RemoveBrokenStep(Step):
         present = self._present()
         if present:
             run(self.commands()[0], log=self.plan.log_path(self.key),
-                on_line=reporter.step_output, what="removing broken packages",
+                on_line=reporter.step_output, what=_("removing broken packages"),
                 group_record=self.plan.group_record)
         return {"removed": present or []}
 
@@ -111,7 +112,8 @@ class ServeVerifyStep(Step):
     def __init__(self, plan: Plan, backend: EnvBackend) -> None:
         super().__init__(plan)
         self.backend = backend
-        self.title = f"Verify {plan.recipe.name} through vLLM's server (start, ask, stop)"
+        self.set_title(N_("Verify {name} through vLLM's server (start, ask, stop)"),
+                       name=plan.recipe.name)
 
     def _options(self, port: int) -> VllmOptions:
         return VllmOptions(model=self.plan.target.model_dir, served_name=self.plan.recipe.name,
@@ -141,7 +143,8 @@ class ServeVerifyStep(Step):
         found: dict = {}
 
         def started(proc) -> None:
-            reporter.step_output(f"waiting for vLLM at {client.base} (minutes on a CPU)")
+            reporter.step_output(_("waiting for vLLM at {url} (minutes on a CPU)").format(
+                url=client.base))
             wait_until_ready(client, proc, READY_TIMEOUT_S)
             found.update(check_api(client, smoke.prompts or ["Hello! Who are you?"],
                                    max_tokens=smoke.max_new_tokens))
@@ -154,28 +157,33 @@ class ServeVerifyStep(Step):
         except _Checked:
             pass
         except CheckFailed as exc:
-            raise CheckFailed(exc.message, hint=f"vLLM's output: {log}") from None
+            raise CheckFailed(exc.message, hint=_("vLLM's output: {log}").format(log=log)) \
+                from None
         if not found:
-            raise CheckFailed("vLLM stopped before it was checked", hint=f"See {log}")
+            raise CheckFailed(_("vLLM stopped before it was checked"),
+                              hint=_("See {log}").format(log=log))
         if not found["ok"]:
-            raise CheckFailed(f"{self.plan.recipe.name} did not pass through vLLM: "
-                              + "; ".join(found["problems"]),
-                              hint="On a CPU vLLM serves in float32; see " + str(log))
+            raise CheckFailed(_("{name} did not pass through vLLM: {problems}").format(
+                                  name=self.plan.recipe.name,
+                                  problems="; ".join(found["problems"])),
+                              hint=_("On a CPU vLLM serves in float32; see {log}").format(
+                                  log=log))
         result = {**found, "passed": True, "device": "cpu" if opts.cpu else "cuda"}
-        return {**result, "summary": verify_summary(result)}
+        return {**result, "summary": self.summarize(verify_text(result))}
 
 
 def add_steps(plan: Plan) -> None:
     """The engine route's steps, in order."""
     recipe, options = plan.recipe, plan.options
     if recipe.kind != "causal-lm":
-        raise UsageError(f"{recipe.name} is a {recipe.kind} model; vLLM serves text "
-                         "generation models here", hint="Install it without --engine.")
+        raise UsageError(_("{name} is a {kind} model; vLLM serves text generation models "
+                           "here").format(name=recipe.name, kind=recipe.kind),
+                         hint=_("Install it without --engine."))
     if options.quantization == "8bit":
-        raise UsageError("vLLM offers no 8-bit bitsandbytes loading",
-                         hint="Use --4bit, or full precision.")
+        raise UsageError(_("vLLM offers no 8-bit bitsandbytes loading"),
+                         hint=_("Use --4bit, or full precision."))
     if options.cpu and options.quantization:
-        raise UsageError("--4bit with vLLM needs a GPU", hint="Leave it out with --cpu.")
+        raise UsageError(_("--4bit with vLLM needs a GPU"), hint=_("Leave it out with --cpu."))
     profile = profile_for(options.cpu)
     if profile.extra_index and not options.pip.no_index and not _has_cpu_torch(options.pip):
         options.pip = replace(options.pip, extra_index_urls=[*options.pip.extra_index_urls,

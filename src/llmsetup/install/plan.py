@@ -22,6 +22,7 @@ from llmsetup.download.options import DownloadOptions
 from llmsetup.envs.base import PipOptions
 from llmsetup.errors import LLMSetupError, UsageError
 from llmsetup.fileio import write_json_atomic
+from llmsetup.i18n import _
 from llmsetup.proc import quote, stop_leftover_group
 from llmsetup.settings import Settings
 
@@ -103,14 +104,89 @@ def file_digest(path: Path | None) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+class Text:
+    """A message with named values, kept in both languages at once: English for what is
+    recorded (step records, ``--json``, logs), the chosen language for what a person reads.
+
+    ``msgid`` is marked with ``N_()`` where the Text is made; a value may be a Text too.
+    """
+
+    __slots__ = ("msgid", "values")
+
+    def __init__(self, msgid: str, **values: Any) -> None:
+        self.msgid = msgid
+        self.values = values
+
+    def english(self) -> str:
+        return self.msgid.format(**{k: v.english() if isinstance(v, Text) else v
+                                    for k, v in self.values.items()})
+
+    def shown(self) -> str:
+        return _(self.msgid).format(**{k: v.shown() if isinstance(v, Text) else v
+                                       for k, v in self.values.items()})
+
+    def __str__(self) -> str:
+        return self.english()
+
+    def __repr__(self) -> str:
+        return f"Text({self.english()!r})"
+
+
+class Joined(Text):
+    """Texts and plain strings joined by ``sep`` (each Text in the language asked for)."""
+
+    __slots__ = ("parts", "sep")
+
+    def __init__(self, sep: str, parts: list[str | Text]) -> None:
+        super().__init__("")
+        self.sep, self.parts = sep, parts
+
+    def english(self) -> str:
+        return self.sep.join(p.english() if isinstance(p, Text) else p for p in self.parts)
+
+    def shown(self) -> str:
+        return self.sep.join(p.shown() if isinstance(p, Text) else p for p in self.parts)
+
+
 class Step(ABC):
-    """One step of an install."""
+    """One step of an install.
+
+    Its title and the summary of its run are :class:`Text`: ``title`` (English) is what
+    ``--dry-run --json``, the install's ``--json`` and the step records hold;
+    ``shown_title`` and :meth:`shown_summary` are what the terminal shows.
+    """
 
     key: str = ""
-    title: str = ""
+    _title: Text | None = None
+    _summary: Text | None = None
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
+
+    @property
+    def title(self) -> str:
+        """What the step does, in English (records and ``--json``)."""
+        return self._title.english() if self._title is not None else ""
+
+    @property
+    def shown_title(self) -> str:
+        """What the step does, in the chosen language (the terminal)."""
+        return self._title.shown() if self._title is not None else ""
+
+    def set_title(self, msgid: str, **values: Any) -> None:
+        self._title = Text(msgid, **values)
+
+    def summarize(self, summary: Text) -> str:
+        """Remember the summary of this run for :meth:`shown_summary`; its English text
+        (for ``info["summary"]``, which is recorded)."""
+        self._summary = summary
+        return summary.english()
+
+    def shown_summary(self, info: dict | None) -> str | None:
+        """The summary of the run that returned ``info``, in the chosen language."""
+        if self._summary is not None:
+            return self._summary.shown()
+        return (info or {}).get("summary")
 
     @property
     def step_record_path(self) -> Path:
@@ -180,7 +256,9 @@ class Plan:
         self.state_dir = settings.state_dir / self.recipe.name
         self.logs_dir = settings.logs_dir / self.recipe.name
         self.steps: list[Step] = []
-        self.skipped: list[tuple[str, str]] = []  # (step key, why)
+        #: (step key, why): ``why`` in English, a message marked with N_() or an option
+        #: (see :meth:`shown_skipped`).
+        self.skipped: list[tuple[str, str]] = []
 
     @property
     def group_record(self) -> Path:
@@ -192,6 +270,10 @@ class Plan:
 
     def describe(self) -> list[dict]:
         return [step.describe() for step in self.steps]
+
+    def shown_skipped(self) -> list[tuple[str, str]]:
+        """:attr:`skipped` with each reason in the chosen language."""
+        return [(key, _(why)) for key, why in self.skipped]
 
     def status(self) -> list[dict]:
         """Each step with whether it is done now (reads, never writes)."""
@@ -216,16 +298,17 @@ class Plan:
             lock.acquire(timeout=1)
         except Timeout:
             raise UsageError(
-                f"another `llmsetup install {self.recipe.name}` is running",
-                hint="Wait for it to finish (or stop it), then rerun.") from None
+                _("another `llmsetup install {name}` is running").format(name=self.recipe.name),
+                hint=_("Wait for it to finish (or stop it), then rerun.")) from None
         try:
             if self.group_record.exists():
                 stopped = stop_leftover_group(self.group_record)
                 if stopped:
-                    reporter.notice(
-                        f"stopped {stopped} process(es) left running by an earlier install of "
-                        f"{self.recipe.name} that was killed (still installing into its "
-                        "environment); this run starts that step again")
+                    reporter.notice(_(
+                        "stopped {count} process(es) left running by an earlier install of "
+                        "{name} that was killed (still installing into its environment); this "
+                        "run starts that step again").format(count=stopped,
+                                                              name=self.recipe.name))
             return self._run_steps(reporter)
         finally:
             lock.release()

@@ -18,31 +18,48 @@ from llmsetup.envs.pythons import find_python, missing_python
 from llmsetup.errors import CheckFailed, LLMSetupError, ProcessError, UsageError
 from llmsetup.fileio import write_json_atomic, write_text_atomic
 from llmsetup.host.runner import run_module, script
-from llmsetup.install.plan import Plan, PlanReporter, Step, file_digest, fingerprint
+from llmsetup.i18n import N_, _
+from llmsetup.install.plan import (
+    Joined,
+    Plan,
+    PlanReporter,
+    Step,
+    Text,
+    file_digest,
+    fingerprint,
+)
 from llmsetup.proc import run
 
-# Known pip failures: (lowercase text in the output, what to do).
+# Known pip failures: (lowercase text in the output, what to do). The hints are marked
+# here and translated where they are used (:func:`pip_hints`).
 PIP_HINTS = [
     ("no matching distribution found",
-     "No matching distribution: the pinned version may not exist for this Python version or "
-     "platform, or the mirror lacks it. Try another mirror (--pip-mirror ustc|tuna|aliyun|"
-     "default) or check --python."),
+     N_("No matching distribution: the pinned version may not exist for this Python version "
+        "or platform, or the mirror lacks it. Try another mirror (--pip-mirror ustc|tuna|"
+        "aliyun|default) or check --python.")),
     ("could not find a version that satisfies",
-     "No matching distribution: the pinned version may not exist for this Python version or "
-     "platform, or the mirror lacks it. Try another mirror (--pip-mirror ustc|tuna|aliyun|"
-     "default) or check --python."),
+     N_("No matching distribution: the pinned version may not exist for this Python version "
+        "or platform, or the mirror lacks it. Try another mirror (--pip-mirror ustc|tuna|"
+        "aliyun|default) or check --python.")),
     ("do not match the hashes",
-     "Hash mismatch: the mirror served a file that differs from the one expected. Retry, or "
-     "use another mirror (--pip-mirror)."),
+     N_("Hash mismatch: the mirror served a file that differs from the one expected. Retry, "
+        "or use another mirror (--pip-mirror).")),
     ("read timed out",
-     "Network timeout: check the connection or choose a closer mirror (--pip-mirror ustc)."),
-    ("connection", "Network problem reaching the index: check the connection, the proxy, or "
-     "choose another mirror (--pip-mirror ustc|tuna|aliyun)."),
+     N_("Network timeout: check the connection or choose a closer mirror (--pip-mirror "
+        "ustc).")),
+    ("connection", N_("Network problem reaching the index: check the connection, the proxy, "
+                      "or choose another mirror (--pip-mirror ustc|tuna|aliyun).")),
     ("externally-managed-environment",
-     "This Python refuses pip installs (PEP 668): use --env-backend uv or venv instead of "
-     "current."),
-    ("no space left on device", "The disk is full: free some space, then rerun."),
+     N_("This Python refuses pip installs (PEP 668): use --env-backend uv or venv instead of "
+        "current.")),
+    ("no space left on device", N_("The disk is full: free some space, then rerun.")),
 ]
+
+
+def pip_hints() -> list[tuple[str, str]]:
+    """:data:`PIP_HINTS` with the hints in the chosen language."""
+    return [(pattern, _(hint)) for pattern, hint in PIP_HINTS]
+
 
 # Prints the environment's installed distributions (names as published: the host
 # normalises them) and what its markers need, as JSON.
@@ -60,11 +77,11 @@ _INSTALLED_SNIPPET = (
 def installed_in(python_command: list[str]) -> dict:
     """What an environment has installed (read-only)."""
     result = run([*python_command, "-c", _INSTALLED_SNIPPET], check=True, timeout=300,
-                 what="listing the environment's packages")
+                 what=_("listing the environment's packages"))
     for line in reversed(result.output.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
-    raise CheckFailed("could not list the environment's packages", hint=result.tail)
+    raise CheckFailed(_("could not list the environment's packages"), hint=result.tail)
 
 
 def unsatisfied(pins: list[str], installed: dict) -> list[str]:
@@ -85,7 +102,8 @@ def unsatisfied(pins: list[str], installed: dict) -> list[str]:
             continue
         have = dists.get(canonicalize_name(req.name))
         if have is None or not req.specifier.contains(have, prereleases=True):
-            missing.append(pin if have is None else f"{pin} (have {have})")
+            missing.append(pin if have is None
+                           else _("{pin} (have {version})").format(pin=pin, version=have))
     return missing
 
 
@@ -96,9 +114,12 @@ class EnvStep(Step):
         super().__init__(plan)
         self.backend = backend
         self.env_record = env_record or env_record_path(plan.settings, plan.recipe.name)
-        self.title = (f"Create environment {backend.env_name} ({backend.name}, "
-                      f"Python {backend.python_version})" if backend.name != "current"
-                      else f"Use the current interpreter ({sys.executable})")
+        if backend.name != "current":
+            self.set_title(N_("Create environment {env} ({backend}, Python {python})"),
+                           env=backend.env_name, backend=backend.name,
+                           python=backend.python_version)
+        else:
+            self.set_title(N_("Use the current interpreter ({python})"), python=sys.executable)
 
     def fingerprint(self) -> str:
         return fingerprint(self.backend.describe())
@@ -107,7 +128,8 @@ class EnvStep(Step):
         try:
             return self.backend.create_commands()
         except LLMSetupError as exc:  # e.g. no matching interpreter: show why, fail on run
-            return [[f"# cannot create: {exc.message}"]]
+            # In English, as the rest of --json (the run itself reports it translated).
+            return [[f"# cannot create: {getattr(exc, 'english_message', exc.message)}"]]
 
     def details(self) -> dict:
         return {"env": self.backend.describe()}
@@ -127,7 +149,7 @@ class EnvStep(Step):
         for argv in self.backend.create_commands(replace=replace):
             try:
                 run(argv, log=self.plan.log_path(self.key), on_line=reporter.step_output,
-                    what=f"creating environment {self.backend.env_name}",
+                    what=_("creating environment {env}").format(env=self.backend.env_name),
                     env=self.backend.command_env(), group_record=self.plan.group_record)
             except ProcessError as exc:
                 if self.backend.name == "uv" and "python" in (exc.tail or "").lower() and \
@@ -152,8 +174,12 @@ class RequirementsStep(Step):
         self.profile = profile
         self.pins = pins
         self.lock = lock
-        lock_note = f", lock {lock.name}" if lock else ", no lock"
-        self.title = f"Install requirements (profile {profile}: {len(pins)} pins{lock_note})"
+        if lock:
+            self.set_title(N_("Install requirements (profile {profile}: {count} pins, lock "
+                              "{lock})"), profile=profile, count=len(pins), lock=lock.name)
+        else:
+            self.set_title(N_("Install requirements (profile {profile}: {count} pins, no "
+                              "lock)"), profile=profile, count=len(pins))
 
     @property
     def requirements_file(self) -> Path:
@@ -205,13 +231,13 @@ class RequirementsStep(Step):
     def run(self, reporter: PlanReporter) -> dict:
         self.write_inputs()
         run(self.commands()[0], log=self.plan.log_path(self.key), on_line=reporter.step_output,
-            what="installing requirements", hints=PIP_HINTS,
+            what=_("installing requirements"), hints=pip_hints(),
             group_record=self.plan.group_record)
         missing = self._missing()
         if missing:
-            raise CheckFailed("the install finished but these requirements are not satisfied: "
-                              + ", ".join(missing),
-                              hint=f"See {self.plan.log_path(self.key)}")
+            raise CheckFailed(_("the install finished but these requirements are not "
+                                "satisfied: {missing}").format(missing=", ".join(missing)),
+                              hint=_("See {log}").format(log=self.plan.log_path(self.key)))
         return {"profile": self.profile, "pins": self.pins,
                 "lock": str(self.lock) if self.lock else None}
 
@@ -231,14 +257,16 @@ class EngineStep(RequirementsStep):
         from llmsetup.host.asr import ENGINE_PINS
 
         if engine not in ENGINE_PINS:
-            raise UsageError(f"unknown --engine {engine!r}",
-                             hint="Speech models take --engine ctranslate2.")
+            raise UsageError(_("unknown --engine {engine}").format(engine=repr(engine)),
+                             hint=_("Speech models take --engine ctranslate2."))
         if plan.recipe.kind != "asr":
-            raise UsageError(f"--engine {engine} is for speech models; {plan.recipe.name} "
-                             f"is a {plan.recipe.kind} model")
+            raise UsageError(_("--engine {engine} is for speech models; {name} is a {kind} "
+                               "model").format(engine=engine, name=plan.recipe.name,
+                                               kind=plan.recipe.kind))
         super().__init__(plan, backend, profile, ENGINE_PINS[engine], lock)
         self.engine = engine
-        self.title = f"Install the {engine} engine ({', '.join(self.pins)})"
+        self.set_title(N_("Install the {engine} engine ({pins})"), engine=engine,
+                       pins=", ".join(self.pins))
 
     @property
     def requirements_file(self) -> Path:
@@ -260,7 +288,8 @@ class CudaCheckStep(Step):
         self.backend = backend
         self.requirements = requirements
         self.cpu = plan.options.cpu or not plan.recipe.needs_gpu
-        self.title = "Check torch" + (" (CPU allowed)" if self.cpu else " and CUDA")
+        self.set_title(N_("Check torch (CPU allowed)") if self.cpu
+                       else N_("Check torch and CUDA"))
 
     def fingerprint(self) -> str:
         return fingerprint(self.backend.describe(), self.cpu,
@@ -283,16 +312,27 @@ class CudaCheckStep(Step):
                 facts.update(event)
                 gpus = ", ".join(f"{g['name']} ({g['memory_total_gb']} GB, cc "
                                  f"{g['compute_capability']})" for g in event.get("gpus", []))
-                reporter.step_output(
-                    f"torch {event['torch']}, CUDA {event.get('cuda_version') or 'none'}, "
-                    f"cuda available: {event['cuda_available']}" + (f"; {gpus}" if gpus else ""))
+                cuda, available = event.get("cuda_version"), event["cuda_available"]
+                if cuda:
+                    line = _("torch {torch}, CUDA {cuda}, cuda available: {available}").format(
+                        torch=event["torch"], cuda=cuda, available=available)
+                else:
+                    line = _("torch {torch}, CUDA none, cuda available: {available}").format(
+                        torch=event["torch"], available=available)
+                reporter.step_output(line + (f"; {gpus}" if gpus else ""))
 
         run_module(self.backend.python_command(), "torch_check", self._args(),
                    log=self.plan.log_path(self.key), on_event=on_event)
         gpus = facts.get("gpus") or []
-        summary = (f"torch {facts.get('torch')}, CUDA {facts.get('cuda_version') or 'none'}, "
-                   + (", ".join(f"{g['name']} {g['memory_total_gb']} GB" for g in gpus)
-                      if gpus else "no GPU visible to torch"))
+        found = (", ".join(f"{g['name']} {g['memory_total_gb']} GB" for g in gpus) if gpus
+                 else Text(N_("no GPU visible to torch")))
+        if facts.get("cuda_version"):
+            summary = self.summarize(Text(N_("torch {torch}, CUDA {cuda}, {gpus}"),
+                                          torch=facts.get("torch"), cuda=facts["cuda_version"],
+                                          gpus=found))
+        else:
+            summary = self.summarize(Text(N_("torch {torch}, CUDA none, {gpus}"),
+                                          torch=facts.get("torch"), gpus=found))
         return {**{k: facts.get(k) for k in ("torch", "cuda_version", "cuda_available", "gpus")},
                 "summary": summary}
 
@@ -306,7 +346,7 @@ class GenerateStep(Step):
         super().__init__(plan)
         self.backend = backend
         self.model_dir = plan.target.model_dir
-        self.title = f"Generate the model into {self.model_dir}"
+        self.set_title(N_("Generate the model into {dir}"), dir=self.model_dir)
 
     @property
     def marker(self) -> Path:
@@ -338,8 +378,10 @@ class GenerateStep(Step):
 
     def run(self, reporter: PlanReporter) -> dict:
         if self.model_dir.exists() and not self.marker.exists() and any(self.model_dir.iterdir()):
-            raise UsageError(f"{self.model_dir} exists and was not made by llmsetup",
-                             hint="Move it away or set LLMSETUP_MODELS_DIR to another folder.")
+            raise UsageError(_("{dir} exists and was not made by llmsetup").format(
+                                 dir=self.model_dir),
+                             hint=_("Move it away or set LLMSETUP_MODELS_DIR to another "
+                                    "folder."))
         self.model_dir.parent.mkdir(parents=True, exist_ok=True)
         # Build next to the target, then swap in: never a half-built model at the final path.
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.model_dir.name}.", dir=self.model_dir.parent))
@@ -372,7 +414,8 @@ class DownloadStep(Step):
     def __init__(self, plan: Plan) -> None:
         super().__init__(plan)
         self.model_dir = plan.target.model_dir
-        self.title = f"Download {plan.recipe.repo_id} into {self.model_dir}"
+        self.set_title(N_("Download {repo} into {dir}"), repo=plan.recipe.repo_id,
+                       dir=self.model_dir)
 
     def _flags(self) -> list[str]:
         """The download options as ``llmsetup download`` would take them (for --dry-run)."""
@@ -414,7 +457,11 @@ class VerifyStep(Step):
         super().__init__(plan)
         self.backend = backend
         quant = plan.options.quantization
-        self.title = f"Verify {plan.recipe.name}" + (f" ({quant})" if quant else "")
+        if quant:
+            self.set_title(N_("Verify {name} ({quantization})"), name=plan.recipe.name,
+                           quantization=quant)
+        else:
+            self.set_title(N_("Verify {name}"), name=plan.recipe.name)
 
     def _flags(self) -> list[str]:
         flags = []
@@ -450,31 +497,39 @@ class VerifyStep(Step):
                                on_line=reporter.step_output,
                                log=self.plan.log_path(self.key))
         if not result.get("passed"):
-            raise CheckFailed(f"{self.plan.recipe.name} did not pass verification: "
-                              + str(result.get("reason", "see the log")),
-                              hint=f"Full log: {self.plan.log_path(self.key)}")
-        return {**result, "summary": verify_summary(result)}
+            reason = result["reason"] if "reason" in result else _("see the log")
+            raise CheckFailed(_("{name} did not pass verification: {reason}").format(
+                                  name=self.plan.recipe.name, reason=str(reason)),
+                              hint=_("Full log: {log}").format(log=self.plan.log_path(self.key)))
+        return {**result, "summary": self.summarize(verify_text(result))}
 
 
-def verify_summary(result: dict) -> str:
+def verify_text(result: dict) -> Text:
     """The proof in a line or two: what the model answered (or heard), and how fast."""
-    lines = []
+    lines: list[str | Text] = []
     for item in result.get("prompts") or []:
         lines.append(f"{item['prompt']!r} -> {item['answer']!r}")
     for item in result.get("items") or []:
         lines.append(f"{Path(str(item.get('file', ''))).name}: {item.get('text', '')!r}")
-    facts = [f"{result['device']}" if result.get("device") else None,
-             f"{result['dtype']}" if result.get("dtype") else None,
-             f"load {result['load_s']:.1f}s" if result.get("load_s") is not None else None,
-             f"{result['decode_tokens_per_s']:.0f} tokens/s"
-             if result.get("decode_tokens_per_s") else None]
-    lines.append(", ".join(f for f in facts if f))
-    return "\n    ".join(lines[:4])
+    facts: list[str | Text | None] = [
+        f"{result['device']}" if result.get("device") else None,
+        f"{result['dtype']}" if result.get("dtype") else None,
+        Text(N_("load {seconds}s"), seconds=f"{result['load_s']:.1f}")
+        if result.get("load_s") is not None else None,
+        f"{result['decode_tokens_per_s']:.0f} tokens/s"
+        if result.get("decode_tokens_per_s") else None]
+    lines.append(Joined(", ", [f for f in facts if f]))
+    return Joined("\n    ", lines[:4])
+
+
+def verify_summary(result: dict) -> str:
+    """:func:`verify_text` in English (what the install records)."""
+    return verify_text(result).english()
 
 
 def add_download(plan: Plan, backend: EnvBackend) -> None:
     if plan.target.from_folder:
-        plan.skipped.append(("download", "a local model folder needs no download"))
+        plan.skipped.append(("download", N_("a local model folder needs no download")))
     elif not plan.options.download:
         plan.skipped.append(("download", "--no-download"))
     elif plan.recipe.sources == ["generate"]:

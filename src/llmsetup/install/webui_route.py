@@ -13,7 +13,8 @@ from pathlib import Path
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
 from llmsetup.fileio import write_json_atomic, write_text_atomic
-from llmsetup.install.plan import Plan, PlanReporter, Step, file_digest, fingerprint
+from llmsetup.i18n import N_, _
+from llmsetup.install.plan import Joined, Plan, PlanReporter, Step, Text, file_digest, fingerprint
 from llmsetup.install.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
 from llmsetup.proc import run
 from llmsetup.webui import repo as webui
@@ -22,6 +23,11 @@ from llmsetup.webui import repo as webui
 def checkout_record_path(plan: Plan) -> Path:
     """Where the checkout's folder and commit are recorded (``serve`` reads it)."""
     return plan.state_dir / "webui.json"
+
+
+def _source_text(source: webui.CloneSource) -> Text:
+    """Where the clone comes from, in both languages."""
+    return Text(webui.SOURCE_WORDS[source.style], url=source.url)
 
 
 class CloneStep(Step):
@@ -44,9 +50,12 @@ class CloneStep(Step):
         self.source = (webui.clone_source(self.spec.repo_url, self.options.git_mirror)
                        if self._found() == "nothing" else None)
         self.url = self.source.url if self.source else self.spec.repo_url
-        via = f" ({self.source.describe()})" if self.source and self.source.style != "direct" \
-            else ""
-        self.title = f"Get text-generation-webui at {self.spec.commit} into {self.dir}{via}"
+        if self.source and self.source.style != "direct":
+            self.set_title(N_("Get text-generation-webui at {commit} into {dir} ({via})"),
+                           commit=self.spec.commit, dir=self.dir, via=_source_text(self.source))
+        else:
+            self.set_title(N_("Get text-generation-webui at {commit} into {dir}"),
+                           commit=self.spec.commit, dir=self.dir)
 
     def _found(self) -> str:
         """What is at the folder: a checkout, a tree (files, no .git) or nothing."""
@@ -105,27 +114,34 @@ class CloneStep(Step):
             return self._accept_tree()
         if found == "checkout" and webui.at_commit(self.dir, self.spec.commit):
             return {**self._save(kind="checkout", commit=webui.head_commit(self.dir)),
-                    "summary": f"found {self.dir} already at {self.spec.commit}; recorded"}
+                    "summary": self.summarize(Text(
+                        N_("found {dir} already at {commit}; recorded"),
+                        dir=self.dir, commit=self.spec.commit))}
         if found == "checkout":
             if not webui.is_clean(self.dir):
-                raise UsageError(f"{self.dir} has local changes and is not at "
-                                 f"{self.spec.commit}", hint="Commit or stash them first; "
-                                 "llmsetup never discards your work.")
+                raise UsageError(_("{dir} has local changes and is not at {commit}").format(
+                                     dir=self.dir, commit=self.spec.commit),
+                                 hint=_("Commit or stash them first; llmsetup never discards "
+                                        "your work."))
             if not self.options.yes:
-                raise UsageError(f"{self.dir} is at {webui.head_commit(self.dir)[:10]}, not the "
-                                 f"book's {self.spec.commit}",
-                                 hint="Rerun with --yes to check out the book's commit there.")
+                raise UsageError(_("{dir} is at {head}, not the book's {commit}").format(
+                                     dir=self.dir, head=webui.head_commit(self.dir)[:10],
+                                     commit=self.spec.commit),
+                                 hint=_("Rerun with --yes to check out the book's commit "
+                                        "there."))
         log = self.plan.log_path(self.key)
         for argv in self.commands():
             run(argv, log=log, on_line=reporter.step_output, what=" ".join(argv[:2]),
                 env={"GIT_TERMINAL_PROMPT": "0"},
-                hints=[("could not resolve host", "GitHub is unreachable: try --git-mirror."),
-                       ("timed out", "GitHub is slow or blocked: try --git-mirror."),
-                       ("did not match any", "The commit is not in that repository or mirror.")])
-        how = (f"cloned {self.source.describe()}" if self.source
-               else f"checked out {self.spec.commit} in the existing checkout")
+                hints=[("could not resolve host", _("GitHub is unreachable: try --git-mirror.")),
+                       ("timed out", _("GitHub is slow or blocked: try --git-mirror.")),
+                       ("did not match any",
+                        _("The commit is not in that repository or mirror."))])
+        how = (Text(N_("cloned {source}"), source=_source_text(self.source)) if self.source
+               else Text(N_("checked out {commit} in the existing checkout"),
+                         commit=self.spec.commit))
         return {**self._save(kind="checkout", commit=webui.head_commit(self.dir)),
-                "summary": how}
+                "summary": self.summarize(how)}
 
     def _accept_tree(self) -> dict:
         """A folder of the webui's files without .git: check it against the commit."""
@@ -134,20 +150,30 @@ class CloneStep(Step):
         if blobs and not bad:
             record = self._save(kind="tree", commit=self.spec.commit,
                                 verified_by="git blob ids of " + ", ".join(blobs))
-            return {**record, "summary": f"{self.dir} is not a git checkout; its "
-                    f"{', '.join(blobs)} match {self.spec.commit}: accepted"}
+            return {**record, "summary": self.summarize(Text(
+                N_("{dir} is not a git checkout; its {files} match {commit}: accepted"),
+                dir=self.dir, files=", ".join(blobs), commit=self.spec.commit))}
         if not self.options.accept_tree:
-            why = (f"its {', '.join(bad)} do not match {self.spec.commit}" if bad
-                   else f"the recipe records no file ids to check it against "
-                   f"{self.spec.commit}")
-            raise UsageError(f"{self.dir} exists and is not a git checkout, and {why}",
-                             hint="Pass --accept-tree to use it as it is, or choose an empty "
-                             "folder with --webui-dir to clone into.")
+            if bad:
+                message = _("{dir} exists and is not a git checkout, and its {files} do not "
+                            "match {commit}").format(dir=self.dir, files=", ".join(bad),
+                                                     commit=self.spec.commit)
+            else:
+                message = _("{dir} exists and is not a git checkout, and the recipe records "
+                            "no file ids to check it against {commit}").format(
+                                dir=self.dir, commit=self.spec.commit)
+            raise UsageError(message, hint=_("Pass --accept-tree to use it as it is, or "
+                                             "choose an empty folder with --webui-dir to "
+                                             "clone into."))
         record = self._save(kind="tree", commit=None, verified_by="--accept-tree",
                             mismatches=bad or [])
-        return {**record, "summary": f"{self.dir} is not a git checkout; accepted as it is "
-                "(--accept-tree)" + (f"; differs from {self.spec.commit} in {', '.join(bad)}"
-                                     if bad else "")}
+        accepted = Text(N_("{dir} is not a git checkout; accepted as it is (--accept-tree)"),
+                        dir=self.dir)
+        if bad:
+            accepted = Joined("; ", [accepted, Text(N_("differs from {commit} in {files}"),
+                                                    commit=self.spec.commit,
+                                                    files=", ".join(bad))])
+        return {**record, "summary": self.summarize(accepted)}
 
 
 class WebUIRequirementsStep(RequirementsStep):
@@ -159,8 +185,14 @@ class WebUIRequirementsStep(RequirementsStep):
         super().__init__(plan, backend, profile, spec.profiles.get(profile, []), lock)
         self.spec = spec
         self.clone = clone
-        self.title = (f"Install the webui's requirements up to {spec.requirements_cutoff} "
-                      f"(profile {profile}{', lock ' + lock.name if lock else ', no lock'})")
+        if lock:
+            self.set_title(N_("Install the webui's requirements up to {cutoff} (profile "
+                              "{profile}, lock {lock})"), cutoff=spec.requirements_cutoff,
+                           profile=profile, lock=lock.name)
+        else:
+            self.set_title(N_("Install the webui's requirements up to {cutoff} (profile "
+                              "{profile}, no lock)"), cutoff=spec.requirements_cutoff,
+                           profile=profile)
 
     @property
     def requirements_file(self) -> Path:
@@ -179,7 +211,8 @@ class WebUIRequirementsStep(RequirementsStep):
     def requirements_text(self) -> str:
         trimmed = self.trimmed()
         if trimmed is None:
-            raise UsageError(f"{self._source()} is missing", hint="The clone step did not finish.")
+            raise UsageError(_("{file} is missing").format(file=self._source()),
+                             hint=_("The clone step did not finish."))
         pins = "".join(p + "\n" for p in self.pins)
         return (f"# llmsetup: text-generation-webui {self.spec.commit} requirements.txt up to "
                 f"{self.spec.requirements_cutoff}\n{trimmed}# llmsetup: profile {self.profile}\n"
@@ -217,7 +250,7 @@ class DeployStep(Step):
         mode = plan.options.webui_options.deploy
         target = clone.dir / "models" / plan.recipe.webui.model_dir_name
         self.deployment = webui.Deployment(plan.target.model_dir, target, mode)
-        self.title = f"Deploy the model into {target} ({mode})"
+        self.set_title(N_("Deploy the model into {target} ({mode})"), target=target, mode=mode)
 
     def fingerprint(self) -> str:
         d = self.deployment
@@ -243,13 +276,14 @@ def add_steps(plan: Plan) -> None:
     recipe, options = plan.recipe, plan.options
     spec = recipe.webui
     if spec is None:
-        raise UsageError(f"{recipe.name} has no webui section",
-                         hint="Only the Llama-2 recipes are served through text-generation-webui; "
-                         "use `llmsetup chat` for the others.")
+        raise UsageError(_("{name} has no webui section").format(name=recipe.name),
+                         hint=_("Only the Llama-2 recipes are served through "
+                                "text-generation-webui; use `llmsetup chat` for the others."))
     profile = options.profile or recipe.default_profile
     if profile not in spec.profiles:
-        raise UsageError(f"{recipe.name}'s webui has no profile {profile!r}",
-                         hint="Profiles: " + ", ".join(spec.profiles))
+        raise UsageError(_("{name}'s webui has no profile {profile}").format(
+                             name=recipe.name, profile=repr(profile)),
+                         hint=_("Profiles: {profiles}").format(profiles=", ".join(spec.profiles)))
     env_name = spec.env.name if profile == recipe.default_profile else f"{spec.env.name}-{profile}"
     python = options.python or spec.env.profile_python.get(profile, spec.env.python)
     backend = make_backend(choose_backend(options.env_backend, spec.env.backend), env_name,

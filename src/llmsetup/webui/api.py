@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 from llmsetup.errors import CheckFailed
+from llmsetup.i18n import _
 
 
 def check_page(url: str, timeout: float = 30) -> int:
@@ -16,8 +17,10 @@ def check_page(url: str, timeout: float = 30) -> int:
     except urllib.error.HTTPError as exc:
         return exc.code
     except (urllib.error.URLError, OSError) as exc:
-        raise CheckFailed(f"the webui does not answer at {url}: {exc}",
-                          hint="Is `llmsetup serve` running? Check the host and port.") from None
+        raise CheckFailed(_("the webui does not answer at {url}: {error}").format(
+                              url=url, error=exc),
+                          hint=_("Is `llmsetup serve` running? Check the host and port.")) \
+            from None
 
 
 def chat_once(api_url: str, prompt: str, max_tokens: int = 32, timeout: float = 300) -> str:

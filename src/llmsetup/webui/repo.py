@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from llmsetup.errors import CheckFailed, UsageError
 from llmsetup.fileio import write_json_atomic
+from llmsetup.i18n import N_, _
 from llmsetup.proc import Captured, capture
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -52,9 +53,10 @@ def trim_requirements(text: str, cutoff: str) -> str:
             result = "".join(kept)
             return result if result.endswith("\n") else result + "\n"
     raise UsageError(
-        f"the cut-off package {cutoff!r} is not in the webui's requirements.txt",
-        hint="The checkout is not at the recipe's commit, or the recipe's "
-        "webui.requirements_cutoff is wrong.")
+        _("the cut-off package {cutoff} is not in the webui's requirements.txt").format(
+            cutoff=repr(cutoff)),
+        hint=_("The checkout is not at the recipe's commit, or the recipe's "
+               "webui.requirements_cutoff is wrong."))
 
 
 def requirement_lines(text: str) -> list[str]:
@@ -76,9 +78,18 @@ class CloneSource(NamedTuple):
     style: str
 
     def describe(self) -> str:
-        return {"direct": "directly", "proxy": "through the URL-prefix proxy",
-                "template": "through the mirror template", "root": "from the mirror root",
-                "repository": "from the mirror repository"}[self.style] + f" {self.url}"
+        """Where the clone comes from, in English (see :data:`SOURCE_WORDS`)."""
+        return SOURCE_WORDS[self.style].format(url=self.url)
+
+
+#: How each ``--git-mirror`` style reads: marked here, translated where it is shown.
+SOURCE_WORDS = {
+    "direct": N_("directly {url}"),
+    "proxy": N_("through the URL-prefix proxy {url}"),
+    "template": N_("through the mirror template {url}"),
+    "root": N_("from the mirror root {url}"),
+    "repository": N_("from the mirror repository {url}"),
+}
 
 
 _GIT_URL = re.compile(r"^(https?|git|ssh|git\+ssh|ssh\+git)://[^/\s]+|^[\w.-]+@[\w.-]+:")
@@ -104,10 +115,12 @@ def _local_source(folder: Path, owner_path: str, shown: str) -> CloneSource:
     for candidate in tried:
         if _is_git_repo(candidate):
             return CloneSource(str(candidate), "root")
-    raise UsageError(f"--git-mirror {shown}: no git repository at {folder} or at "
-                     + " or ".join(str(t) for t in tried),
-                     hint="Give the mirror repository itself, or a root folder that holds "
-                     f"{owner_path}.git (e.g. made with `git clone --mirror`).")
+    bare, plain = tried
+    raise UsageError(_("--git-mirror {mirror}: no git repository at {folder} or at {bare} or "
+                       "{plain}").format(mirror=shown, folder=folder, bare=bare, plain=plain),
+                     hint=_("Give the mirror repository itself, or a root folder that holds "
+                            "{path}.git (e.g. made with `git clone --mirror`).").format(
+                                path=owner_path))
 
 
 def clone_source(repo_url: str, mirror: str | None) -> CloneSource:
@@ -131,8 +144,8 @@ def clone_source(repo_url: str, mirror: str | None) -> CloneSource:
         try:
             url = mirror.format(url=repo_url, path=owner_path)
         except (KeyError, IndexError, ValueError) as exc:
-            raise UsageError(f"--git-mirror {mirror}: a template takes only {{url}} and "
-                             f"{{path}} ({exc})") from None
+            raise UsageError(_("--git-mirror {mirror}: a template takes only {{url}} and "
+                               "{{path}} ({error})").format(mirror=mirror, error=exc)) from None
         return _checked(CloneSource(url, "template"), mirror)
     if mirror.startswith("file://"):
         return _local_source(Path(unquote(urlsplit(mirror).path)), owner_path, mirror)
@@ -149,10 +162,11 @@ def clone_source(repo_url: str, mirror: str | None) -> CloneSource:
 
 def _checked(source: CloneSource, mirror: str) -> CloneSource:
     if not _GIT_URL.match(source.url) or any(c.isspace() for c in source.url):
-        raise UsageError(f"--git-mirror {mirror} gives {source.url}, which git cannot clone",
-                         hint="Give a URL-prefix proxy (https://proxy.example/), a mirror root "
-                         "(a folder, file:// or https://host/org/), a template with {url}, "
-                         "or the mirror repository's URL.")
+        raise UsageError(_("--git-mirror {mirror} gives {url}, which git cannot clone").format(
+                             mirror=mirror, url=source.url),
+                         hint=_("Give a URL-prefix proxy (https://proxy.example/), a mirror "
+                                "root (a folder, file:// or https://host/org/), a template "
+                                "with {url}, or the mirror repository's URL."))
     return source
 
 
@@ -219,18 +233,21 @@ class Deployment:
     def run(self) -> str:
         """Deploy; never leaves a half-deployed folder at the target. Returns the mode used."""
         if self.mode not in DEPLOY_MODES:
-            raise UsageError(f"unknown deploy mode {self.mode!r}",
-                             hint="Choose link, copy or move.")
+            raise UsageError(_("unknown deploy mode {mode}").format(mode=repr(self.mode)),
+                             hint=_("Choose link, copy or move."))
         if not (self.source / "config.json").is_file():
-            raise CheckFailed(f"nothing to deploy: {self.source} holds no model",
-                              hint="Run the download first (`llmsetup download NAME`).")
+            raise CheckFailed(_("nothing to deploy: {folder} holds no model").format(
+                                  folder=self.source),
+                              hint=_("Run the download first (`llmsetup download NAME`)."))
         self.target.parent.mkdir(parents=True, exist_ok=True)
         if self.target.is_symlink():
             self.target.unlink()
         elif self.target.exists():
             if not (self.target / ".llmsetup-deployed.json").is_file():
-                raise UsageError(f"{self.target} exists and was not deployed by llmsetup",
-                                 hint="Move it away, or pass --deploy with the folder removed.")
+                raise UsageError(_("{target} exists and was not deployed by llmsetup").format(
+                                     target=self.target),
+                                 hint=_("Move it away, or pass --deploy with the folder "
+                                        "removed."))
             shutil.rmtree(self.target)
         if self.mode == "link":
             try:

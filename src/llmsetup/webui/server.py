@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from llmsetup.envs import recorded_env
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
 from llmsetup.fileio import write_json_atomic
+from llmsetup.i18n import _
 from llmsetup.proc import quote, run_service
 from llmsetup.recipes.schema import WebUISpec
 from llmsetup.settings import Settings
@@ -55,27 +56,33 @@ def server_plan(target, settings: Settings, opts: ServeOptions) -> dict:
         model_name = target.model_dir.name
         deploy = Deployment(target.model_dir, folder / "models" / model_name, "link")
         if (deploy.target.exists() or deploy.target.is_symlink()) and not deploy.is_done():
-            raise UsageError(f"{deploy.target} already holds another model",
-                             hint="Rename your model folder, or move that one away.")
+            raise UsageError(_("{folder} already holds another model").format(
+                                 folder=deploy.target),
+                             hint=_("Rename your model folder, or move that one away."))
     else:
         spec = recipe.webui
         if spec is None:
-            raise UsageError(f"{recipe.name} is not served through text-generation-webui",
-                             hint=f"Chat with it directly: `llmsetup chat {recipe.name}`.")
+            raise UsageError(_("{name} is not served through text-generation-webui").format(
+                                 name=recipe.name),
+                             hint=_("Chat with it directly: `llmsetup chat {name}`.").format(
+                                 name=recipe.name))
         owner = recipe.name
         installed = recorded_env(settings, recipe.name, "webui.json") or {}
         folder = opts.webui_dir or (Path(installed["dir"]) if installed.get("dir") else None)
         if folder is None or not (folder / "server.py").is_file():
             raise NotFoundError(
-                f"no text-generation-webui checkout for {recipe.name}"
-                + (f" at {folder}" if folder else ""),
-                hint=f"Install it first: `llmsetup install {recipe.name} --ui webui`.")
+                (_("no text-generation-webui checkout for {name} at {folder}") if folder
+                 else _("no text-generation-webui checkout for {name}")).format(
+                    name=recipe.name, folder=folder),
+                hint=_("Install it first: `llmsetup install {name} --ui webui`.").format(
+                    name=recipe.name))
         model_name = spec.model_dir_name
         deploy = None
         if not (folder / "models" / model_name).exists():
-            raise NotFoundError(f"the model is not deployed at {folder / 'models' / model_name}",
-                                hint=f"Run `llmsetup install {recipe.name} --ui webui` to "
-                                "deploy it.")
+            raise NotFoundError(_("the model is not deployed at {folder}").format(
+                                    folder=folder / "models" / model_name),
+                                hint=_("Run `llmsetup install {name} --ui webui` to deploy "
+                                       "it.").format(name=recipe.name))
     env = (recorded_env(settings, owner, "webui-env.json") or {}) if owner else {}
     python = [env["python"]] if env.get("python") else [sys.executable]
     port = opts.port or spec.port
@@ -107,11 +114,11 @@ def _login(settings: Settings, opts: ServeOptions) -> dict:
         return {}
     if opts.api:
         raise UsageError(
-            "the webui's API would listen beyond loopback without a key: the webui takes "
-            "its API key only on the command line, which every user here can read",
-            hint="Serve the API with --engine vllm (its key travels in the environment), "
-            "keep the webui on loopback and tunnel to it (ssh -L), or add --no-auth on a "
-            "trusted network.")
+            _("the webui's API would listen beyond loopback without a key: the webui takes "
+              "its API key only on the command line, which every user here can read"),
+            hint=_("Serve the API with --engine vllm (its key travels in the environment), "
+                   "keep the webui on loopback and tunnel to it (ssh -L), or add --no-auth on "
+                   "a trusted network."))
     path, _password, created = auth.ensure_webui_login(settings)
     return {"login_file": str(path), "login_created": created}
 
@@ -138,14 +145,16 @@ def _checkout_for_folder(settings: Settings, model: Path,
             found.append((path.stat().st_mtime, path.parent.name, folder))
     if webui_dir:
         if not (webui_dir / "server.py").is_file():
-            raise NotFoundError(f"no text-generation-webui checkout at {webui_dir}",
-                                hint="Give the folder that holds server.py.")
-        return webui_dir, next((name for _, name, f in found if f == webui_dir), None)
+            raise NotFoundError(_("no text-generation-webui checkout at {folder}").format(
+                                    folder=webui_dir),
+                                hint=_("Give the folder that holds server.py."))
+        return webui_dir, next((name for _when, name, f in found if f == webui_dir), None)
     if not found:
-        raise NotFoundError(f"no text-generation-webui checkout to serve {model} with",
-                            hint="Pass --webui-dir DIR, or install one: `llmsetup install "
-                            "llama-2-7b-chat --ui webui --no-download`.")
-    _, name, folder = max(found)
+        raise NotFoundError(_("no text-generation-webui checkout to serve {model} with").format(
+                                model=model),
+                            hint=_("Pass --webui-dir DIR, or install one: `llmsetup install "
+                                   "llama-2-7b-chat --ui webui --no-download`."))
+    _when, name, folder = max(found)
     return folder, name
 
 
@@ -195,8 +204,9 @@ def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CheckFailed(f"the webui server exited with status {proc.returncode} before "
-                              "it answered", hint="Its output above says why.")
+            raise CheckFailed(_("the webui server exited with status {status} before it "
+                                "answered").format(status=proc.returncode),
+                              hint=_("Its output above says why."))
         try:
             with urllib.request.urlopen(url, timeout=5) as reply:
                 if reply.status == 200:
@@ -204,8 +214,9 @@ def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
         except (urllib.error.URLError, OSError, ValueError):
             pass
         time.sleep(0.5)
-    raise CheckFailed(f"the webui did not answer at {url} within {timeout:.0f}s",
-                      hint="Loading a large model takes a while: raise --ready-timeout.")
+    raise CheckFailed(_("the webui did not answer at {url} within {seconds}s").format(
+                          url=url, seconds=f"{timeout:.0f}"),
+                      hint=_("Loading a large model takes a while: raise --ready-timeout."))
 
 
 def run_server(plan: dict, opts: ServeOptions, on_ready) -> int:
