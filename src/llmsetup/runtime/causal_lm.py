@@ -105,7 +105,8 @@ def verify(args: argparse.Namespace) -> None:
     prompts = args.prompt or DEFAULT_PROMPTS
     max_new = args.max_new_tokens or 64
     with _rt.peak_memory(opts.device) as memory:
-        _rt.emit("progress", stage="load", message=f"loading {args.model}")
+        _rt.emit("progress", stage="load", message=f"loading {args.model}",
+                 model=str(args.model))
         loaded = _lm.load(args.model, opts)
         _rt.emit("progress", stage="loaded", load_s=loaded.load_s, dtype=loaded.dtype,
                  device=loaded.device, quantization=loaded.quantization)
@@ -120,7 +121,9 @@ def verify(args: argparse.Namespace) -> None:
                         f"context of {loaded.context_length} tokens after the {len(ids)}-token "
                         f"prompt: using {budget}")
                 notes.append(note)
-                _rt.emit("progress", stage="note", message=note)
+                _rt.emit("progress", stage="note", message=note, note="budget", index=number,
+                         wanted=max_new, context=loaded.context_length,
+                         prompt_tokens=len(ids), budget=budget)
             answer = _generate.generate(loaded, ids, budget)
             problems = judge(answer, loaded)
             answers.append(answer)
