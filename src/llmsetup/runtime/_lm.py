@@ -97,7 +97,7 @@ def parse_memory_gb(spec: str | None) -> dict:
     """``fp16=13,int8=9,int4=5`` (the recipe's figures, passed by the host) -> dict."""
     found: dict = {}
     for part in (spec or "").split(","):
-        key, _, value = part.partition("=")
+        key, _sep, value = part.partition("=")
         try:
             found[key.strip()] = float(value)
         except ValueError:
