@@ -26,6 +26,7 @@ from pathlib import Path
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
 from llmsetup.fileio import write_text_atomic
 from llmsetup.host.subtitles import FORMATS, render, transcript_doc
+from llmsetup.i18n import _
 from llmsetup.secret import redact
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "speech" / "samples.json"
@@ -45,23 +46,26 @@ EventHandler = Callable[[dict], None]
 def require_speech_model(target) -> None:
     """The target is a Whisper model whose folder is there."""
     if target.kind != "asr":
-        raise UsageError(f"{target.recipe.name} is a {target.kind} model, not a speech model",
-                         hint="Use `llmsetup verify` or `llmsetup chat` for text models.")
+        raise UsageError(_("{name} is a {kind} model, not a speech model").format(
+                             name=target.recipe.name, kind=target.kind),
+                         hint=_("Use `llmsetup verify` or `llmsetup chat` for text models."))
     if not (target.model_dir / "config.json").is_file():
         name = target.recipe.name
         raise NotFoundError(
-            f"{name}: no model in {target.model_dir}",
-            hint=f"Install it first: `llmsetup install {name}` (or `llmsetup download {name}`)."
-            if not target.from_folder else "Point at the folder that holds config.json.")
+            _("{name}: no model in {path}").format(name=name, path=target.model_dir),
+            hint=_("Install it first: `llmsetup install {name}` (or `llmsetup download "
+                   "{name}`).").format(name=name)
+            if not target.from_folder else _("Point at the folder that holds config.json."))
 
 
 def audio_file(path: str | os.PathLike[str]) -> Path:
     """An existing audio file the user named, as an absolute path."""
     file = Path(path).expanduser().absolute()
     if file.is_dir():
-        raise UsageError(f"{path} is a folder, not an audio file")
+        raise UsageError(_("{path} is a folder, not an audio file").format(path=path))
     if not file.is_file():
-        raise NotFoundError(f"{path}: no such file", hint="Check the path of the recording.")
+        raise NotFoundError(_("{path}: no such file").format(path=path),
+                            hint=_("Check the path of the recording."))
     return file
 
 
@@ -75,18 +79,20 @@ def pipeline_args(recipe, *, language: str | None, task: str | None, device: str
     spec = recipe.smoke.audio or AudioSpec()
     engine = (engine or "transformers").lower()
     if engine not in ENGINES:
-        raise UsageError(f"--engine {engine}: use transformers or ctranslate2")
+        raise UsageError(_("--engine {engine}: use transformers or ctranslate2").format(
+            engine=engine))
     if beams is not None and beams < 1:
-        raise UsageError("--beams must be at least 1", hint="1 is greedy decoding.")
+        raise UsageError(_("--beams must be at least 1"), hint=_("1 is greedy decoding."))
     if batch_size is not None and engine == "ctranslate2":
-        raise UsageError("--batch-size is for --engine transformers",
-                         hint="ctranslate2 decodes one 30 s window after another, each "
-                         "following on from the text before it.")
+        raise UsageError(_("--batch-size is for --engine transformers"),
+                         hint=_("ctranslate2 decodes one 30 s window after another, each "
+                                "following on from the text before it."))
     if batch_size is not None and batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
+        raise UsageError(_("--batch-size must be at least 1"))
     if chunk_length is not None and not 0 < chunk_length <= 30:
-        raise UsageError("--chunk-length must be between 0 and 30 seconds",
-                         hint="Whisper hears 30 s at a time; the pipeline cuts longer audio.")
+        raise UsageError(_("--chunk-length must be between 0 and 30 seconds"),
+                         hint=_("Whisper hears 30 s at a time; the pipeline cuts longer "
+                                "audio."))
     if timestamps is None:
         timestamps = "chunk" if spec.return_timestamps else "none"
     args = ["--device", (device or "auto").lower(), "--task", task or spec.task,
@@ -105,25 +111,28 @@ def stderr_progress(event: dict) -> None:
     name = Path(str(event.get("file", ""))).name
     line = None
     if kind == "stage":
-        line = f"Loading the model on {event.get('device')}..."
+        line = _("Loading the model on {device}...").format(device=event.get("device"))
     elif kind == "model":
-        line = f"Loaded in {event['load_s']:.1f} s ({_engine_words(event)})"
+        line = _("Loaded in {seconds:.1f} s ({engine})").format(seconds=event["load_s"],
+                                                               engine=_engine_words(event))
     elif kind == "convert" and event.get("status") == "converting":
-        line = (f"Converting the model for CTranslate2 ({event['quantization']}), once: "
-                f"{event['path']}")
+        line = _("Converting the model for CTranslate2 ({quantization}), once: {path}").format(
+            quantization=event["quantization"], path=event["path"])
     elif kind == "convert" and event.get("status") == "converted":
-        line = f"Converted in {event['seconds']:.1f} s"
+        line = _("Converted in {seconds:.1f} s").format(seconds=event["seconds"])
     elif kind == "converted":
-        line = f"Saved the converted audio to {event['path']}"
+        line = _("Saved the converted audio to {path}").format(path=event["path"])
     elif kind == "progress" and event.get("chunks_total", 1) > 1:
-        line = (f"{name}: {event['fraction']:.0%} ({event['seconds_done']:.0f} s of "
-                f"{event['duration_s']:.0f} s)")
+        line = _("{file}: {fraction:.0%} ({done:.0f} s of {duration:.0f} s)").format(
+            file=name, fraction=event["fraction"], done=event["seconds_done"],
+            duration=event["duration_s"])
     elif kind == "transcript":
-        line = f"{name}: {event['duration_s']:.1f} s of audio in {event['transcribe_s']:.1f} s"
+        line = _("{file}: {duration:.1f} s of audio in {seconds:.1f} s").format(
+            file=name, duration=event["duration_s"], seconds=event["transcribe_s"])
     elif kind == "warning":
-        line = f"Warning: {event.get('message')}"
+        line = _("Warning: {message}").format(message=event.get("message"))
     elif kind == "output" and event.get("path"):
-        line = f"Wrote {event['path']}"
+        line = _("Wrote {path}").format(path=event["path"])
     if line:
         sys.stderr.write(redact(line) + "\n")
         sys.stderr.flush()
@@ -133,16 +142,19 @@ def _engine_words(info: dict) -> str:
     """``int8, CTranslate2`` or ``float32, sdpa attention``."""
     if info.get("engine") == "ctranslate2":
         return f"{info['dtype']}, CTranslate2"
-    return f"{info['dtype']}, {info['attention']} attention"
+    return _("{dtype}, {attention} attention").format(dtype=info["dtype"],
+                                                      attention=info["attention"])
 
 
 def engine_missing_hint(target, interpreter: str) -> str:
     """Which command adds faster-whisper to the environment that runs ``target``."""
     if not target.from_folder:
-        return (f"Add it to the model's environment: `llmsetup install {target.recipe.name} "
-                "--engine ctranslate2` (or use --engine transformers).")
-    return (f"Install it into the interpreter that runs the model: `{interpreter} -m pip "
-            f"install {' '.join(ENGINE_PINS['ctranslate2'])}` (or use --engine transformers).")
+        return _("Add it to the model's environment: `llmsetup install {name} "
+                 "--engine ctranslate2` (or use --engine transformers).").format(
+            name=target.recipe.name)
+    return _("Install it into the interpreter that runs the model: `{python} -m pip "
+             "install {packages}` (or use --engine transformers).").format(
+        python=interpreter, packages=" ".join(ENGINE_PINS["ctranslate2"]))
 
 
 def _run(target, settings, python: str | None, args: list[str], log_name: str,
@@ -176,7 +188,7 @@ def verify_speech(*, target, settings, python: str | None, audio: str | None,
     peak memory). Raises :class:`CheckFailed` when the model ran but did not pass.
     """
     if save_converted and not audio:
-        raise UsageError("--save-converted needs --audio FILE")
+        raise UsageError(_("--save-converted needs --audio FILE"))
     require_speech_model(target)
     args = ["verify", "--model", str(target.model_dir),
             *pipeline_args(target.recipe, language=language, task=task, device=device,
@@ -185,8 +197,9 @@ def verify_speech(*, target, settings, python: str | None, audio: str | None,
         args += ["--audio", str(audio_file(audio))]
     else:
         if not SAMPLES.is_file():
-            raise NotFoundError(f"the bundled speech samples are missing ({SAMPLES})",
-                                hint="Reinstall llmsetup, or pass --audio FILE.")
+            raise NotFoundError(_("the bundled speech samples are missing ({path})").format(
+                                path=SAMPLES),
+                                hint=_("Reinstall llmsetup, or pass --audio FILE."))
         args += ["--samples", str(SAMPLES)]
     if save_converted:
         args += ["--save-converted", str(Path(save_converted).expanduser().absolute())]
@@ -206,43 +219,53 @@ def summary_lines(report: dict) -> list[str]:
 
     ``llmsetup verify`` (human mode) can print these for a speech model as they are.
     """
-    verdict = "passed" if report.get("ok") else "did not pass"
     if "files" in report:
-        verdict = "transcribed"
-    lines = [f"{report['name']} {verdict} on {report['device']} ({_engine_words(report)}"
-             + (", random weights: only has to run" if report.get("random_weights") else "")
-             + f"); model loaded in {report['load_s']:.1f} s"]
+        head = _("{name} transcribed on {device} ({engine}); model loaded in {seconds:.1f} s")
+    elif report.get("ok"):
+        head = _("{name} passed on {device} ({engine}); model loaded in {seconds:.1f} s")
+    else:
+        head = _("{name} did not pass on {device} ({engine}); model loaded in {seconds:.1f} s")
+    engine = _engine_words(report)
+    if report.get("random_weights"):
+        engine = _("{engine}, random weights: only has to run").format(engine=engine)
+    lines = [head.format(name=report["name"], device=report["device"], engine=engine,
+                         seconds=report["load_s"])]
     for item in report.get("items") or report.get("files") or []:
         rtf = item.get("rtf")
-        line = (f"  {Path(item['file']).name}: {item['duration_s']:.1f} s of audio in "
-                f"{item['transcribe_s']:.1f} s (real-time factor "
-                f"{rtf if rtf is not None else '?'})")
+        line = "  " + _("{file}: {duration:.1f} s of audio in {seconds:.1f} s (real-time factor "
+                        "{rtf})").format(file=Path(item["file"]).name,
+                                         duration=item["duration_s"],
+                                         seconds=item["transcribe_s"],
+                                         rtf=rtf if rtf is not None else "?")
         if item.get("cer") is not None:
-            line += f", CER {item['cer']:.0%} (bound {item['max_cer']:.0%})"
+            line += _(", CER {cer:.0%} (bound {bound:.0%})").format(cer=item["cer"],
+                                                                   bound=item["max_cer"])
         if item.get("text") is not None:
-            line += f": {item['text'][:80]!r}"
+            line = _("{line}: {text!r}").format(line=line, text=item["text"][:80])
         lines.append(line)
     rss = report.get("peak_rss_mb")
-    rss_text = f"{rss:.0f} MB" if rss is not None else "not reported on this system"
+    rss_text = _("{mb:.0f} MB").format(mb=rss) if rss is not None \
+        else _("not reported on this system")
     if report.get("peak_gpu_memory_mb"):
-        lines.append(f"Peak GPU memory {report['peak_gpu_memory_mb'] / 1024:.2f} GB "
-                     f"(process RSS {rss_text})")
+        lines.append(_("Peak GPU memory {gb:.2f} GB (process RSS {rss})").format(
+            gb=report["peak_gpu_memory_mb"] / 1024, rss=rss_text))
     else:
-        lines.append(f"Peak memory (RSS) {rss_text}")
+        lines.append(_("Peak memory (RSS) {rss}").format(rss=rss_text))
     return lines
 
 
 def _verdict(report: dict) -> CheckFailed:
     failed = [item for item in report["items"] if not item["passed"]]
-    lines = [f"{report['name']} did not pass the speech check:"]
+    lines = [_("{name} did not pass the speech check:").format(name=report["name"])]
     for item in failed:
-        heard = (item["text"] or "(nothing)")[:120]
-        lines.append(f"  {Path(item['file']).name}: {item['reason']}; heard {heard!r}")
+        heard = (item["text"] or _("(nothing)"))[:120]
+        lines.append("  " + _("{file}: {reason}; heard {text!r}").format(
+            file=Path(item["file"]).name, reason=item["reason"], text=heard))
     error = CheckFailed(
         "\n".join(lines),
-        hint="Damaged or incomplete weights give text like this: `llmsetup check NAME`. "
-             "A small model may also mishear espeak's robotic voice: try your own recording "
-             f"with --audio FILE. Full log: {report['log']}")
+        hint=_("Damaged or incomplete weights give text like this: `llmsetup check NAME`. "
+               "A small model may also mishear espeak's robotic voice: try your own recording "
+               "with --audio FILE. Full log: {log}").format(log=report["log"]))
     error.report = report  # type: ignore[attr-defined]
     return error
 
@@ -254,7 +277,8 @@ def output_format(fmt: str | None, output: Path | None, folder_mode: bool) -> st
     if fmt:
         fmt = fmt.lower()
         if fmt not in FORMATS:
-            raise UsageError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+            raise UsageError(_("--format {format}: use one of {choices}").format(
+                format=fmt, choices=", ".join(FORMATS)))
         return fmt
     if output is not None and not folder_mode and output.suffix[1:].lower() in FORMATS:
         return output.suffix[1:].lower()
@@ -291,12 +315,13 @@ def plan_outputs(files: Sequence[Path], output: str | None, fmt: str | None,
     for path in paths:
         assert path is not None
         if path.resolve() in inputs:
-            raise UsageError(f"the output {path} is one of the input files",
-                             hint="Choose another --output.")
+            raise UsageError(_("the output {path} is one of the input files").format(
+                path=path), hint=_("Choose another --output."))
     existing = [str(p) for p in paths if p is not None and p.exists()]
     if existing and not force:
-        raise UsageError(f"{len(existing)} output file(s) already exist: {', '.join(existing[:3])}",
-                         hint="Pass --force to replace them, or choose another --output.")
+        raise UsageError(_("{count} output file(s) already exist: {files}").format(
+                             count=len(existing), files=", ".join(existing[:3])),
+                         hint=_("Pass --force to replace them, or choose another --output."))
     return fmt, paths
 
 
@@ -313,10 +338,10 @@ def transcribe(*, target, settings, files: Sequence[str], output: str | None = N
     """
     require_speech_model(target)
     if timestamps not in TIMESTAMPS:
-        raise UsageError(f"--timestamps {timestamps}: use chunk or word")
+        raise UsageError(_("--timestamps {value}: use chunk or word").format(value=timestamps))
     paths = [audio_file(f) for f in files]
     if not paths:
-        raise UsageError("give at least one audio file")
+        raise UsageError(_("give at least one audio file"))
     fmt, outputs = plan_outputs(paths, output, fmt, force)
     args = ["transcribe", "--model", str(target.model_dir),
             *pipeline_args(target.recipe, language=language, task=task, device=device,

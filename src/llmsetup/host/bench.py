@@ -19,6 +19,7 @@ from pathlib import Path
 
 from llmsetup.errors import UsageError
 from llmsetup.host.runner import run_module
+from llmsetup.i18n import _
 from llmsetup.settings import Settings
 
 PRECISIONS = {"full": 0, "int8": 8, "int4": 4}
@@ -64,8 +65,8 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--override {item!r}: expected KEY=VALUE",
-                             hint="e.g. --override num_hidden_layers=4")
+            raise UsageError(_("--override {item!r}: expected KEY=VALUE").format(item=item),
+                             hint=_("e.g. --override num_hidden_layers=4"))
         try:
             found[key.strip()] = json.loads(value)
         except ValueError:
@@ -77,8 +78,10 @@ def _checkpoint(target, settings: Settings, python: str, opts: BenchOptions,
                 on_event) -> tuple[Path, dict]:
     recipe = target.recipe
     if not recipe.architecture:
-        raise UsageError(f"{recipe.name} has no architecture to build random weights from",
-                         hint="Benchmark a downloaded model instead (without --random-weights).")
+        raise UsageError(_("{name} has no architecture to build random weights from").format(
+                             name=recipe.name),
+                         hint=_("Benchmark a downloaded model instead (without "
+                                "--random-weights)."))
     arch = shrink(recipe.architecture) if opts.tiny else dict(recipe.architecture)
     arch.update(opts.overrides)
     digest = hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:12]
@@ -121,9 +124,10 @@ def run_bench(target, settings: Settings, python: str, opts: BenchOptions,
     if opts.random_weights:
         model, arch = _checkpoint(target, settings, python, opts, on_event)
     elif not (model / "config.json").is_file():
-        raise UsageError(f"no model at {model}",
-                         hint=f"Download it first, or benchmark its architecture with random "
-                         f"weights: `llmsetup bench {target.recipe.name} --random-weights`.")
+        raise UsageError(_("no model at {path}").format(path=model),
+                         hint=_("Download it first, or benchmark its architecture with random "
+                                "weights: `llmsetup bench {name} --random-weights`.").format(
+                             name=target.recipe.name))
     log = settings.logs_dir / f"bench-{target.recipe.name}.log"
     doc: dict = {"target": target.recipe.name, "kind": target.kind, "model_dir": str(model),
                  "random_weights": opts.random_weights, "architecture": arch, "results": [],

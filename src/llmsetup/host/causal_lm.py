@@ -15,6 +15,7 @@ from pathlib import Path
 
 from llmsetup.errors import NotFoundError, UsageError
 from llmsetup.host import runner
+from llmsetup.i18n import _
 from llmsetup.settings import Settings
 from llmsetup.targets import Target
 
@@ -40,16 +41,17 @@ class LMOptions:
                    max_new_tokens: int | None = None) -> LMOptions:
         """Options from command-line flags, with the combinations that make no sense refused."""
         if bits4 and bits8:
-            raise UsageError("--4bit and --8bit exclude each other", hint="Choose one.")
+            raise UsageError(_("--4bit and --8bit exclude each other"), hint=_("Choose one."))
         if double_quant and not bits4:
-            raise UsageError("--double-quant applies to --4bit only", hint="Add --4bit.")
+            raise UsageError(_("--double-quant applies to --4bit only"), hint=_("Add --4bit."))
         device = (device or "auto").lower()
         if device not in DEVICES:
-            raise UsageError(f"--device {device}: expected one of {', '.join(DEVICES)}")
+            raise UsageError(_("--device {device}: expected one of {choices}").format(
+                device=device, choices=", ".join(DEVICES)))
         if cpu and device == "cuda":
-            raise UsageError("--cpu and --device cuda contradict each other")
+            raise UsageError(_("--cpu and --device cuda contradict each other"))
         if max_new_tokens is not None and max_new_tokens < 1:
-            raise UsageError("--max-new-tokens must be at least 1")
+            raise UsageError(_("--max-new-tokens must be at least 1"))
         return cls(bits=4 if bits4 else 8 if bits8 else None, double_quant=double_quant,
                    device="cpu" if cpu else device, max_memory=max_memory,
                    trust_remote_code=trust_remote_code, max_new_tokens=max_new_tokens)
@@ -59,17 +61,22 @@ def require_text_model(target: Target, settings: Settings) -> None:
     """Refuse a speech model, and a model that is not on disk, before starting Python."""
     if target.kind != "causal-lm":
         raise UsageError(
-            f"{target.recipe.name} is a {target.kind} model, not a text generation model",
-            hint="Use `llmsetup verify NAME --audio FILE` or `llmsetup transcribe` for speech "
-            "models; `llmsetup list` shows each model's kind.")
+            _("{name} is a {kind} model, not a text generation model").format(
+                name=target.recipe.name, kind=target.kind),
+            hint=_("Use `llmsetup verify NAME --audio FILE` or `llmsetup transcribe` for speech "
+                   "models; `llmsetup list` shows each model's kind."))
     if not (target.model_dir / "config.json").is_file():
-        hint = (f"Download it first: `llmsetup download {target.recipe.name}` "
-                f"(or `llmsetup install {target.recipe.name}`).")
+        name = target.recipe.name
+        hint = _("Download it first: `llmsetup download {name}` "
+                 "(or `llmsetup install {name}`).").format(name=name)
         if target.recipe.gated and settings.token("hf") is None:
-            hint = ("The model is gated: accept its licence on Hugging Face, set HF_TOKEN, then "
-                    f"`llmsetup download {target.recipe.name}`.")
-        where = "holds no config.json" if target.model_dir.is_dir() else "does not exist"
-        raise NotFoundError(f"{target.model_dir} {where}: the model is not downloaded", hint=hint)
+            hint = _("The model is gated: accept its licence on Hugging Face, set HF_TOKEN, "
+                     "then `llmsetup download {name}`.").format(name=name)
+        if target.model_dir.is_dir():
+            message = _("{path} holds no config.json: the model is not downloaded")
+        else:
+            message = _("{path} does not exist: the model is not downloaded")
+        raise NotFoundError(message.format(path=target.model_dir), hint=hint)
 
 
 def runtime_args(target: Target, opts: LMOptions) -> list[str]:
@@ -118,24 +125,45 @@ def describe_quantization(quantization: dict) -> str:
     """``{"method": "nf4", ...}`` in words."""
     method = quantization.get("method", "none")
     if method == "nf4":
-        extra = ", double quant" if quantization.get("double_quant") else ""
-        return f"4-bit NF4, {quantization.get('compute_dtype')} compute{extra}"
-    return {"llm.int8": "8-bit LLM.int8", "none": "full precision"}.get(method, method)
+        if quantization.get("double_quant"):
+            return _("4-bit NF4, {dtype} compute, double quant").format(
+                dtype=quantization.get("compute_dtype"))
+        return _("4-bit NF4, {dtype} compute").format(dtype=quantization.get("compute_dtype"))
+    if method == "llm.int8":
+        return _("8-bit LLM.int8")
+    if method == "none":
+        return _("full precision")
+    return method
 
 
 def progress_line(event: dict) -> str | None:
     """A progress event of the verifier as one line for people (None: nothing to say)."""
     stage = event.get("stage")
     if stage == "load":
+        if "model" in event:
+            return _("Loading {model}").format(model=event["model"])
         return event.get("message", "").replace("loading", "Loading", 1)
     if stage == "loaded":
-        return (f"Loaded in {event['load_s']:.1f}s ({event['device']}, {event['dtype']}, "
-                f"{describe_quantization(event['quantization'])})")
+        return _("Loaded in {seconds:.1f}s ({device}, {dtype}, {quantization})").format(
+            seconds=event["load_s"], device=event["device"], dtype=event["dtype"],
+            quantization=describe_quantization(event["quantization"]))
     if stage == "prompt":
-        return f"Prompt {event['index']}/{event['total']}"
+        return _("Prompt {index}/{total}").format(index=event["index"], total=event["total"])
     if stage == "note":
-        return f"Note: {event['message']}"
+        return _("Note: {message}").format(message=note_text(event))
     return None
+
+
+def note_text(event: dict) -> str:
+    """A runtime note in words: the runtime's (English) message, or, for the notes whose
+    facts it sends along, the sentence in the user's language."""
+    if event.get("note") == "budget":
+        return _("prompt {index}: max_new_tokens {wanted} does not fit the model's context of "
+                 "{context} tokens after the {prompt_tokens}-token prompt: using {budget}"
+                 ).format(index=event["index"], wanted=event["wanted"],
+                          context=event["context"], prompt_tokens=event["prompt_tokens"],
+                          budget=event["budget"])
+    return str(event.get("message", ""))
 
 
 def chat(target: Target, settings: Settings, python: str, opts: LMOptions, *,
@@ -144,8 +172,9 @@ def chat(target: Target, settings: Settings, python: str, opts: LMOptions, *,
     """Run the chat REPL on this terminal; return its exit status."""
     require_text_model(target, settings)
     if temperature < 0 or not 0 < top_p <= 1:
-        raise UsageError("--temperature must be 0 or more and --top-p in (0, 1]",
-                         hint="--temperature 0 answers greedily (the same answer every time).")
+        raise UsageError(_("--temperature must be 0 or more and --top-p in (0, 1]"),
+                         hint=_("--temperature 0 answers greedily (the same answer every "
+                                "time)."))
     args = ["chat", *runtime_args(target, opts), "--temperature", str(temperature),
             "--top-p", str(top_p)]
     if opts.max_new_tokens:

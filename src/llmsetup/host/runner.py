@@ -11,26 +11,30 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from llmsetup.errors import CheckFailed, LLMSetupError, ProcessError, UsageError
+from llmsetup.i18n import N_, _, child_env
 from llmsetup.proc import JsonLinesProcess, run_interactive
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 
-# Advice for runtime error codes that arrive without a hint of their own.
+# Advice for runtime error codes that arrive without a hint of their own (in English here:
+# shown through _()).
 HINTS = {
-    "cuda-missing": "Run `llmsetup doctor`; pass --device cpu to run on the CPU anyway.",
-    "oom": "Use less memory: --8bit or --4bit (see `llmsetup doctor NAME` for what each needs).",
-    "incomplete-model": "Run `llmsetup check NAME` to see what is missing, then "
-                        "`llmsetup download NAME` to fetch it.",
-    "no-torch": "The environment lacks torch: rerun `llmsetup install NAME`.",
-    "wrong-kind": "Use `llmsetup verify` for speech models and `llmsetup chat` for text models.",
-    "interrupted": "Rerun the same command.",
-    "no-bitsandbytes": "Rerun `llmsetup install NAME` (its profile pins bitsandbytes), or run "
-                       "without --8bit/--4bit.",
-    "bnb-no-cuda": "Install a bitsandbytes build that matches your CUDA (`llmsetup doctor` "
-                   "shows it), or run without --8bit/--4bit.",
-    "remote-code": "Read the model's .py files, then pass --trust-remote-code.",
-    "gated": "Accept the model's licence on the hub, set HF_TOKEN, then `llmsetup download "
-             "NAME`.",
+    "cuda-missing": N_("Run `llmsetup doctor`; pass --device cpu to run on the CPU anyway."),
+    "oom": N_("Use less memory: --8bit or --4bit (see `llmsetup doctor NAME` for what each "
+              "needs)."),
+    "incomplete-model": N_("Run `llmsetup check NAME` to see what is missing, then "
+                           "`llmsetup download NAME` to fetch it."),
+    "no-torch": N_("The environment lacks torch: rerun `llmsetup install NAME`."),
+    "wrong-kind": N_("Use `llmsetup verify` for speech models and `llmsetup chat` for text "
+                     "models."),
+    "interrupted": N_("Rerun the same command."),
+    "no-bitsandbytes": N_("Rerun `llmsetup install NAME` (its profile pins bitsandbytes), or "
+                          "run without --8bit/--4bit."),
+    "bnb-no-cuda": N_("Install a bitsandbytes build that matches your CUDA (`llmsetup doctor` "
+                      "shows it), or run without --8bit/--4bit."),
+    "remote-code": N_("Read the model's .py files, then pass --trust-remote-code."),
+    "gated": N_("Accept the model's licence on the hub, set HF_TOKEN, then `llmsetup download "
+                "NAME`."),
 }
 # Codes that mean the user's input was wrong (exit status 2) rather than a failed check.
 USAGE_CODES = {"bad-input", "wrong-kind", "bnb-no-cpu", "saved-by-newer", "bad-audio",
@@ -46,14 +50,27 @@ def script(module: str) -> Path:
 
 
 def error_from_event(event: dict, log: Path | None = None) -> LLMSetupError:
+    """The llmsetup error of a runtime ``error`` event.
+
+    The event's message stays as the runtime wrote it (English, as in the log); a hint is
+    shown in the user's language when it is one of the fixed hints of the catalog (ours
+    per code, or one the runtime marked with ``N_``), else as it came."""
     code = event.get("code", "error")
     hint = event.get("hint") or HINTS.get(code)
+    if hint:
+        hint = _(hint)
     if log and hint:
-        hint = f"{hint}\nFull log: {log}"
+        hint = hint + "\n" + _("Full log: {log}").format(log=log)
     cls = UsageError if code in USAGE_CODES else CheckFailed
     err = cls(event.get("message") or code, hint=hint)
     err.code = code  # type: ignore[attr-defined]
     return err
+
+
+def runtime_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """What a runtime child gets on top of :func:`llmsetup.proc.clean_env`: the host's
+    language (``LLMSETUP_LANG``, so that the chat speaks it too), then ``env``."""
+    return {**child_env(), **(env or {})}
 
 
 def _python_argv(python: str | os.PathLike[str] | Sequence[str]) -> list[str]:
@@ -75,7 +92,7 @@ def run_module(
 ) -> dict:
     """Run ``runtime/<module>.py`` with ``python``; return its ``result`` event."""
     child = JsonLinesProcess([*_python_argv(python), str(script(module)), *args], log=log,
-                             env=env, cwd=cwd)
+                             env=runtime_env(env), cwd=cwd)
     result = error = None
     for event in child.events():
         kind = event.get("event")
@@ -90,8 +107,10 @@ def run_module(
         raise error_from_event(error, log)
     if returncode != 0 or result is None:
         raise ProcessError(
-            f"{module} stopped unexpectedly (exit status {returncode}) in {python}",
-            hint=f"Full log: {log}" if log else "Set LLMSETUP_DEBUG=1 and rerun.",
+            _("{module} stopped unexpectedly (exit status {status}) in {python}").format(
+                module=module, status=returncode, python=python),
+            hint=_("Full log: {log}").format(log=log) if log
+            else _("Set LLMSETUP_DEBUG=1 and rerun."),
             returncode=returncode, tail=child.tail, log=str(log) if log else None,
         )
     return result
@@ -116,6 +135,7 @@ def run_module_interactive(
     pass the environment's python path, as ``envs.python_for`` gives it.
     """
     argv = [*_python_argv(python), str(script(module)), *args]
+    env = runtime_env(env)
     if not events:
         return run_interactive(argv, env=env)
     read_fd, write_fd = os.pipe()

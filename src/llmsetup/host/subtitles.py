@@ -18,6 +18,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from llmsetup.i18n import _
+
 FORMATS = ("txt", "json", "srt", "vtt")
 
 
@@ -50,7 +52,7 @@ def clean_segments(chunks: Iterable[dict], duration: float | None,
         if start is None:
             start = previous_end
         if end is None:
-            later = [s for s, _, _ in items[i + 1:] if s is not None]
+            later = [s for s, _end, _text in items[i + 1:] if s is not None]
             end = later[0] if later else (duration if duration else start)
         start = max(_clamp(start, duration), previous_end)
         end = max(_clamp(end, duration), start)
@@ -154,4 +156,5 @@ def render(fmt: str, transcript: dict, model: str | None = None) -> str:
         return to_srt(segments)
     if fmt == "vtt":
         return to_vtt(segments)
-    raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    raise ValueError(_("unknown format {format!r} (one of {choices})").format(
+        format=fmt, choices=", ".join(FORMATS)))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmsetup.errors import CheckFailed, UsageError
+from llmsetup.i18n import _
 from llmsetup.settings import Settings
 from llmsetup.targets import Target
 
@@ -31,7 +32,8 @@ def verify_target(target: Target, settings: Settings, python: str, *,
     from llmsetup.host import causal_lm as lm
 
     if quantization not in BITS:
-        raise UsageError(f"unknown quantization {quantization!r}", hint="Use 8bit or 4bit.")
+        raise UsageError(_("unknown quantization {value!r}").format(value=quantization),
+                         hint=_("Use 8bit or 4bit."))
 
     def progress(event: dict) -> None:
         line = lm.progress_line(event)

@@ -28,23 +28,27 @@ import warnings
 from pathlib import Path
 
 if __package__:
-    from . import _generate, _lm, _rt
+    from . import _generate, _i18n, _lm, _rt
 else:
     import _generate
+    import _i18n
     import _lm
     import _rt
+
+_ = _i18n._
+N_ = _i18n.N_
 
 SAVE_FORMAT = "llmsetup-chat/1"
 # Control characters a model may emit (an escape sequence could rewrite the terminal);
 # tab and newline stay. Only the display is cleaned: /save keeps the text as generated.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-HELP = """Commands:
+HELP = N_("""Commands:
   /help          this help
   /clear         forget the conversation (the system prompt stays)
   /system TEXT   set the system prompt; /system alone removes it
   /save FILE     save the conversation as JSON
   /exit          quit (so do an empty line and Ctrl-D)
-Ctrl-C stops an answer; the conversation goes on."""
+Ctrl-C stops an answer; the conversation goes on.""")
 
 
 def quiet_libraries() -> None:
@@ -90,9 +94,10 @@ class Chat:
                  quantization=loaded.quantization, chat_template=loaded.template_source,
                  context_length=loaded.context_length, load_s=loaded.load_s)
         quant = loaded.quantization.get("method")
-        self.note(f"{loaded.path.name}: {loaded.device}, {loaded.dtype}"
-                  f"{'' if quant == 'none' else ', ' + quant}, loaded in {loaded.load_s:.1f}s. "
-                  "Type /help for commands; an empty line quits.")
+        self.note(_("{model}: {device}, {dtype}{quantization}, loaded in {seconds:.1f}s. "
+                    "Type /help for commands; an empty line quits.").format(
+            model=loaded.path.name, device=loaded.device, dtype=loaded.dtype,
+            quantization="" if quant == "none" else ", " + quant, seconds=loaded.load_s))
         while True:
             line = self.read()
             if line is None or not line.strip():
@@ -106,7 +111,7 @@ class Chat:
                 self.answer(line)
             except KeyboardInterrupt:  # landed outside generate(): still only this answer
                 sys.stdout.write("\n")
-                self.note("(answer stopped)")
+                self.note(_("(answer stopped)"))
         return self.answers
 
     def read(self) -> str | None:
@@ -119,7 +124,7 @@ class Chat:
                 return input("> ")
             except KeyboardInterrupt:
                 sys.stdout.write("\n")
-                self.note("(Ctrl-C stops an answer; to quit, enter an empty line or /exit)")
+                self.note(_("(Ctrl-C stops an answer; to quit, enter an empty line or /exit)"))
             except EOFError:
                 sys.stdout.write("\n")
                 return None
@@ -132,25 +137,26 @@ class Chat:
 
     def command(self, line: str) -> bool:
         """Run a /command; False means quit."""
-        name, _, rest = line.partition(" ")
+        name, _sep, rest = line.partition(" ")
         rest = rest.strip()
         if name in ("/exit", "/quit"):
             return False
         if name == "/help":
-            self.note(HELP)
+            self.note(_(HELP))
         elif name == "/clear":
             self.history, self.stats, self.visible_from = [], [], 0
-            self.note("(conversation cleared)")
+            self.note(_("(conversation cleared)"))
         elif name == "/system":
             self.system = rest or None
-            self.note(f"(system prompt set: {rest})" if rest else "(system prompt removed)")
+            self.note(_("(system prompt set: {text})").format(text=rest) if rest
+                      else _("(system prompt removed)"))
         elif name == "/save":
             if not rest:
-                self.note("usage: /save FILE")
+                self.note(_("usage: /save FILE"))
             else:
                 self.save(Path(rest).expanduser())
         else:
-            self.note(f"unknown command {name}; /help lists the commands")
+            self.note(_("unknown command {name}; /help lists the commands").format(name=name))
         return True
 
     def conversation(self) -> dict:
@@ -176,8 +182,8 @@ class Chat:
         talk goes on is the common case); anything else is left alone.
         """
         if path.exists() and not _is_saved_chat(path):
-            self.note(f"{path} exists and is not a saved chat: not overwritten; "
-                      "choose another name")
+            self.note(_("{path} exists and is not a saved chat: not overwritten; "
+                        "choose another name").format(path=path))
             return
         tmp = None
         try:
@@ -190,12 +196,16 @@ class Chat:
         except OSError as exc:
             if tmp and os.path.exists(tmp):
                 os.unlink(tmp)
-            self.note(f"could not save to {path}: {exc.strerror or exc}")
+            self.note(_("could not save to {path}: {reason}").format(
+                path=path, reason=exc.strerror or exc))
             return
         messages = self.conversation()["messages"]
-        what = (f"the system prompt and {len(messages) - 1} message(s)" if self.system
-                else f"{len(messages)} message(s)")
-        self.note(f"(saved {what} to {path})")
+        if self.system:
+            self.note(_("(saved the system prompt and {count} message(s) to {path})").format(
+                count=len(messages) - 1, path=path))
+        else:
+            self.note(_("(saved {count} message(s) to {path})").format(count=len(messages),
+                                                                       path=path))
 
     # -- answering ------------------------------------------------------------------
 
@@ -225,11 +235,13 @@ class Chat:
             self.visible_from += 2  # one user message and its answer
             dropped += 1
         if dropped:
-            self.note(f"(the oldest {dropped} exchange(s) no longer fit in the model's context "
-                      f"of {context} tokens; the model no longer sees them)")
+            self.note(_("(the oldest {dropped} exchange(s) no longer fit in the model's "
+                        "context of {context} tokens; the model no longer sees them)").format(
+                dropped=dropped, context=context))
         if len(ids) >= context:
-            self.note(f"(that message is {len(ids)} tokens with the system prompt; the "
-                      f"model's context holds {context}: please shorten it)")
+            self.note(_("(that message is {tokens} tokens with the system prompt; the "
+                        "model's context holds {context}: please shorten it)").format(
+                tokens=len(ids), context=context))
             return None
         return ids, min(self.max_new_tokens, context - len(ids))
 
@@ -253,7 +265,7 @@ class Chat:
             # Keep what the user saw; the rest of the answer was never shown.
             reply = "".join(shown).strip()
             sys.stdout.write("\n")
-            self.note("(answer stopped)")
+            self.note(_("(answer stopped)"))
         else:
             reply = result.text
             sys.stdout.write(("" if self.stream else _CONTROL.sub("", reply)) + "\n")
@@ -266,13 +278,14 @@ class Chat:
         self.stats.append(stats)
         self.answers += 1
         _rt.emit("turn", **stats)
-        rate = f", {result.decode_tokens_per_s:.1f} tokens/s" \
-            if result.decode_tokens_per_s else ""
         if not reply and result.stop_reason == "eos":
-            self.note("(the model ended its answer at once: its first token was the "
-                      "end-of-sequence token; try rephrasing, or /clear to start over)")
+            self.note(_("(the model ended its answer at once: its first token was the "
+                        "end-of-sequence token; try rephrasing, or /clear to start over)"))
+        elif self.interactive and result.decode_tokens_per_s:
+            self.note(_("({tokens} tokens, {rate:.1f} tokens/s)").format(
+                tokens=result.new_tokens, rate=result.decode_tokens_per_s))
         elif self.interactive:
-            self.note(f"({result.new_tokens} tokens{rate})")
+            self.note(_("({tokens} tokens)").format(tokens=result.new_tokens))
 
 
 def _is_saved_chat(path: Path) -> bool:

@@ -35,3 +35,9 @@ def _(message: str) -> str:
 
         _catalog = gettext.translation("llmsetup", _LOCALE_DIR, languages=["zh_CN"], fallback=True)
     return _catalog.gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalog where it is defined (a constant, or a hint that the
+    host translates when it shows it); translate it with :func:`_` where it is shown."""
+    return message

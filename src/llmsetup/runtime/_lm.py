@@ -26,11 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 if __package__:
-    from . import _model_folder, _rt, templates
+    from . import _i18n, _model_folder, _rt, templates
 else:
+    import _i18n
     import _model_folder
     import _rt
     import templates
+
+# Fixed hints are marked with N_ for the catalog: the JSON event carries them in English,
+# and the host shows them in the user's language (host/runner.py).
+N_ = _i18n.N_
 
 # Turn-end markers of common chat formats (Gemma, ChatML, Llama 3, Phi-3); each is used
 # only when the template in use contains it.
@@ -82,7 +87,7 @@ def parse_max_memory(spec: str | None) -> dict | None:
         if not sep or not value or not (key.isdigit() or key in ("cpu", "disk", "mps")):
             raise _rt.Failure(
                 "bad-input", f"--max-memory {spec!r}: cannot read {part.strip()!r}",
-                "Write DEVICE=SIZE pairs separated by commas, e.g. 0=10GiB,1=10GiB,cpu=30GiB.",
+                N_("Write DEVICE=SIZE pairs separated by commas, e.g. 0=10GiB,1=10GiB,cpu=30GiB."),
                 exit_code=2)
         result[int(key) if key.isdigit() else key] = value
     return result
@@ -92,7 +97,7 @@ def parse_memory_gb(spec: str | None) -> dict:
     """``fp16=13,int8=9,int4=5`` (the recipe's figures, passed by the host) -> dict."""
     found: dict = {}
     for part in (spec or "").split(","):
-        key, _, value = part.partition("=")
+        key, _sep, value = part.partition("=")
         try:
             found[key.strip()] = float(value)
         except ValueError:
@@ -112,8 +117,8 @@ def oom_failure(exc: BaseException, bits: int | None, memory_gb: dict) -> _rt.Fa
         hint = ("Load it smaller: " + " or ".join(options) + ". `llmsetup doctor NAME` shows "
                 "what fits; --max-memory 0=XGiB,cpu=YGiB offloads part of it to RAM.")
     else:
-        hint = ("It does not fit even in 4-bit: close other programs on the GPU, use "
-                "--max-memory 0=XGiB,cpu=YGiB to offload layers to RAM, or use a bigger GPU.")
+        hint = N_("It does not fit even in 4-bit: close other programs on the GPU, use "
+                  "--max-memory 0=XGiB,cpu=YGiB to offload layers to RAM, or use a bigger GPU.")
     return _rt.Failure("oom", f"out of GPU memory: {first}", hint)
 
 
@@ -151,8 +156,8 @@ def _quantization(bits: int | None, double_quant: bool, compute, cpu_offload: bo
         raise _rt.Failure(
             "no-bitsandbytes", f"--{bits}bit needs bitsandbytes, which this environment "
             f"cannot import ({exc})",
-            "Install the recipe's profile again (`llmsetup install NAME`), or "
-            "`pip install bitsandbytes` in the model's environment.") from None
+            N_("Install the recipe's profile again (`llmsetup install NAME`), or "
+               "`pip install bitsandbytes` in the model's environment.")) from None
     if device == "cpu" and not _bnb_has_cpu_kernels():
         # The book's bitsandbytes 0.42 has CUDA kernels only; transformers then fails with a
         # misleading "requires Accelerate and the latest version of bitsandbytes".
@@ -160,8 +165,8 @@ def _quantization(bits: int | None, double_quant: bool, compute, cpu_offload: bo
         raise _rt.Failure(
             "bnb-no-cpu", f"bitsandbytes {version} (in this environment) quantizes on a CUDA "
             "GPU only: it has no CPU kernels, so --8bit/--4bit cannot run on the CPU",
-            "On a CPU: install the modern profile (`llmsetup install NAME --profile modern`, "
-            "a bitsandbytes with CPU kernels), or drop --8bit/--4bit.", exit_code=2)
+            N_("On a CPU: install the modern profile (`llmsetup install NAME --profile modern`, "
+               "a bitsandbytes with CPU kernels), or drop --8bit/--4bit."), exit_code=2)
     from transformers import BitsAndBytesConfig
 
     if bits == 8:
@@ -190,8 +195,8 @@ def _load_error(exc: Exception, path: Path, opts: LoadOptions) -> _rt.Failure | 
         return _rt.Failure(
             "bnb-no-cuda", f"this transformers/bitsandbytes can quantize only on a GPU: "
             f"{text[:200]}",
-            "Run without --8bit/--4bit on the CPU, or use the modern profile (a current "
-            "bitsandbytes and transformers quantize on the CPU too).")
+            N_("Run without --8bit/--4bit on the CPU, or use the modern profile (a current "
+               "bitsandbytes and transformers quantize on the CPU too)."))
     if "untagged enum modelwrapper" in low or \
             ("tokenizer class" in low and "does not exist" in low):
         import tokenizers
@@ -201,8 +206,8 @@ def _load_error(exc: Exception, path: Path, opts: LoadOptions) -> _rt.Failure | 
             "saved-by-newer", f"{path}: its tokenizer was saved by a newer transformers or "
             f"tokenizers than this environment has (transformers {transformers.__version__}, "
             f"tokenizers {tokenizers.__version__}): {text[:160]}",
-            "Run it in an environment of the modern profile (`llmsetup install NAME --profile "
-            "modern`), or use a copy of the model saved for these versions.", exit_code=2)
+            N_("Run it in an environment of the modern profile (`llmsetup install NAME --profile "
+               "modern`), or use a copy of the model saved for these versions."), exit_code=2)
     if "unrecognized configuration class" in low or "unrecognized model" in low:
         return _rt.Failure("wrong-kind", f"{path}: not a causal language model ({text[:200]})",
                            None, exit_code=2)

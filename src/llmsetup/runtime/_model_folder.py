@@ -13,9 +13,14 @@ import struct
 from pathlib import Path
 
 if __package__:
-    from . import _rt
+    from . import _i18n, _rt
 else:
+    import _i18n
     import _rt
+
+# Fixed hints are marked with N_ for the catalog: the JSON event carries them in English,
+# and the host shows them in the user's language (host/runner.py).
+N_ = _i18n.N_
 
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 SINGLE_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -23,8 +28,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer
 # Architectures that are models of another kind, whatever else the folder holds.
 OTHER_KINDS = ("ForConditionalGeneration", "ForSpeechSeq2Seq", "ForSequenceClassification",
                "ForMaskedLM", "ForTokenClassification", "ForQuestionAnswering")
-INCOMPLETE_HINT = ("Run `llmsetup check NAME` to see what is missing, then "
-                   "`llmsetup download NAME` to fetch it (it resumes).")
+INCOMPLETE_HINT = N_("Run `llmsetup check NAME` to see what is missing, then "
+                     "`llmsetup download NAME` to fetch it (it resumes).")
 
 
 def _incomplete(folder: Path, what: str) -> _rt.Failure:
@@ -57,8 +62,8 @@ def check_kind(folder: Path, config: dict) -> None:
             f"not a text generation model ({', '.join(archs) or model_type})"
         raise _rt.Failure(
             "wrong-kind", f"{folder} is {what}; verify and chat need a causal language model",
-            "Use `llmsetup verify NAME --audio FILE` or `llmsetup transcribe` for Whisper "
-            "models, and `llmsetup chat` for text models (`llmsetup list` shows each kind).",
+            N_("Use `llmsetup verify NAME --audio FILE` or `llmsetup transcribe` for Whisper "
+               "models, and `llmsetup chat` for text models (`llmsetup list` shows each kind)."),
             exit_code=2)
 
 
@@ -70,8 +75,8 @@ def check_remote_code(folder: Path, config: dict, trusted: bool) -> None:
             "remote-code",
             f"{folder}: this model ships its own Python code (auto_map in config.json), which "
             "llmsetup does not run unless told to",
-            "Read the model's .py files, then pass --trust-remote-code (or set "
-            "trust_remote_code: true in its recipe).", exit_code=2)
+            N_("Read the model's .py files, then pass --trust-remote-code (or set "
+               "trust_remote_code: true in its recipe)."), exit_code=2)
 
 
 def safetensors_complete(path: Path) -> str | None:

@@ -17,6 +17,15 @@ import sys
 import time
 from contextlib import contextmanager
 
+if __package__:
+    from . import _i18n
+else:
+    import _i18n
+
+# Fixed hints are marked with N_ for the catalog: the JSON event carries them in English,
+# and the host shows them in the user's language (host/runner.py).
+N_ = _i18n.N_
+
 PROTOCOL = 1
 _stream = sys.stdout
 
@@ -73,11 +82,11 @@ def classify(exc: BaseException) -> Failure | None:
         return Failure("oom", f"out of GPU memory: {str(exc).splitlines()[0][:300]}")
     if "bitsandbytes" in low and ("cuda" in low or "gpu" in low):
         return Failure("bnb-no-cuda", f"bitsandbytes could not use the GPU: {text[:300]}",
-                       "Install a bitsandbytes build that matches your CUDA, or use --device cpu "
-                       "with a bitsandbytes that has a CPU backend (0.44 and later).")
+                       N_("Install a bitsandbytes build that matches your CUDA, or use --device cpu "
+                          "with a bitsandbytes that has a CPU backend (0.44 and later)."))
     if "gated repo" in low or ("401" in low and "huggingface" in low):
         return Failure("gated", f"the model is gated: {text[:300]}",
-                       "Accept its licence on the hub and set HF_TOKEN, or use a public copy.")
+                       N_("Accept its licence on the hub and set HF_TOKEN, or use a public copy."))
     return None
 
 
@@ -152,8 +161,8 @@ def resolve_device(requested: str) -> str:
             "CUDA is not available to torch " + ("(this torch is a CPU-only build)"
                                                  if torch.version.cuda is None else
                                                  f"(built for CUDA {torch.version.cuda})"),
-            "Run `llmsetup doctor` to see the GPU and driver; use --device cpu to run on the "
-            "CPU anyway (slow).",
+            N_("Run `llmsetup doctor` to see the GPU and driver; use --device cpu to run on the "
+               "CPU anyway (slow)."),
         )
     return "cpu"
 

@@ -42,13 +42,18 @@ import time
 from pathlib import Path
 
 if __package__:
-    from . import _rt, asr_ct2, audio
+    from . import _i18n, _rt, asr_ct2, audio
     from .textmetrics import cer, normalize_text
 else:
+    import _i18n
     import _rt
     import asr_ct2
     import audio
     from textmetrics import cer, normalize_text
+
+# Fixed hints are marked with N_ for the catalog: the JSON event carries them in English,
+# and the host shows them in the user's language (host/runner.py).
+N_ = _i18n.N_
 
 MARKER = "llmsetup_fixture"
 ENGINES = ("transformers", "ctranslate2")
@@ -130,8 +135,8 @@ def load_pipeline(model_dir: str, device: str, word_timestamps: bool):
     except Exception as exc:
         failure = _rt.classify(exc)
         if failure is not None and failure.code == "oom":
-            failure.hint = ("Free the GPU (see nvidia-smi), use a smaller Whisper model, or "
-                            "--device cpu. `llmsetup doctor NAME` shows what it needs.")
+            failure.hint = N_("Free the GPU (see nvidia-smi), use a smaller Whisper model, or "
+                              "--device cpu. `llmsetup doctor NAME` shows what it needs.")
         raise failure or _load_failure(model_dir, exc) from None
     tokenizer = processor.tokenizer
     if tokenizer.pad_token is None:  # batching pads the token sequences
@@ -167,8 +172,8 @@ def language_code(language: str | None, lang_to_id: dict | None) -> str | None:
     code = text if text in LANGUAGES else TO_LANGUAGE_CODE.get(text)
     if code is None or (lang_to_id and f"<|{code}|>" not in lang_to_id):
         raise _rt.Failure("bad-input", f"--language {language}: not a language this model "
-                          "knows", "Use a code such as zh, en, ja or yue, or a name such as "
-                          "chinese or english.", exit_code=2)
+                          "knows", N_("Use a code such as zh, en, ja or yue, or a name such as "
+                                      "chinese or english."), exit_code=2)
     return code
 
 
@@ -197,8 +202,8 @@ def generate_kwargs(gen_config, language: str | None, task: str, max_new_tokens:
     elif (language and language.lower() not in ("en", "english")) or task == "translate":
         raise _rt.Failure("bad-input", "this model is English-only: it cannot take "
                           f"--language {language or ''} --task {task}".replace("  ", " "),
-                          "Use a multilingual model (a name without .en), e.g. "
-                          "whisper-large-v3.", exit_code=2)
+                          N_("Use a multilingual model (a name without .en), e.g. "
+                             "whisper-large-v3."), exit_code=2)
     return kwargs
 
 
@@ -337,7 +342,7 @@ class Engine:
         if opts.timestamps == "word" and not self.info["word_timestamps"]:
             raise _rt.Failure("bad-input", "this model's generation config has no "
                               "alignment_heads, so it cannot give word timestamps",
-                              "Use --timestamps chunk.", exit_code=2)
+                              N_("Use --timestamps chunk."), exit_code=2)
         _rt.emit("model", **self.info)
 
     def _config(self):
@@ -398,7 +403,7 @@ def read_samples(manifest: str) -> list[dict]:
         samples = [dict(s, file=str(path.parent / s["file"])) for s in data["samples"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise _rt.Failure("bad-input", f"cannot read the speech samples {manifest}: {exc}",
-                          "Reinstall llmsetup: its bundled samples are missing.",
+                          N_("Reinstall llmsetup: its bundled samples are missing."),
                           exit_code=2) from None
     return samples
 

@@ -26,10 +26,15 @@ import time
 from pathlib import Path
 
 if __package__:
-    from . import _rt, audio
+    from . import _i18n, _rt, audio
 else:
+    import _i18n
     import _rt
     import audio
+
+# Fixed hints are marked with N_ for the catalog: the JSON event carries them in English,
+# and the host shows them in the user's language (host/runner.py).
+N_ = _i18n.N_
 
 CACHE_FOLDER = ".llmsetup"
 # Files the converted folder needs besides the weights: faster-whisper reads the tokenizer
@@ -50,7 +55,7 @@ def require() -> None:
     if package:
         raise _rt.Failure("engine-missing", f"--engine ctranslate2 needs {package}, which is "
                           "not installed in this environment",
-                          "Add it with `llmsetup install NAME --engine ctranslate2`.",
+                          N_("Add it with `llmsetup install NAME --engine ctranslate2`."),
                           exit_code=2)
 
 
@@ -65,7 +70,7 @@ def resolve_device(requested: str) -> str:
         return "cuda"
     if requested == "cuda":
         raise _rt.Failure("cuda-missing", "CTranslate2 sees no CUDA device",
-                          "Run `llmsetup doctor`; use --device cpu to run on the CPU.")
+                          N_("Run `llmsetup doctor`; use --device cpu to run on the CPU."))
     return "cpu"
 
 
@@ -131,8 +136,8 @@ def _convert(model: Path, out: Path, quantization: str) -> None:
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         raise _rt.Failure("not-a-model", f"CTranslate2 cannot convert {model}: {text}",
-                          "Check the folder with `llmsetup check NAME`, or use "
-                          "--engine transformers.", exit_code=2) from None
+                          N_("Check the folder with `llmsetup check NAME`, or use "
+                             "--engine transformers."), exit_code=2) from None
     if not (out / "preprocessor_config.json").is_file():
         _feature_settings(model, out)
     if not (out / "tokenizer.json").is_file():  # a folder with the slow tokenizer's files

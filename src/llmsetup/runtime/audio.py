@@ -30,9 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 if __package__:
-    from . import _rt
+    from . import _i18n, _rt
 else:
+    import _i18n
     import _rt
+
+# Fixed hints are marked with N_ for the catalog: the JSON event carries them in English,
+# and the host shows them in the user's language (host/runner.py).
+N_ = _i18n.N_
 
 SAMPLE_RATE = 16000
 SILENCE_DBFS = -60.0  # a peak below this is no recording at all, not quiet speech
@@ -66,14 +71,14 @@ def install_hint() -> str:
     """How to install FFmpeg on this OS (the book's lines, plus macOS and conda)."""
     system = platform.system()
     if system == "Windows":
-        return ("Download an FFmpeg build for Windows (ffmpeg.org/download.html), and put "
-                "ffmpeg.exe and ffprobe.exe on PATH or in the folder you run llmsetup from; "
-                "or `conda install -c conda-forge ffmpeg` in the model's environment.")
+        return N_("Download an FFmpeg build for Windows (ffmpeg.org/download.html), and put "
+                  "ffmpeg.exe and ffprobe.exe on PATH or in the folder you run llmsetup from; "
+                  "or `conda install -c conda-forge ffmpeg` in the model's environment.")
     if system == "Darwin":
-        return "Install it with `brew install ffmpeg` (or `conda install -c conda-forge ffmpeg`)."
-    return ("Install it: `sudo apt install ffmpeg` (Debian/Ubuntu), `sudo yum install ffmpeg "
-            "ffmpeg-devel` (CentOS/RHEL, with RPM Fusion enabled), or `conda install -c "
-            "conda-forge ffmpeg` in the model's environment.")
+        return N_("Install it with `brew install ffmpeg` (or `conda install -c conda-forge ffmpeg`).")
+    return N_("Install it: `sudo apt install ffmpeg` (Debian/Ubuntu), `sudo yum install ffmpeg "
+              "ffmpeg-devel` (CentOS/RHEL, with RPM Fusion enabled), or `conda install -c "
+              "conda-forge ffmpeg` in the model's environment.")
 
 
 def find_ffmpeg() -> str | None:
@@ -116,7 +121,7 @@ def _recording(path: str) -> Path:
         raise _rt.Failure("bad-input", f"{path}: no such file", exit_code=2)
     if file.stat().st_size == 0:
         raise _rt.Failure("no-audio", f"{path}: the file is empty",
-                          "Record again, or check that the copy finished.", exit_code=2)
+                          N_("Record again, or check that the copy finished."), exit_code=2)
     return file
 
 
@@ -129,8 +134,8 @@ def decode(path: str):
         raise _rt.Failure(
             "no-pydub", f"reading recordings needs pydub, which this environment cannot "
             f"import ({exc})",
-            "Use the environment of a Whisper recipe (`llmsetup install whisper-large-v3`), "
-            "or `pip install pydub` in this one.") from None
+            N_("Use the environment of a Whisper recipe (`llmsetup install whisper-large-v3`), "
+               "or `pip install pydub` in this one.")) from None
 
     file = _recording(path)
     ffmpeg = find_ffmpeg()
@@ -146,8 +151,8 @@ def decode(path: str):
             raise _no_stream(path) from None
         raise _rt.Failure("bad-audio", f"{path}: FFmpeg cannot read it as audio: "
                           f"{_ffmpeg_reason(text, str(file))}",
-                          "Check that the file plays; a file cut off while copying or "
-                          "recording is a common cause.", exit_code=2) from None
+                          N_("Check that the file plays; a file cut off while copying or "
+                             "recording is a common cause."), exit_code=2) from None
     except (IndexError, KeyError):
         # pydub found no audio stream in ffprobe's report (a video without sound, say).
         raise _no_stream(path) from None
@@ -160,7 +165,7 @@ def decode(path: str):
                           exit_code=2) from None
     if segment.frame_count() == 0:
         raise _rt.Failure("no-audio", f"{path}: the file holds no audio samples",
-                          "Record again, or check the file plays.", exit_code=2)
+                          N_("Record again, or check the file plays."), exit_code=2)
     return segment
 
 
@@ -180,12 +185,12 @@ def load_av(path: str) -> Audio:
         samples = decode_audio(str(file), sampling_rate=SAMPLE_RATE)
     except av.error.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise _rt.Failure("bad-audio", f"{path}: FFmpeg cannot read it as audio: "
-                          f"{reason[:200]}", "Check that the file plays; a file cut off while "
-                          "copying or recording is a common cause.", exit_code=2) from None
+        raise _rt.Failure("bad-audio", f"{path}: FFmpeg cannot read it as audio: {reason[:200]}",
+                          N_("Check that the file plays; a file cut off while copying or "
+                             "recording is a common cause."), exit_code=2) from None
     if samples.size == 0:
         raise _rt.Failure("no-audio", f"{path}: the file holds no audio samples",
-                          "Record again, or check the file plays.", exit_code=2)
+                          N_("Record again, or check the file plays."), exit_code=2)
     samples = samples.astype(np.float32, copy=False)
     peak = float(np.abs(samples).max())
     return Audio(path=path, samples=samples, duration_s=round(samples.size / SAMPLE_RATE, 3),
@@ -195,7 +200,7 @@ def load_av(path: str) -> Audio:
 
 def _no_stream(path: str) -> _rt.Failure:
     return _rt.Failure("no-audio", f"{path}: the file has no audio stream",
-                       "Is this a video without sound, or a file of another kind?",
+                       N_("Is this a video without sound, or a file of another kind?"),
                        exit_code=2)
 
 
@@ -243,7 +248,7 @@ def silent_failure(audio: Audio) -> _rt.Failure:
     return _rt.Failure("silent-audio",
                        f"{audio.path}: the recording is silent ({level} over "
                        f"{audio.duration_s:.1f} s), so there is nothing to transcribe",
-                       "Check the microphone and the recorder's input level.", exit_code=2)
+                       N_("Check the microphone and the recorder's input level."), exit_code=2)
 
 
 def save_converted(segment, source: str, dest: str) -> str:
@@ -259,7 +264,7 @@ def save_converted(segment, source: str, dest: str) -> str:
         target = target.with_suffix(".mp3")
     if target.resolve() == Path(source).resolve():
         raise _rt.Failure("bad-input", f"--save-converted {dest} is the input file itself",
-                          "Choose another file name.", exit_code=2)
+                          N_("Choose another file name."), exit_code=2)
     if not target.parent.is_dir():
         raise _rt.Failure("bad-input", f"--save-converted {dest}: no folder {target.parent}",
                           exit_code=2)
@@ -273,7 +278,7 @@ def save_converted(segment, source: str, dest: str) -> str:
     except Exception as exc:
         raise _rt.Failure("bad-input", f"cannot write {target} as {fmt}: "
                           f"{_ffmpeg_reason(str(exc))}",
-                          "Use a common suffix: .mp3, .wav, .flac, .ogg or .m4a.",
+                          N_("Use a common suffix: .mp3, .wav, .flac, .ogg or .m4a."),
                           exit_code=2) from None
     finally:
         if partial.exists():

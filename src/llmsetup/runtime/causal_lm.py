@@ -29,12 +29,17 @@ import sys
 from pathlib import Path
 
 if __package__:
-    from . import _generate, _lm, _rt, templates
+    from . import _generate, _i18n, _lm, _rt, templates
 else:
     import _generate
+    import _i18n
     import _lm
     import _rt
     import templates
+
+# The fixed problems of an answer are marked with N_ for the catalog: the result event
+# carries them in English, and the host can show them translated.
+N_ = _i18n.N_
 
 DEFAULT_PROMPTS = ["Hello! Who are you?"]
 
@@ -75,12 +80,12 @@ def judge(answer: _generate.Answer, loaded: _lm.Loaded) -> list[str]:
     problems = []
     text = answer.text
     if not text.strip():
-        problems.append("the answer is empty (the model ended at once: a chat template that "
-                        "does not match the model, or broken weights)")
+        problems.append(N_("the answer is empty (the model ended at once: a chat template "
+                           "that does not match the model, or broken weights)"))
     # (A cut-off answer has already lost a last character that had no room to finish.)
     if "\ufffd" in text:
-        problems.append("the answer has undecodable bytes (U+FFFD): a tokenizer that does "
-                        "not match the weights, or garbled weights")
+        problems.append(N_("the answer has undecodable bytes (U+FFFD): a tokenizer that does "
+                           "not match the weights, or garbled weights"))
     bad = sum(1 for i in answer.ids if i in loaded.bad_ids)
     if bad:
         problems.append(f"the model produced {bad} pad/unk token(s) of {answer.new_tokens}: "
@@ -105,7 +110,8 @@ def verify(args: argparse.Namespace) -> None:
     prompts = args.prompt or DEFAULT_PROMPTS
     max_new = args.max_new_tokens or 64
     with _rt.peak_memory(opts.device) as memory:
-        _rt.emit("progress", stage="load", message=f"loading {args.model}")
+        _rt.emit("progress", stage="load", message=f"loading {args.model}",
+                 model=str(args.model))
         loaded = _lm.load(args.model, opts)
         _rt.emit("progress", stage="loaded", load_s=loaded.load_s, dtype=loaded.dtype,
                  device=loaded.device, quantization=loaded.quantization)
@@ -120,7 +126,9 @@ def verify(args: argparse.Namespace) -> None:
                         f"context of {loaded.context_length} tokens after the {len(ids)}-token "
                         f"prompt: using {budget}")
                 notes.append(note)
-                _rt.emit("progress", stage="note", message=note)
+                _rt.emit("progress", stage="note", message=note, note="budget", index=number,
+                         wanted=max_new, context=loaded.context_length,
+                         prompt_tokens=len(ids), budget=budget)
             answer = _generate.generate(loaded, ids, budget)
             problems = judge(answer, loaded)
             answers.append(answer)

@@ -13,9 +13,14 @@ import shutil
 import subprocess
 
 if __package__:
-    from . import _rt
+    from . import _i18n, _rt
 else:
+    import _i18n
     import _rt
+
+# Fixed hints are marked with N_ for the catalog: the JSON event carries them in English,
+# and the host shows them in the user's language (host/runner.py).
+N_ = _i18n.N_
 
 
 def nvidia_smi_gpus() -> list[dict]:
@@ -40,23 +45,23 @@ def diagnose(info: dict, smi: list[dict]) -> tuple[str, str]:
     """Why CUDA is not available: (message, hint)."""
     if info["cuda_version"] is None:
         return ("torch " + info["torch"] + " is a CPU-only build",
-                "Reinstall with a CUDA build of torch (the recipe's profile pins one; check the "
-                "mirror did not serve a +cpu wheel), or rerun the same command with --cpu to run "
-                "on the CPU.")
+                N_("Reinstall with a CUDA build of torch (the recipe's profile pins one; check the "
+                   "mirror did not serve a +cpu wheel), or rerun the same command with --cpu to run "
+                   "on the CPU."))
     if not smi:
         return (f"torch is built for CUDA {info['cuda_version']} but no NVIDIA GPU or driver "
                 "was found (nvidia-smi is missing or lists no GPU)",
-                "Install the NVIDIA driver, or rerun the same command with --cpu to run on "
-                "the CPU.")
+                N_("Install the NVIDIA driver, or rerun the same command with --cpu to run on "
+                   "the CPU."))
     for gpu in smi:
         cc = gpu.get("compute_capability")
         if cc and _rt.version_at_least(cc, "10") and not _rt.version_at_least(info["torch"], "2.7"):
             return (f"{gpu['name']} (compute capability {cc}) is newer than torch "
                     f"{info['torch']} supports",
-                    "Install with --profile modern (a torch that knows this GPU).")
+                    N_("Install with --profile modern (a torch that knows this GPU)."))
     driver = smi[0].get("driver", "?")
     return (f"the NVIDIA driver {driver} is too old for torch's CUDA {info['cuda_version']}",
-            "Update the driver, or use a profile whose torch is built for an older CUDA.")
+            N_("Update the driver, or use a profile whose torch is built for an older CUDA."))
 
 
 def main(argv=None) -> None:
@@ -67,7 +72,7 @@ def main(argv=None) -> None:
         import torch  # noqa: F401
     except ImportError as exc:
         raise _rt.Failure("no-torch", f"torch cannot be imported: {exc}",
-                          "The requirements step did not finish; rerun `llmsetup install`.") from None
+                          N_("The requirements step did not finish; rerun `llmsetup install`.")) from None
     info = _rt.torch_info()
     info["versions"] = _rt.versions()
     if not info["cuda_available"]:

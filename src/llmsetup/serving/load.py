@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from llmsetup.errors import CheckFailed, UsageError
+from llmsetup.i18n import _
 from llmsetup.serving.openai_client import Client, StreamStats
 
 _WORDS = ("the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on",
@@ -53,9 +54,10 @@ class LoadOptions:
                                  ("--input-tokens", self.input_tokens, 1),
                                  ("--output-tokens", self.output_tokens, 1)):
             if value < low:
-                raise UsageError(f"{name} must be at least {low}")
+                raise UsageError(_("{option} must be at least {low}").format(option=name,
+                                                                            low=low))
         if self.requests is not None and self.requests < 1:
-            raise UsageError("--requests must be at least 1")
+            raise UsageError(_("--requests must be at least 1"))
         if self.requests is None:
             self.requests = max(8, 4 * self.concurrency)
         return self
@@ -85,8 +87,8 @@ def run_load(client: Client, opts: LoadOptions, on_progress=None) -> dict:
     if model is None:  # asking first fails early, and clearly, when the server is not there
         served = client.models()
         if not served:
-            raise CheckFailed(f"{client.base}/v1/models lists no model",
-                              hint="The server started without a model; load one first.")
+            raise CheckFailed(_("{url}/v1/models lists no model").format(url=client.base),
+                              hint=_("The server started without a model; load one first."))
         model = served[0]
     jobs: queue.Queue[int] = queue.Queue()
     for number in range(opts.requests):
@@ -110,7 +112,7 @@ def run_load(client: Client, opts: LoadOptions, on_progress=None) -> dict:
 
     started = time.monotonic()
     threads = [threading.Thread(target=worker, daemon=True)
-               for _ in range(min(opts.concurrency, opts.requests))]
+               for _worker in range(min(opts.concurrency, opts.requests))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -157,16 +159,22 @@ def describe(doc: dict) -> list[str]:
     def num(value, unit: str) -> str:
         return "?" if value is None else f"{value:g} {unit}"
 
-    lines = [f"{doc['model']} at {doc['api']}: {doc['completed']}/{doc['requests']} requests, "
-             f"concurrency {doc['concurrency']}, {doc['input_tokens']} in / "
-             f"{doc['output_tokens']} out tokens, {doc['duration_s']:g} s",
-             f"  output {num(doc['output_tokens_per_s'], 'tokens/s')} (aggregate), "
-             f"{num(doc['requests_per_s'], 'requests/s')}",
-             f"  time to first token p50 {num(doc['ttft_ms']['p50'], 'ms')}, "
-             f"p99 {num(doc['ttft_ms']['p99'], 'ms')}",
-             f"  inter-token latency p50 {num(doc['itl_ms']['p50'], 'ms')}, "
-             f"p99 {num(doc['itl_ms']['p99'], 'ms')}; time per output token mean "
-             f"{num(doc['tpot_ms']['mean'], 'ms')}"]
+    lines = [_("{model} at {api}: {completed}/{requests} requests, concurrency {concurrency}, "
+               "{input_tokens} in / {output_tokens} out tokens, {duration:g} s").format(
+                 model=doc["model"], api=doc["api"], completed=doc["completed"],
+                 requests=doc["requests"], concurrency=doc["concurrency"],
+                 input_tokens=doc["input_tokens"], output_tokens=doc["output_tokens"],
+                 duration=doc["duration_s"]),
+             "  " + _("output {tokens_per_s} (aggregate), {requests_per_s}").format(
+                 tokens_per_s=num(doc["output_tokens_per_s"], "tokens/s"),
+                 requests_per_s=num(doc["requests_per_s"], "requests/s")),
+             "  " + _("time to first token p50 {p50}, p99 {p99}").format(
+                 p50=num(doc["ttft_ms"]["p50"], "ms"), p99=num(doc["ttft_ms"]["p99"], "ms")),
+             "  " + _("inter-token latency p50 {p50}, p99 {p99}; time per output token mean "
+                      "{mean}").format(p50=num(doc["itl_ms"]["p50"], "ms"),
+                                       p99=num(doc["itl_ms"]["p99"], "ms"),
+                                       mean=num(doc["tpot_ms"]["mean"], "ms"))]
     if doc["failed"]:
-        lines.append(f"  {doc['failed']} request(s) failed: " + "; ".join(doc["errors"]))
+        lines.append("  " + _("{count} request(s) failed: {errors}").format(
+            count=doc["failed"], errors="; ".join(doc["errors"])))
     return lines

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from llmsetup.errors import CheckFailed, UsageError
+from llmsetup.i18n import _
 from llmsetup.secret import Secret
 
 DEFAULT_TIMEOUT = 30.0
@@ -31,13 +32,14 @@ def base_url(url: str) -> str:
     text = url.strip()
     parts = urlsplit(text if "://" in text else f"http://{text}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{url!r} is not an http(s) URL",
-                         hint="e.g. --api http://127.0.0.1:8000 (the /v1 suffix is optional)")
+        raise UsageError(_("{url!r} is not an http(s) URL").format(url=url),
+                         hint=_("e.g. --api http://127.0.0.1:8000 (the /v1 suffix is "
+                                "optional)"))
     try:
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
     except ValueError:
-        raise UsageError(f"{url!r} has an invalid port", hint="e.g. http://127.0.0.1:8000")\
-            from None
+        raise UsageError(_("{url!r} has an invalid port").format(url=url),
+                         hint=_("e.g. http://127.0.0.1:8000")) from None
     path = parts.path.rstrip("/")
     if path.endswith("/v1"):
         path = path[:-3]
@@ -94,21 +96,26 @@ class Client:
         where = self.base + path
         if isinstance(exc, urllib.error.HTTPError):
             if exc.code in (401, 403):
-                hint = ("The server wants an API key: `llmsetup serve` stores it under "
-                        "LLMSETUP_HOME (used automatically), or set LLMSETUP_API_KEY."
+                hint = (_("The server wants an API key: `llmsetup serve` stores it under "
+                          "LLMSETUP_HOME (used automatically), or set LLMSETUP_API_KEY.")
                         if not self.api_key else
-                        "The API key was refused: check LLMSETUP_API_KEY or the key the "
-                        "server was started with.")
-                return CheckFailed(f"{where} refused the request ({exc.code})", hint=hint)
+                        _("The API key was refused: check LLMSETUP_API_KEY or the key the "
+                          "server was started with."))
+                return CheckFailed(_("{url} refused the request ({status})").format(
+                    url=where, status=exc.code), hint=hint)
             detail = _error_detail(exc)
-            return CheckFailed(f"{where} answered {exc.code}" + (f": {detail}" if detail else ""),
-                               hint="The server's log says more.")
+            message = _("{url} answered {status}: {detail}") if detail \
+                else _("{url} answered {status}")
+            return CheckFailed(message.format(url=where, status=exc.code, detail=detail),
+                               hint=_("The server's log says more."))
         if isinstance(exc, (TimeoutError, socket.timeout)):
-            return CheckFailed(f"{where} did not answer within {self.timeout:.0f}s",
-                               hint="The server is busy or still loading; raise --timeout.")
+            return CheckFailed(_("{url} did not answer within {seconds:.0f}s").format(
+                url=where, seconds=self.timeout),
+                hint=_("The server is busy or still loading; raise --timeout."))
         reason = getattr(exc, "reason", exc)
-        return CheckFailed(f"cannot reach {where}: {reason}",
-                           hint="Is the server running (`llmsetup serve`)? Check host and port.")
+        return CheckFailed(_("cannot reach {url}: {reason}").format(url=where, reason=reason),
+                           hint=_("Is the server running (`llmsetup serve`)? Check host and "
+                                  "port."))
 
     def _json(self, path: str, body: dict | None = None, timeout: float | None = None) -> dict:
         try:
@@ -120,11 +127,12 @@ class Client:
         try:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise CheckFailed(f"{self.base + path} answered something that is not JSON: "
-                              f"{raw[:120]!r}", hint="Is this an OpenAI-compatible API?")\
-                from None
+            raise CheckFailed(_("{url} answered something that is not JSON: {start!r}").format(
+                url=self.base + path, start=raw[:120]),
+                hint=_("Is this an OpenAI-compatible API?")) from None
         if not isinstance(doc, dict):
-            raise CheckFailed(f"{self.base + path} answered JSON that is not an object")
+            raise CheckFailed(_("{url} answered JSON that is not an object").format(
+                url=self.base + path))
         return doc
 
     # -- the API ----------------------------------------------------------------------------
@@ -134,9 +142,9 @@ class Client:
         try:
             return [str(item["id"]) for item in doc["data"]]
         except (KeyError, TypeError):
-            raise CheckFailed(f"{self.base}/v1/models answered without a model list: "
-                              f"{str(doc)[:200]}", hint="Is this an OpenAI-compatible API?")\
-                from None
+            raise CheckFailed(_("{url}/v1/models answered without a model list: {doc}").format(
+                url=self.base, doc=str(doc)[:200]),
+                hint=_("Is this an OpenAI-compatible API?")) from None
 
     def chat(self, prompt: str, *, model: str | None = None, max_tokens: int = 64,
              temperature: float = 0.0, timeout: float | None = None) -> ChatReply:
@@ -151,8 +159,8 @@ class Client:
             choice = doc["choices"][0]
             text = choice["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
-            raise CheckFailed(f"{self.base} answered without a chat message: {str(doc)[:200]}")\
-                from None
+            raise CheckFailed(_("{url} answered without a chat message: {doc}").format(
+                url=self.base, doc=str(doc)[:200])) from None
         usage = doc.get("usage") or {}
         return ChatReply(text=text, finish_reason=choice.get("finish_reason"),
                          prompt_tokens=usage.get("prompt_tokens"),
@@ -194,7 +202,7 @@ class Client:
                 stats.output_tokens = len(stats.chunk_times)
             stats.ok = stats.ttft_s is not None
             if not stats.ok:
-                stats.error = "the stream ended without any text"
+                stats.error = _("the stream ended without any text")
         except CheckFailed as exc:
             stats.error = exc.message
         return stats
@@ -208,7 +216,8 @@ class Client:
         with reply:
             while True:
                 if time.monotonic() > deadline:
-                    raise CheckFailed(f"{self.base + path}: the stream passed its deadline")
+                    raise CheckFailed(_("{url}: the stream passed its deadline").format(
+                        url=self.base + path))
                 try:
                     line = reply.readline()
                 except (OSError, urllib.error.URLError) as exc:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsetup.errors import UsageError
+from llmsetup.i18n import _
 from llmsetup.secret import Secret
 from llmsetup.settings import Settings
 
@@ -100,33 +101,33 @@ class VllmOptions:
                             ("--pipeline-parallel-size", self.pipeline_parallel_size),
                             ("--data-parallel-size", self.data_parallel_size)):
             if value < 1:
-                raise UsageError(f"{name} must be at least 1")
+                raise UsageError(_("{option} must be at least 1").format(option=name))
         if not 1 <= self.port <= 65535:
-            raise UsageError(f"--port {self.port}: expected 1-65535")
+            raise UsageError(_("--port {port}: expected 1-65535").format(port=self.port))
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
-            raise UsageError("--gpu-memory-utilization is a fraction in (0, 1]",
-                             hint="e.g. 0.9 (vLLM's default) leaves 10% of each GPU free.")
+            raise UsageError(_("--gpu-memory-utilization is a fraction in (0, 1]"),
+                             hint=_("e.g. 0.9 (vLLM's default) leaves 10% of each GPU free."))
         if self.max_model_len is not None and self.max_model_len < 16:
-            raise UsageError("--max-model-len must be at least 16 tokens")
+            raise UsageError(_("--max-model-len must be at least 16 tokens"))
         if self.distributed_executor_backend not in (None, *BACKENDS):
-            raise UsageError(f"--distributed-executor-backend {self.distributed_executor_backend}"
-                             ": expected mp or ray",
-                             hint="mp: the GPUs of this machine; ray: several machines.")
+            raise UsageError(_("--distributed-executor-backend {backend}: expected mp or ray"
+                               ).format(backend=self.distributed_executor_backend),
+                             hint=_("mp: the GPUs of this machine; ray: several machines."))
         if self.ray_address and self.distributed_executor_backend != "ray":
-            raise UsageError("--ray-address needs --distributed-executor-backend ray")
+            raise UsageError(_("--ray-address needs --distributed-executor-backend ray"))
         if self.cpu and self.bits4:
-            raise UsageError("--4bit (bitsandbytes in vLLM) needs a GPU",
-                             hint="On the CPU serve the model in full precision.")
+            raise UsageError(_("--4bit (bitsandbytes in vLLM) needs a GPU"),
+                             hint=_("On the CPU serve the model in full precision."))
         if self.cpu and self.gpus_needed > 1:
-            raise UsageError("tensor/pipeline/data parallel sizes above 1 need GPUs",
-                             hint="Leave them at 1 with --cpu.")
+            raise UsageError(_("tensor/pipeline/data parallel sizes above 1 need GPUs"),
+                             hint=_("Leave them at 1 with --cpu."))
         if self.cpu and self.gpu_memory_utilization is not None:
-            raise UsageError("--gpu-memory-utilization has no meaning with --cpu",
-                             hint="On the CPU the KV cache size is --kv-cache-gib.")
+            raise UsageError(_("--gpu-memory-utilization has no meaning with --cpu"),
+                             hint=_("On the CPU the KV cache size is --kv-cache-gib."))
         if self.cpu_kv_cache_gib < 1:
-            raise UsageError("--kv-cache-gib must be at least 1 (whole GiB)")
+            raise UsageError(_("--kv-cache-gib must be at least 1 (whole GiB)"))
         if self.model is None:
-            raise UsageError("no model folder to serve")
+            raise UsageError(_("no model folder to serve"))
         return self
 
 
@@ -199,10 +200,12 @@ def ray_commands(python: str, opts: VllmOptions) -> dict[str, list[str]] | None:
         return None
     ray = str(Path(python).parent / "ray")
     address = opts.ray_address or f"{opts.host}:{RAY_PORT}"
-    host, _, port = address.rpartition(":") if ":" in address else (address, "", str(RAY_PORT))
+    host, _sep, port = address.rpartition(":") if ":" in address \
+        else (address, "", str(RAY_PORT))
     if not port.isdigit():
-        raise UsageError(f"--ray-address {opts.ray_address}: expected HOST:PORT",
-                         hint=f"e.g. --ray-address 10.0.0.1:{RAY_PORT}")
+        raise UsageError(_("--ray-address {address}: expected HOST:PORT").format(
+                             address=opts.ray_address),
+                         hint=_("e.g. --ray-address 10.0.0.1:{port}").format(port=RAY_PORT))
     return {"head": [ray, "start", "--head", "--port", port, "--node-ip-address", host],
             "worker": [ray, "start", "--address", f"{host}:{port}"]}
 
@@ -215,19 +218,21 @@ def gpu_problem(opts: VllmOptions, gpus: list, need_gb: float | None) -> str | N
     if opts.cpu:
         return None
     if not gpus:
-        return "no GPU found (nvidia-smi)"
+        return _("no GPU found (nvidia-smi)")
     if opts.distributed_executor_backend == "ray":
         return None
     if opts.gpus_needed > len(gpus):
-        return (f"tensor {opts.tensor_parallel_size} x pipeline {opts.pipeline_parallel_size} "
-                f"x data {opts.data_parallel_size} parallel needs {opts.gpus_needed} GPUs; "
-                f"this machine has {len(gpus)}")
+        return _("tensor {tensor} x pipeline {pipeline} x data {data} parallel needs {needed} "
+                 "GPUs; this machine has {found}").format(
+            tensor=opts.tensor_parallel_size, pipeline=opts.pipeline_parallel_size,
+            data=opts.data_parallel_size, needed=opts.gpus_needed, found=len(gpus))
     if need_gb:
         share = need_gb / opts.world_size
         fraction = opts.gpu_memory_utilization or 0.9
         smallest = min(g.memory_total_mb for g in gpus[: opts.gpus_needed]) / 1024
         if share > smallest * fraction:
-            return (f"each GPU would hold about {share:.1f} GB of weights; vLLM may use "
-                    f"{smallest * fraction:.1f} GB of the smallest GPU ({smallest:.1f} GB x "
-                    f"{fraction:g})")
+            return _("each GPU would hold about {share:.1f} GB of weights; vLLM may use "
+                     "{usable:.1f} GB of the smallest GPU ({smallest:.1f} GB x {fraction:g})"
+                     ).format(share=share, usable=smallest * fraction, smallest=smallest,
+                              fraction=fraction)
     return None

@@ -14,6 +14,7 @@ from llmsetup.envs import recorded_env
 from llmsetup.errors import CheckFailed, NotFoundError, UsageError
 from llmsetup.fileio import write_json_atomic
 from llmsetup.hardware import fit, probe_gpus
+from llmsetup.i18n import _
 from llmsetup.proc import quote, run_service
 from llmsetup.secret import Secret
 from llmsetup.serving import auth
@@ -68,7 +69,7 @@ def engine_python(settings: Settings, recipe_name: str | None, python: str | Non
     the recipe; else the shared engine environment under LLMSETUP_HOME (a model folder)."""
     if python:
         if not Path(python).expanduser().exists():
-            raise UsageError(f"--python {python}: no such interpreter")
+            raise UsageError(_("--python {python}: no such interpreter").format(python=python))
         return str(Path(python).expanduser())
     record = recorded_env(settings, recipe_name, ENV_RECORD) if recipe_name else None
     if record and record.get("python") and Path(record["python"]).exists():
@@ -77,9 +78,10 @@ def engine_python(settings: Settings, recipe_name: str | None, python: str | Non
     if shared.exists():
         return str(shared)
     name = recipe_name or "NAME"
-    raise NotFoundError(f"no vLLM environment for {name}",
-                        hint=f"Install it first: `llmsetup install {name} --engine vllm` (add "
-                        "--cpu without a GPU), or point --python at one.")
+    raise NotFoundError(_("no vLLM environment for {name}").format(name=name),
+                        hint=_("Install it first: `llmsetup install {name} --engine vllm` (add "
+                               "--cpu without a GPU), or point --python at one.").format(
+                            name=name))
 
 
 def _local(host: str) -> str:
@@ -89,20 +91,21 @@ def _local(host: str) -> str:
 def check_gpus(opts: VllmOptions, need_gb: dict[str, float | None], strict: bool = True) -> str:
     """Refuse parallel sizes this machine cannot take (``strict``), or say what was found."""
     if opts.cpu:
-        return "CPU: no GPU check"
+        return _("CPU: no GPU check")
     probe = probe_gpus()
     need = need_gb.get("int4" if opts.bits4 else "fp16")
     problem = gpu_problem(opts, probe.gpus, need)
     if problem:
         advice = fit(need_gb, probe.gpus)["advice"] if probe.gpus else \
-            "Serve on the CPU with --cpu (slowly), or on a machine with a GPU."
+            _("Serve on the CPU with --cpu (slowly), or on a machine with a GPU.")
         if strict:
             raise UsageError(problem, hint=advice)
-        return f"this machine would refuse: {problem} ({advice})"
+        return _("this machine would refuse: {problem} ({advice})").format(problem=problem,
+                                                                          advice=advice)
     if opts.distributed_executor_backend == "ray":
-        return (f"Ray: {opts.gpus_needed} GPUs across the cluster (the scheduler checks; "
-                f"this machine has {len(probe.gpus)})")
-    return f"{opts.gpus_needed} of {len(probe.gpus)} GPUs"
+        return _("Ray: {needed} GPUs across the cluster (the scheduler checks; this machine "
+                 "has {found})").format(needed=opts.gpus_needed, found=len(probe.gpus))
+    return _("{needed} of {found} GPUs").format(needed=opts.gpus_needed, found=len(probe.gpus))
 
 
 def make_plan(settings: Settings, name: str, python: str, opts: VllmOptions, *,
@@ -127,8 +130,8 @@ def wait_until_ready(client: Client, proc: subprocess.Popen, timeout: float) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CheckFailed(f"vLLM exited with status {proc.returncode} before it answered",
-                              hint="Its output above says why.")
+            raise CheckFailed(_("vLLM exited with status {status} before it answered").format(
+                status=proc.returncode), hint=_("Its output above says why."))
         try:
             models = client.models()
             if models:
@@ -136,8 +139,9 @@ def wait_until_ready(client: Client, proc: subprocess.Popen, timeout: float) -> 
         except CheckFailed:
             pass
         time.sleep(1.0)
-    raise CheckFailed(f"vLLM did not answer at {client.base}/v1/models within {timeout:.0f}s",
-                      hint="On a CPU start-up compiles for minutes; raise --ready-timeout.")
+    raise CheckFailed(_("vLLM did not answer at {url}/v1/models within {seconds:.0f}s").format(
+        url=client.base, seconds=timeout),
+        hint=_("On a CPU start-up compiles for minutes; raise --ready-timeout."))
 
 
 def run(settings: Settings, plan: ServePlan, on_ready, ready_timeout: float) -> int:
