@@ -174,8 +174,10 @@ def test_dry_run_plan_is_chinese(tmp_path):
 
 # ---- what is the same in both languages ---------------------------------------------------
 
+# Prose: what a person reads, in the chosen language (docs/json.md). Everything else (keys,
+# codes, enumerated values, names, paths, numbers) is what programs read.
 HUMAN_KEYS = {"message", "hint", "description", "detail", "note", "notes", "problems",
-              "summary", "advice", "warnings", "reason", "text"}
+              "summary", "advice", "warnings", "reason", "text", "error", "errors", "gpu_check"}
 
 
 def _shape(value, key: str = ""):

@@ -169,8 +169,9 @@ def test_install_progress_and_flags_in_chinese(zh, capsys):
     from llmsetup.cli._output import Output
     from llmsetup.cli.install import PlanProgress, _flag
 
-    class Step:
+    class Step:  # the install's steps keep their title in both languages (install/plan.py)
         title = "Verify demo"
+        shown_title = "验证 demo"
 
     progress = PlanProgress(Output())
     progress.tty = False
@@ -178,7 +179,7 @@ def test_install_progress_and_flags_in_chinese(zh, capsys):
     progress.step_finished(2, 3, Step(), "satisfied", 0.0, None)
     progress.step_finished(3, 3, Step(), "interrupted", 2.5, None)
     err = capsys.readouterr().err
-    assert "[1/3] Verify demo （已完成）" in err
+    assert "[1/3] 验证 demo （已完成）" in err
     assert "（已满足）" in err and "运行 2.5s 后被中断" in err
     assert _flag("python", None) == "--python（无）"
     assert _flag("cpu", False) == "--no-cpu"

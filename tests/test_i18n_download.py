@@ -132,8 +132,8 @@ def test_check_findings_in_chinese_and_the_report_in_english(zh, server, files, 
     assert status["config.json"] == f"wrong size (2 bytes, expected {len(files['config.json'])})"
     assert not HAN.search(json.dumps(report, ensure_ascii=False))
     # ... and reads in Chinese where it is shown.
-    assert shown(status[WEIGHTS]) == "sha256 不匹配"
-    assert shown(status["config.json"]) == f"大小不对（2 字节，应为 {len(files['config.json'])}）"
+    assert shown(status[WEIGHTS]) == "sha256 不符"
+    assert shown(status["config.json"]) == f"大小不符（2 字节，应为 {len(files['config.json'])}）"
     assert shown(status["tokenizer/tokenizer.json"]) == "ok"
     assert [shown(n) for n in trust_notes({"size": 2, "none": 1})] == [
         "1 个文件在没有哈希可比对的情况下被接管；只核对了大小",

@@ -131,7 +131,7 @@ def test_verify_summary_in_both_languages(zh):
 
     text = verify_text({"prompts": [{"prompt": "Hi", "answer": "Hello"}], "device": "cpu",
                         "dtype": "float32", "load_s": 1.25, "decode_tokens_per_s": 12.4})
-    assert text.english() == "'Hi' -> 'Hello'\n    cpu, float32, load 1.2s, 12 tokens/s"
+    assert text.__str__() == "'Hi' -> 'Hello'\n    cpu, float32, load 1.2s, 12 tokens/s"
     assert text.shown() == "'Hi' -> 'Hello'\n    cpu, float32, 加载 1.2s, 12 tokens/s"
 
 

@@ -27,8 +27,9 @@ read once, on the first message (about 1 ms).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 LANGUAGES = ("en", "zh")
 DOMAIN = "llmsetup"
@@ -125,3 +126,74 @@ def N_(message: str) -> str:
     """Mark a message for the catalog where it is defined (a table, a constant) and
     translate it with :func:`_` where it is shown."""
     return message
+
+
+# ---- text kept in both languages ----------------------------------------------------------
+# What the core says often goes two ways at once: into records, logs and --json (English,
+# to be searched, shared and compared) and onto the terminal (the chosen language). A
+# Message is both: the str itself is the English text (what json.dumps, ==, joins and
+# f-strings see) and shown() gives it in the chosen language, its values shown too.
+#
+#     reason = Message(N_("not found (HTTP {code}): {what}"), code=404, what=what)
+#     reason == "not found (HTTP 404): ..."   # the event, the log, --json
+#     shown(reason)                           # the terminal: "未找到（HTTP 404）：..."
+#
+# Making one formats the English once and looks nothing up.
+
+class Message(str):
+    """English text (the string itself) that :func:`shown` gives in the chosen language.
+
+    ``msgid`` is the message as marked with ``N_()``: a format string with named
+    placeholders (a literal brace doubled, even without parameters); ``params`` fill it,
+    and may be Messages themselves."""
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, /, **params: Any) -> Message:
+        self = super().__new__(cls, msgid.format_map(params))
+        self.msgid = msgid
+        self.params = params
+        return self
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.msgid, self.params))
+
+    def shown(self) -> str:
+        """The text in the chosen language."""
+        if language() == "en":
+            return str.__str__(self)
+        return _(self.msgid).format_map({k: shown(v) for k, v in self.params.items()})
+
+
+def _rebuild(cls: type, msgid: str, params: dict[str, Any]) -> Message:
+    return cls(msgid, **params)
+
+
+class Joined(Message):
+    """Items joined by a separator (``"; "``, ``"\\n"``), each shown in the chosen
+    language, the separator too (``"; "`` is ``"；"`` in Chinese)."""
+
+    def __new__(cls, sep: str, items: Iterable[Any]) -> Joined:
+        items = list(items)
+        self = str.__new__(cls, sep.join(str(i) for i in items))
+        self.msgid, self.params = sep, {}
+        self.items = items
+        return self
+
+    def __reduce__(self):
+        return (Joined, (self.msgid, self.items))
+
+    def shown(self) -> str:
+        if language() == "en":
+            return str.__str__(self)
+        sep = _(self.msgid) if self.msgid.strip() else self.msgid  # "" is the catalog's header
+        return sep.join(str(shown(i)) for i in self.items)
+
+
+def shown(value: Any) -> Any:
+    """``value`` as a person reads it: a :class:`Message` in the chosen language; anything
+    else (a plain string, a number) as it is."""
+    if isinstance(value, Message):
+        return value.shown()
+    return value

@@ -91,7 +91,9 @@ def show_cmd(ctx: typer.Context, target: TargetArg, json_: JsonOpt = False) -> N
         if doc.get("plan"):
             console.print(_("[bold]Install plan[/] (llmsetup install {name}):").format(
                 name=doc["recipe"]["name"]))
+            from llmsetup.i18n import shown
+
             for i, step in enumerate(doc["plan"], 1):
-                console.print(f"  {i}. {step['title']}")
+                console.print(f"  {i}. {shown(step['title'])}")
 
     Output(json_).result(doc, render)

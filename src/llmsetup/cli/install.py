@@ -34,7 +34,7 @@ class PlanProgress:
         self.tty = self.console.is_terminal
 
     def step_started(self, index: int, total: int, step) -> None:
-        label = f"[{index}/{total}] {step.title}"
+        label = f"[{index}/{total}] {step.shown_title}"
         if self.tty and not self.out.quiet:
             self.status = self.console.status(label)
             self.status.start()
@@ -60,17 +60,16 @@ class PlanProgress:
 
     def step_finished(self, index, total, step, status, seconds, info) -> None:
         self._stop()
-        label = f"[{index}/{total}] {step.title}"
+        label = f"[{index}/{total}] {step.shown_title}"
         if status == "done":
             self.out.info(f"[green]✓[/] {label} [dim]{_('(already done)')}[/]")
         elif status == "satisfied":
             self.out.info(f"[green]✓[/] {label} [dim]{_('(already satisfied)')}[/]")
         elif status == "ran":
             self.out.info(f"[green]✓[/] {label} [dim]({seconds:.1f}s)[/]")
-            if info and info.get("summary"):
-                from llmsetup.download.messages import shown
-
-                self.out.info(f"    [dim]{shown(info['summary'])}[/]")
+            summary = step.shown_summary(info)
+            if summary:
+                self.out.info(f"    [dim]{summary}[/]")
         elif status == "interrupted":
             interrupted = _("interrupted after {seconds:.1f}s").format(seconds=seconds)
             self.out.info(f"[yellow]■[/] {label} [dim]{interrupted}[/]")
@@ -260,7 +259,7 @@ def install_cmd(
         out.success(_("{name} is installed ({counts}, {seconds:.1f}s). Model: {model_dir}")
                     .format(name=tgt.recipe.name, counts=counts, seconds=doc["seconds"],
                             model_dir=tgt.model_dir))
-        for key, why in plan.skipped:
+        for key, why in plan.shown_skipped():
             out.info("  " + _("skipped {key}: {why}").format(key=key, why=why))
 
     out.result(doc, render)
@@ -326,10 +325,10 @@ def _show_plan(plan, out: Output) -> None:
 
         console.print(_("[bold]Plan for {name}[/] (dry run: nothing is changed)").format(
             name=plan.recipe.name))
-        for i, row in enumerate(rows, 1):
+        for i, (step, row) in enumerate(zip(plan.steps, rows, strict=True), 1):
             mark = (f"[green]{_('already satisfied')}[/]" if row.get("satisfied") else
                     f"[green]{_('done')}[/]" if row["done"] else _("todo"))
-            console.print(f"{i}. {escape(row['title'])}  \\[{mark}]")
+            console.print(f"{i}. {escape(step.shown_title)}  \\[{mark}]")
             for command in row["commands"]:
                 console.print(f"   $ {command}", markup=False, highlight=False)
             if row.get("requirements") or row.get("trimmed_from"):
@@ -340,7 +339,7 @@ def _show_plan(plan, out: Output) -> None:
                     console.print(f"   #   {lines}", markup=False)
                 for pin in row.get("requirements") or []:
                     console.print(f"   #   {pin}", markup=False)
-        for key, why in plan.skipped:
+        for key, why in plan.shown_skipped():
             console.print("-  " + _("{key}: skipped ({why})").format(key=key, why=why))
 
     out.result(doc, render)

@@ -131,7 +131,7 @@ def verify_cmd(
     if not doc["ok"]:
         raise CheckFailed(
             _("{name} failed its smoke test: {problems}").format(
-                name=doc["target"], problems="; ".join(doc["problems"])),
+                name=doc["target"], problems=_problems(doc["problems"])),
             hint=_("Garbled or empty answers mean damaged weights (`llmsetup check {name}`), "
                    "a tokenizer or chat template that does not fit the model, or a precision "
                    "it cannot take (try without --4bit/--8bit).").format(name=doc["target"]))
@@ -223,8 +223,8 @@ def _render_api(console, doc: dict) -> None:
         line = _("{tokens} tokens in {seconds:.2f} s, stopped by {reason}").format(
             tokens=tokens, seconds=item["seconds"], reason=item["finish_reason"])
         console.print(f"   [dim]{line}[/]")
-        for problem in item["problems"]:
-            console.print(f"   [red]{escape(problem)}[/]")
+        for problem in item["problems"]:  # fixed ones are in the catalog (runtime, N_)
+            console.print(f"   [red]{escape(_(problem))}[/]")
 
 
 def _verify_api(app, target: str, url: str, check: ServerCheck, out: Output) -> None:
@@ -235,7 +235,7 @@ def _verify_api(app, target: str, url: str, check: ServerCheck, out: Output) -> 
     out.result(doc, lambda console: _render_api(console, doc))
     if not doc["ok"]:
         raise CheckFailed(_("the server at {url} failed the smoke test: {problems}").format(
-                              url=doc["api"], problems="; ".join(doc["problems"])),
+                              url=doc["api"], problems=_problems(doc["problems"])),
                           hint=_("Garbled or empty answers: a chat template or dtype that does "
                                  "not fit the model (on a CPU serve in float32), or damaged "
                                  "weights."))
@@ -297,7 +297,7 @@ def _verify_webui(app, target: str, url: str | None, api_url: str | None,
     out.result(doc, render)
     if not doc["passed"]:
         raise CheckFailed(_("the webui API failed the smoke test: {problems}").format(
-                              problems="; ".join(doc["api"]["problems"])),
+                              problems=_problems(doc["api"]["problems"])),
                           hint=_("Check the loaded model in the webui's Model tab."))
 
 
@@ -332,8 +332,8 @@ def render(console, doc: dict) -> None:
             ttft=_number(item["ttft_s"], ".3f", " s"),
             speed=_number(item["decode_tokens_per_s"], ".1f", " tokens/s"))
         console.print(f"   [dim]{line}[/]")
-        for problem in item["problems"]:
-            console.print(f"   [red]{escape(problem)}[/]")
+        for problem in item["problems"]:  # fixed ones are in the catalog (runtime, N_)
+            console.print(f"   [red]{escape(_(problem))}[/]")
     memory = (_("peak GPU memory {mb:.0f} MB").format(mb=doc["peak_gpu_memory_mb"])
               if doc.get("peak_gpu_memory_mb") is not None
               else _("peak RSS {rss}").format(rss=_number(doc.get("peak_rss_mb"), ".0f", " MB")))
@@ -343,3 +343,9 @@ def render(console, doc: dict) -> None:
         speed=_number(doc["decode_tokens_per_s"], ".1f", " tokens/s"), memory=memory))
     versions = doc.get("versions") or {}
     console.print("[dim]" + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + "[/]")
+
+
+def _problems(problems: list[str]) -> str:
+    """A check's problems in one line, each in the chosen language where the catalog has it
+    (the document keeps them English)."""
+    return _("; ").join(_(p) for p in problems)

@@ -18,68 +18,11 @@ reads the text (:func:`~llmsetup.download.progress.event_line`, the errors' mess
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from llmsetup.i18n import _, language
+from llmsetup.i18n import Joined, Message, shown
 
-
-class Message(str):
-    """English text (the string itself) that :func:`shown` gives in the chosen language.
-
-    ``msgid`` is the message as marked with ``N_()``: a format string with named
-    placeholders (a literal brace doubled, even without parameters); ``params`` fill it,
-    and may be Messages themselves."""
-
-    msgid: str
-    params: dict[str, Any]
-
-    def __new__(cls, msgid: str, /, **params: Any) -> Message:
-        self = super().__new__(cls, msgid.format_map(params))
-        self.msgid = msgid
-        self.params = params
-        return self
-
-    def __reduce__(self):
-        return (_rebuild, (type(self), self.msgid, self.params))
-
-    def shown(self) -> str:
-        """The text in the chosen language."""
-        if language() == "en":
-            return str.__str__(self)
-        return _(self.msgid).format_map({k: shown(v) for k, v in self.params.items()})
-
-
-def _rebuild(cls: type, msgid: str, params: dict[str, Any]) -> Message:
-    return cls(msgid, **params)
-
-
-class Joined(Message):
-    """Items joined by a separator (``"; "``, ``"\\n"``), each shown in the chosen
-    language, the separator too (``"; "`` is ``"；"`` in Chinese)."""
-
-    def __new__(cls, sep: str, items: Iterable[Any]) -> Joined:
-        items = list(items)
-        self = str.__new__(cls, sep.join(str(i) for i in items))
-        self.msgid, self.params = sep, {}
-        self.items = items
-        return self
-
-    def __reduce__(self):
-        return (Joined, (self.msgid, self.items))
-
-    def shown(self) -> str:
-        if language() == "en":
-            return str.__str__(self)
-        return _(self.msgid).join(str(shown(i)) for i in self.items)
-
-
-def shown(value: Any) -> Any:
-    """``value`` as a person reads it: a :class:`Message` in the chosen language; anything
-    else (a plain string, a number) as it is."""
-    if isinstance(value, Message):
-        return value.shown()
-    return value
+__all__ = ["Joined", "Message", "redacted", "shown", "text_of"]
 
 
 def redacted(value: Any) -> Any:

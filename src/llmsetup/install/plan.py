@@ -22,7 +22,7 @@ from llmsetup.download.options import DownloadOptions
 from llmsetup.envs.base import PipOptions
 from llmsetup.errors import LLMSetupError, UsageError
 from llmsetup.fileio import write_json_atomic
-from llmsetup.i18n import _
+from llmsetup.i18n import Message, _, shown
 from llmsetup.proc import quote, stop_leftover_group
 from llmsetup.settings import Settings
 
@@ -104,61 +104,17 @@ def file_digest(path: Path | None) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-class Text:
-    """A message with named values, kept in both languages at once: English for what is
-    recorded (step records, ``--json``, logs), the chosen language for what a person reads.
-
-    ``msgid`` is marked with ``N_()`` where the Text is made; a value may be a Text too.
-    """
-
-    __slots__ = ("msgid", "values")
-
-    def __init__(self, msgid: str, **values: Any) -> None:
-        self.msgid = msgid
-        self.values = values
-
-    def english(self) -> str:
-        return self.msgid.format(**{k: v.english() if isinstance(v, Text) else v
-                                    for k, v in self.values.items()})
-
-    def shown(self) -> str:
-        return _(self.msgid).format(**{k: v.shown() if isinstance(v, Text) else v
-                                       for k, v in self.values.items()})
-
-    def __str__(self) -> str:
-        return self.english()
-
-    def __repr__(self) -> str:
-        return f"Text({self.english()!r})"
-
-
-class Joined(Text):
-    """Texts and plain strings joined by ``sep`` (each Text in the language asked for)."""
-
-    __slots__ = ("parts", "sep")
-
-    def __init__(self, sep: str, parts: list[str | Text]) -> None:
-        super().__init__("")
-        self.sep, self.parts = sep, parts
-
-    def english(self) -> str:
-        return self.sep.join(p.english() if isinstance(p, Text) else p for p in self.parts)
-
-    def shown(self) -> str:
-        return self.sep.join(p.shown() if isinstance(p, Text) else p for p in self.parts)
-
-
 class Step(ABC):
     """One step of an install.
 
-    Its title and the summary of its run are :class:`Text`: ``title`` (English) is what
+    Its title and the summary of its run are :class:`~llmsetup.i18n.Message`: ``title`` (English) is what
     ``--dry-run --json``, the install's ``--json`` and the step records hold;
     ``shown_title`` and :meth:`shown_summary` are what the terminal shows.
     """
 
     key: str = ""
-    _title: Text | None = None
-    _summary: Text | None = None
+    _title: Message | None = None
+    _summary: Message | None = None
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -166,7 +122,7 @@ class Step(ABC):
     @property
     def title(self) -> str:
         """What the step does, in English (records and ``--json``)."""
-        return self._title.english() if self._title is not None else ""
+        return self._title if self._title is not None else ""
 
     @property
     def shown_title(self) -> str:
@@ -174,19 +130,19 @@ class Step(ABC):
         return self._title.shown() if self._title is not None else ""
 
     def set_title(self, msgid: str, **values: Any) -> None:
-        self._title = Text(msgid, **values)
+        self._title = Message(msgid, **values)
 
-    def summarize(self, summary: Text) -> str:
+    def summarize(self, summary: Message) -> str:
         """Remember the summary of this run for :meth:`shown_summary`; its English text
         (for ``info["summary"]``, which is recorded)."""
         self._summary = summary
-        return summary.english()
+        return str(summary)
 
     def shown_summary(self, info: dict | None) -> str | None:
         """The summary of the run that returned ``info``, in the chosen language."""
         if self._summary is not None:
             return self._summary.shown()
-        return (info or {}).get("summary")
+        return shown((info or {}).get("summary"))
 
     @property
     def step_record_path(self) -> Path:

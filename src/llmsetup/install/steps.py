@@ -18,13 +18,11 @@ from llmsetup.envs.pythons import find_python, missing_python
 from llmsetup.errors import CheckFailed, LLMSetupError, ProcessError, UsageError
 from llmsetup.fileio import write_json_atomic, write_text_atomic
 from llmsetup.host.runner import run_module, script
-from llmsetup.i18n import N_, _
+from llmsetup.i18n import N_, Joined, Message, _
 from llmsetup.install.plan import (
-    Joined,
     Plan,
     PlanReporter,
     Step,
-    Text,
     file_digest,
     fingerprint,
 )
@@ -325,13 +323,13 @@ class CudaCheckStep(Step):
                    log=self.plan.log_path(self.key), on_event=on_event)
         gpus = facts.get("gpus") or []
         found = (", ".join(f"{g['name']} {g['memory_total_gb']} GB" for g in gpus) if gpus
-                 else Text(N_("no GPU visible to torch")))
+                 else Message(N_("no GPU visible to torch")))
         if facts.get("cuda_version"):
-            summary = self.summarize(Text(N_("torch {torch}, CUDA {cuda}, {gpus}"),
+            summary = self.summarize(Message(N_("torch {torch}, CUDA {cuda}, {gpus}"),
                                           torch=facts.get("torch"), cuda=facts["cuda_version"],
                                           gpus=found))
         else:
-            summary = self.summarize(Text(N_("torch {torch}, CUDA none, {gpus}"),
+            summary = self.summarize(Message(N_("torch {torch}, CUDA none, {gpus}"),
                                           torch=facts.get("torch"), gpus=found))
         return {**{k: facts.get(k) for k in ("torch", "cuda_version", "cuda_available", "gpus")},
                 "summary": summary}
@@ -504,17 +502,17 @@ class VerifyStep(Step):
         return {**result, "summary": self.summarize(verify_text(result))}
 
 
-def verify_text(result: dict) -> Text:
+def verify_text(result: dict) -> Message:
     """The proof in a line or two: what the model answered (or heard), and how fast."""
-    lines: list[str | Text] = []
+    lines: list[str | Message] = []
     for item in result.get("prompts") or []:
         lines.append(f"{item['prompt']!r} -> {item['answer']!r}")
     for item in result.get("items") or []:
         lines.append(f"{Path(str(item.get('file', ''))).name}: {item.get('text', '')!r}")
-    facts: list[str | Text | None] = [
+    facts: list[str | Message | None] = [
         f"{result['device']}" if result.get("device") else None,
         f"{result['dtype']}" if result.get("dtype") else None,
-        Text(N_("load {seconds}s"), seconds=f"{result['load_s']:.1f}")
+        Message(N_("load {seconds}s"), seconds=f"{result['load_s']:.1f}")
         if result.get("load_s") is not None else None,
         f"{result['decode_tokens_per_s']:.0f} tokens/s"
         if result.get("decode_tokens_per_s") else None]
@@ -524,7 +522,7 @@ def verify_text(result: dict) -> Text:
 
 def verify_summary(result: dict) -> str:
     """:func:`verify_text` in English (what the install records)."""
-    return verify_text(result).english()
+    return str(verify_text(result))
 
 
 def add_download(plan: Plan, backend: EnvBackend) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 from llmsetup.envs import choose_backend, make_backend
 from llmsetup.errors import UsageError
 from llmsetup.fileio import write_json_atomic, write_text_atomic
-from llmsetup.i18n import N_, _
-from llmsetup.install.plan import Joined, Plan, PlanReporter, Step, Text, file_digest, fingerprint
+from llmsetup.i18n import N_, Joined, Message, _
+from llmsetup.install.plan import Plan, PlanReporter, Step, file_digest, fingerprint
 from llmsetup.install.steps import CudaCheckStep, EnvStep, RequirementsStep, add_download, add_verify
 from llmsetup.proc import run
 from llmsetup.webui import repo as webui
@@ -25,9 +25,9 @@ def checkout_record_path(plan: Plan) -> Path:
     return plan.state_dir / "webui.json"
 
 
-def _source_text(source: webui.CloneSource) -> Text:
+def _source_text(source: webui.CloneSource) -> Message:
     """Where the clone comes from, in both languages."""
-    return Text(webui.SOURCE_WORDS[source.style], url=source.url)
+    return Message(webui.SOURCE_WORDS[source.style], url=source.url)
 
 
 class CloneStep(Step):
@@ -114,7 +114,7 @@ class CloneStep(Step):
             return self._accept_tree()
         if found == "checkout" and webui.at_commit(self.dir, self.spec.commit):
             return {**self._save(kind="checkout", commit=webui.head_commit(self.dir)),
-                    "summary": self.summarize(Text(
+                    "summary": self.summarize(Message(
                         N_("found {dir} already at {commit}; recorded"),
                         dir=self.dir, commit=self.spec.commit))}
         if found == "checkout":
@@ -137,8 +137,8 @@ class CloneStep(Step):
                        ("timed out", _("GitHub is slow or blocked: try --git-mirror.")),
                        ("did not match any",
                         _("The commit is not in that repository or mirror."))])
-        how = (Text(N_("cloned {source}"), source=_source_text(self.source)) if self.source
-               else Text(N_("checked out {commit} in the existing checkout"),
+        how = (Message(N_("cloned {source}"), source=_source_text(self.source)) if self.source
+               else Message(N_("checked out {commit} in the existing checkout"),
                          commit=self.spec.commit))
         return {**self._save(kind="checkout", commit=webui.head_commit(self.dir)),
                 "summary": self.summarize(how)}
@@ -150,7 +150,7 @@ class CloneStep(Step):
         if blobs and not bad:
             record = self._save(kind="tree", commit=self.spec.commit,
                                 verified_by="git blob ids of " + ", ".join(blobs))
-            return {**record, "summary": self.summarize(Text(
+            return {**record, "summary": self.summarize(Message(
                 N_("{dir} is not a git checkout; its {files} match {commit}: accepted"),
                 dir=self.dir, files=", ".join(blobs), commit=self.spec.commit))}
         if not self.options.accept_tree:
@@ -167,10 +167,10 @@ class CloneStep(Step):
                                              "clone into."))
         record = self._save(kind="tree", commit=None, verified_by="--accept-tree",
                             mismatches=bad or [])
-        accepted = Text(N_("{dir} is not a git checkout; accepted as it is (--accept-tree)"),
+        accepted = Message(N_("{dir} is not a git checkout; accepted as it is (--accept-tree)"),
                         dir=self.dir)
         if bad:
-            accepted = Joined("; ", [accepted, Text(N_("differs from {commit} in {files}"),
+            accepted = Joined("; ", [accepted, Message(N_("differs from {commit} in {files}"),
                                                     commit=self.spec.commit,
                                                     files=", ".join(bad))])
         return {**record, "summary": self.summarize(accepted)}
