@@ -10,9 +10,9 @@
 # whisper-large-v3.json, whisper.engines.txt (with WHISPER_MODEL, see below), and, only
 # while time is left, llama-2-7b-chat.attn.json
 # (`--attn compare`: SDPA against eager attention) and llama-2-7b-chat.compile.json
-# (`--compile`: static KV cache + torch.compile); summary.txt (also printed) and gpu.log
-# (each step's stderr and llmsetup's runtime logs). At most 7 files: the device tool
-# brings back 8.
+# (`--compile`: static KV cache + torch.compile); vllm.json (vLLM serving, where vLLM is
+# there, see vllm_serving); summary.txt (also printed) and gpu.log (each step's stderr and
+# llmsetup's runtime logs). At most 8 files: the device tool brings back 8.
 #
 # What it needs on that machine: an interpreter with torch (CUDA), transformers and
 # accelerate (PYTHON, default python3). Everything else comes from the wheel folder
@@ -192,6 +192,63 @@ engines() {
     [ "$status" = 0 ] || { say "whisper.engines failed (exit $status): see gpu.log"; FAILED=1; }
 }
 engines
+# vLLM serving of the 7B with random weights (issue 14): `llmsetup serve --engine vllm
+# --random-weights`, fp16 then 4-bit, each loaded with `llmsetup bench --api` at
+# concurrency 1 and 32; one file, vllm.json. Optional: only where VLLM_PYTHON (default: the
+# benchmark's interpreter) imports vllm. The lent device machine has no vLLM and cannot
+# fetch it (its wheel is larger than what a call carries); on a GPU machine with the
+# network, `pip install vllm` and point VLLM_PYTHON at that interpreter. VLLM_MODEL (a model
+# folder) replaces the recipe: the CPU dry run uses a small one (`--cpu` skips 4-bit, which
+# vLLM's CPU build lacks).
+vllm_serving() {
+    local vpy=${VLLM_PYTHON:-$VPY} target=${VLLM_MODEL:-llama-2-7b-chat} left port pid
+    local precisions=(fp16 4bit) flags=() tokens=128 status=0
+    if ! "$vpy" -c 'import vllm' 2>/dev/null; then
+        say "skip vllm: $vpy has no vllm (VLLM_PYTHON)"; return 0
+    fi
+    if [ "$CPU" = 1 ]; then precisions=(fp16); flags=(--cpu); fi
+    [ "$TINY" = 1 ] && tokens=16
+    : > "$WORK/vllm.jsonl"
+    for precision in "${precisions[@]}"; do
+        left=$((BUDGET_S - SECONDS - 40))
+        [ "$left" -gt 180 ] || { say "skip vllm $precision: ${left}s left"; break; }
+        port=$("$VPY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        local quant=()
+        [ "$precision" = 4bit ] && quant=(--4bit)
+        say "vllm $precision: llmsetup serve $target --engine vllm --random-weights (port $port)"
+        setsid "$VPY" -m llmsetup serve "$target" --engine vllm --random-weights \
+            --python "$vpy" --port "$port" ${quant[@]+"${quant[@]}"} ${flags[@]+"${flags[@]}"} \
+            >> "$LOG" 2>&1 &
+        pid=$!
+        if ! "$VPY" "$ROOT/benchmarks/_wait_http.py" "http://127.0.0.1:$port/v1/models" \
+                "$((left - 60))" "$pid" 2>> "$LOG"; then
+            say "vllm $precision: the server did not answer: see gpu.log"; FAILED=1
+        else
+            for concurrency in 1 32; do
+                "$VPY" -m llmsetup bench "$target" --api "http://127.0.0.1:$port" \
+                    --concurrency "$concurrency" --requests "$((concurrency * 4))" \
+                    --input-tokens "$tokens" --output-tokens "$tokens" --json \
+                    > "$WORK/vllm.one.json" 2>> "$LOG" || status=$?
+                if [ "$status" = 0 ]; then
+                    "$VPY" -c 'import json, sys; d = json.load(open(sys.argv[1])); d["precision"] = sys.argv[2]; print(json.dumps(d))' \
+                        "$WORK/vllm.one.json" "$precision" >> "$WORK/vllm.jsonl"
+                else
+                    say "vllm $precision: bench at concurrency $concurrency failed: see gpu.log"
+                    FAILED=1 status=0
+                fi
+            done
+        fi
+        kill -INT -- "-$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -s "$WORK/vllm.jsonl" ]; then
+        "$VPY" -c 'import json, sys
+print(json.dumps({"kind": "vllm-serving", "runs": [json.loads(l) for l in open(sys.argv[1])]}, indent=1))' \
+            "$WORK/vllm.jsonl" > "$OUTDIR/vllm.json"
+    fi
+    return 0
+}
+vllm_serving
 step llama-2-7b-chat.attn 120 0 0 \
     llama-2-7b-chat --attn compare --keep-weights ${CAUSAL[@]+"${CAUSAL[@]}"}
 step llama-2-7b-chat.compile 180 0 0 \
@@ -205,6 +262,13 @@ from pathlib import Path
 out = Path(sys.argv[1])
 for path in sorted(out.glob("*.json")):
     doc = json.loads(path.read_text())
+    if doc.get("kind") == "vllm-serving":
+        print(f"{path.name}: vLLM serving with random weights")
+        for run in doc["runs"]:
+            print(f"  {run['precision']:<5} concurrency {run['concurrency']:>3}: "
+                  f"{run['output_tokens_per_s']:8.1f} tok/s, {run['requests_per_s']:6.2f} req/s, "
+                  f"TTFT p50 {run['ttft_ms']['p50']:7.1f} ms, p99 {run['ttft_ms']['p99']:7.1f} ms")
+        continue
     first = doc["results"][0] if doc["results"] else {}
     print(f"{path.name}: {doc['target']} on {first.get('gpu') or first.get('device')}, "
           f"{first.get('versions', {}).get('torch')} / "

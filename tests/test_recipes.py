@@ -120,7 +120,7 @@ def test_recipe_index_cache_follows_edits(tmp_path):
     (user / "gemma-2b.yaml").write_text(text.replace("Gemma 2B base", "First edit"))
     first = {r["name"]: r for r in Catalog([user], cache_dir=cache).index()}
     assert first["gemma-2b"]["description"].startswith("First edit")
-    assert (cache / "recipes-index.json").is_file()
+    assert (cache / "recipes-index.en.json").is_file()
     path = user / "gemma-2b.yaml"
     path.write_text(text.replace("Gemma 2B base", "Second edit, longer"))
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))

@@ -168,7 +168,9 @@ class Catalog:
         ``llmsetup list`` runs on this, so that it needs neither YAML nor the schema.
         """
         stamp = self._stamp()
-        cache = self.cache_dir / "recipes-index.json" if self.cache_dir else None
+        # One file per language (the stamp holds it too): switching back and forth between
+        # languages reads a cache each time instead of rebuilding one.
+        cache = self.cache_dir / f"recipes-index.{language()}.json" if self.cache_dir else None
         if cache is not None:
             try:
                 data = json.loads(cache.read_text(encoding="utf-8"))
