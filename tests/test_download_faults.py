@@ -203,9 +203,16 @@ def test_an_expired_link_is_resolved_again(tmp_path, server, files):
 # -- 6. signals ---------------------------------------------------------------------------
 
 
+def _default_sighup() -> None:
+    # A suite started under nohup hands SIG_IGN down, and llmsetup rightly keeps an ignored
+    # SIGHUP ignored (cli/_signals.py): give the child the default, as a terminal would.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _cli(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "llmsetup", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                            preexec_fn=_default_sighup)
 
 
 def _wait_for(predicate, timeout: float = 20.0) -> None:
