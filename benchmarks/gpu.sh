@@ -206,7 +206,7 @@ vllm_serving() {
     if ! "$vpy" -c 'import vllm' 2>/dev/null; then
         say "skip vllm: $vpy has no vllm (VLLM_PYTHON)"; return 0
     fi
-    if [ "$CPU" = 1 ]; then precisions=(fp16); flags=(--cpu); fi
+    if [ "$CPU" = 1 ]; then precisions=(float32); flags=(--cpu); fi  # vLLM on a CPU: fp32
     [ "$TINY" = 1 ] && tokens=16
     : > "$WORK/vllm.jsonl"
     for precision in "${precisions[@]}"; do
