@@ -21,7 +21,7 @@ from llmsetup.cli._options import (
     check_url,
 )
 from llmsetup.cli._output import Output
-from llmsetup.i18n import _
+from llmsetup.i18n import _, ngettext
 
 
 class PlanProgress:
@@ -250,8 +250,8 @@ def install_cmd(
         ran = sum(r.status == "ran" for r in results)
         done = sum(r.status == "done" for r in results)
         found = sum(r.status == "satisfied" for r in results)
-        # English keeps its words ("1 steps ran"); each count is added to the text before.
-        counts = _("{n} steps ran").format(n=ran)
+        # Each count is added to the text before it.
+        counts = ngettext("{n} step ran", "{n} steps ran", ran).format(n=ran)
         if done:
             counts = _("{counts}, {n} already done").format(counts=counts, n=done)
         if found:
