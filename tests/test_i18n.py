@@ -327,3 +327,38 @@ def test_the_throwaway_check_finds_one():
     tree = ast.parse("def f(xs):\n    for _ in xs:\n        pass\n    return _('x')\n")
     [fn] = tree.body
     assert _calls_underscore(fn) and _binds_underscore(fn) == [2]
+
+
+COMMANDS = ["list", "show", "doctor", "install", "download", "check", "verify", "chat", "serve",
+            "transcribe", "bench", "rm", "prune", "recipes"]
+
+
+def test_chinese_help_fits_the_terminal_width():
+    """Click wraps by characters; a Chinese character takes two columns. The help of every
+    command fits 80 columns as the terminal shows them."""
+    from llmsetup.cli._click_text import display_width
+
+    build_catalog()
+    env = {k: v for k, v in os.environ.items() if k not in LOCALE_VARS}
+    env.update(LANG=ZH, COLUMNS="80")
+    for args in [[], *([c] for c in COMMANDS)]:
+        out = subprocess.run([*LLMSETUP, *args, "--help"], capture_output=True, text=True,
+                             env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        wide = [line for line in out.stdout.splitlines() if display_width(line) > 80]
+        assert wide == [], (args, wide)
+
+
+def test_the_wide_wrapper_breaks_chinese_between_characters_and_keeps_punctuation(zh):
+    from llmsetup.cli._click_text import WideWrapper, display_width
+
+    wrapper = WideWrapper(width=20, replace_whitespace=False)
+    lines = wrapper.wrap("安装模型：环境、固定版本的依赖、CUDA 检查、下载、验证。")
+    assert all(display_width(line) <= 20 for line in lines)
+    assert "".join(lines) == "安装模型：环境、固定版本的依赖、CUDA 检查、下载、验证。"
+    assert not any(line[0] in "，。、：）" for line in lines)
+    assert not any(line.endswith("（") for line in wrapper.wrap("一二三四五六七八（九十）"))
+    # A line break inside a Chinese paragraph is no space.
+    assert WideWrapper(width=30).wrap("过期的下载锁、\n没有任何") == ["过期的下载锁、没有任何"]
+    # English words are never cut.
+    assert WideWrapper(width=12).wrap("install demo --dry-run") == ["install demo", "--dry-run"]

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 
 import typer
+import typer._click._textwrap
 import typer.core
 
 from llmsetup.i18n import N_, _, language
@@ -140,6 +142,97 @@ class Group(TranslatedHelp, typer.core.TyperGroup):
     """A group of commands of ours (``llmsetup recipes``)."""
 
 
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: two for each wide (CJK) character."""
+    return sum(2 if _wide(ch) else 1 for ch in text)
+
+
+# Chinese punctuation that must not start a line: the character before it moves down too.
+_NO_LINE_START = set("，。、；：？！）》」』”’…")
+# ... and that must not end one: it moves to the next line with what it opens.
+_NO_LINE_END = set("（《「『“‘")
+
+
+class WideWrapper(typer._click._textwrap.TextWrapper):
+    """Click's text wrapper, measuring display columns instead of characters.
+
+    Click wraps help by ``len()``, which counts a Chinese character as one column where a
+    terminal shows two: Chinese help lines ran up to half again past the width. Here a
+    line may break between any two Chinese characters (as Chinese text breaks) and between
+    words elsewhere, and is filled to the width the terminal shows."""
+
+    def _split(self, text: str) -> list[str]:
+        chunks = []
+        for chunk in super()._split(text):
+            if not any(_wide(ch) for ch in chunk):
+                chunks.append(chunk)
+                continue
+            run = ""
+            for ch in chunk:
+                if _wide(ch):
+                    if run:
+                        chunks.append(run)
+                        run = ""
+                    chunks.append(ch)
+                else:
+                    run += ch
+            if run:
+                chunks.append(run)
+        # A line break inside a Chinese paragraph is no space: click joins the lines of a
+        # paragraph with one, which Chinese text does not have between its characters.
+        return [c for i, c in enumerate(chunks)
+                if not (c.isspace() and 0 < i < len(chunks) - 1
+                        and _wide(chunks[i - 1][-1]) and _wide(chunks[i + 1][0]))]
+
+    def _wrap_chunks(self, chunks: list[str]) -> list[str]:
+        lines: list[str] = []
+        chunks = list(reversed(chunks))
+        while chunks:
+            indent = self.subsequent_indent if lines else self.initial_indent
+            width = max(self.width - display_width(indent), 1)
+            if lines and chunks[-1].strip() == "":
+                chunks.pop()  # no line starts with the space it was broken at
+                continue
+            line: list[str] = []
+            used = 0
+            while chunks:
+                size = display_width(chunks[-1])
+                if used + size <= width:
+                    line.append(chunks.pop())
+                    used += size
+                elif chunks[-1] in _NO_LINE_START and len(line) > 1:
+                    # The punctuation may not start the next line: the character before it
+                    # goes down with it.
+                    chunks.append(line.pop())
+                    break
+                elif not line:  # longer than a whole line: cut it
+                    piece, rest = _cut(chunks[-1], width)
+                    line.append(piece)
+                    chunks[-1] = rest
+                    break
+                else:
+                    break
+            while len(line) > 1 and line[-1] in _NO_LINE_END:
+                chunks.append(line.pop())
+            text = "".join(line).rstrip()
+            if text:
+                lines.append(indent + text)
+        return lines
+
+
+def _cut(chunk: str, width: int) -> tuple[str, str]:
+    used = 0
+    for i, ch in enumerate(chunk):
+        used += 2 if _wide(ch) else 1
+        if used > width:
+            return chunk[:max(i, 1)], chunk[max(i, 1):]
+    return chunk, ""
+
+
 # Typer's own words, for the catalog (typer.core asks for them by these msgids).
 TYPER_WORDS = (N_("Options"), N_("Arguments"), N_("Commands"), N_("default: {default}"),
                N_("required"), N_("env var: {var}"), N_("(dynamic)"), N_("Aborted!"))
@@ -147,3 +240,6 @@ TYPER_WORDS = (N_("Options"), N_("Arguments"), N_("Commands"), N_("default: {def
 # Typer's own words ("Options", "Arguments", "Commands", "default: ...", "required",
 # "Aborted!") go through typer.core's gettext `_`.
 typer.core._ = _  # type: ignore[attr-defined]
+# Help wrapped by the columns a terminal shows (click imports the wrapper at each wrap).
+if language() != "en":
+    typer._click._textwrap.TextWrapper = WideWrapper  # type: ignore[misc]
