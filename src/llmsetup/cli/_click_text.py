@@ -16,10 +16,17 @@ import sys
 import unicodedata
 
 import typer
-import typer._click._textwrap
 import typer.core
 
 from llmsetup.i18n import N_, _, language
+
+try:  # typer 0.26 and later vendor click
+    from typer._click import _textwrap
+except ImportError:  # earlier typer runs on click itself
+    from click import _textwrap  # type: ignore[no-redef]
+
+# click's base exception, whichever click typer runs on (typer re-exports only some).
+CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^No such option: (?P<name>.+)$"), N_("No such option: {name}")),
@@ -120,15 +127,12 @@ class TranslatedHelp:
         if kwargs.get("standalone_mode", True) is False or language() == "en":
             return super().main(*args, **kwargs)  # type: ignore[misc]
         kwargs["standalone_mode"] = False
-        abort = next(c for c in typer.Abort.__mro__ if c.__name__ == "Abort")
-        click_exception = next(c for c in typer.BadParameter.__mro__
-                               if c.__name__ == "ClickException")
         try:
             code = super().main(*args, **kwargs)  # type: ignore[misc]
-        except click_exception as exc:
+        except CLICK_EXCEPTION as exc:
             show(exc)
             sys.exit(exc.exit_code)
-        except abort:
+        except typer.Abort:
             typer.echo(_("Aborted!"), file=sys.stderr)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -157,7 +161,7 @@ _NO_LINE_START = set("，。、；：？！）》」』”’…")
 _NO_LINE_END = set("（《「『“‘")
 
 
-class WideWrapper(typer._click._textwrap.TextWrapper):
+class WideWrapper(_textwrap.TextWrapper):
     """Click's text wrapper, measuring display columns instead of characters.
 
     Click wraps help by ``len()``, which counts a Chinese character as one column where a
@@ -242,4 +246,4 @@ TYPER_WORDS = (N_("Options"), N_("Arguments"), N_("Commands"), N_("default: {def
 typer.core._ = _  # type: ignore[attr-defined]
 # Help wrapped by the columns a terminal shows (click imports the wrapper at each wrap).
 if language() != "en":
-    typer._click._textwrap.TextWrapper = WideWrapper  # type: ignore[misc]
+    _textwrap.TextWrapper = WideWrapper  # type: ignore[misc]

@@ -24,7 +24,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from llmsetup.cli._click_text import TranslatedHelp, message_of
+from llmsetup.cli._click_text import CLICK_EXCEPTION, TranslatedHelp, message_of
 from llmsetup.cli._context import state
 from llmsetup.cli._output import Output, failure_document
 from llmsetup.errors import LLMSetupError, ProcessError, RecipeError
@@ -33,7 +33,6 @@ from llmsetup.secret import redact
 
 # Shown with _(DEBUG_HINT).
 DEBUG_HINT = N_("Set LLMSETUP_DEBUG=1 to see the traceback.")
-_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _llmsetup(exc: LLMSetupError) -> tuple[str, str | None, int]:
@@ -111,7 +110,7 @@ def error_code(exc: BaseException) -> str:
     """A stable name for the kind of failure, for programs: ``not_found``, ``check_failed``."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
-    if isinstance(exc, (LLMSetupError, _CLICK_EXCEPTION)):
+    if isinstance(exc, (LLMSetupError, CLICK_EXCEPTION)):
         return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
     if any(c.__name__ in {"ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout",
                           "SSLError"} and c.__module__ != "builtins" for c in type(exc).__mro__):
@@ -158,7 +157,7 @@ class LLMSetupGroup(TranslatedHelp, TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
-        except _CLICK_EXCEPTION as exc:  # a bad command line: click prints it on stderr
+        except CLICK_EXCEPTION as exc:  # a bad command line: click prints it on stderr
             if _json_mode(ctx):
                 command = " ".join(filter(None, ["llmsetup", ctx.invoked_subcommand]))
                 failure_document(redact(message_of(exc)),
