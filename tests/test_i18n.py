@@ -215,9 +215,14 @@ def _tool():
     return sys.modules["llmsetup_i18n_tool"]
 
 
+def _check(*paths: Path) -> subprocess.CompletedProcess:
+    """``scripts/i18n.py check [PATHS]``, as a developer runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "i18n.py"), "check",
+                           *map(str, paths)], capture_output=True, text=True)
+
+
 def test_every_message_has_a_chinese_translation_with_the_same_placeholders():
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "i18n.py"), "check"],
-                          capture_output=True, text=True)
+    proc = _check()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("; 0 problems")
 
@@ -226,8 +231,7 @@ def test_the_check_fails_for_a_new_message_without_translation(tmp_path):
     source = tmp_path / "new.py"
     source.write_text('from llmsetup.i18n import _\n\nprint(_("A brand new message {x}").format(x=1))\n'
                       'print(_("Show this message and exit."))\n')
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "i18n.py"), "check",
-                           str(source)], capture_output=True, text=True)
+    proc = _check(source)
     assert proc.returncode == 1
     assert "A brand new message {x}" in proc.stdout and "1 problems" in proc.stdout
 
@@ -236,8 +240,7 @@ def test_the_check_fails_for_an_f_string_or_a_sum(tmp_path):
     source = tmp_path / "bad.py"
     source.write_text('from llmsetup.i18n import _\nname = "x"\n'
                       'a = _(f"{name} is missing")\nb = _("a" + name)\nc = _("{n}".format(n=1))\n')
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "i18n.py"), "check",
-                           str(source)], capture_output=True, text=True)
+    proc = _check(source)
     assert proc.returncode == 1
     assert proc.stderr.count("needs a plain string literal") == 3
 

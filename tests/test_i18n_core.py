@@ -15,19 +15,8 @@ import pytest
 
 from llmsetup import i18n
 from llmsetup.errors import ProcessError, RecipeError, UsageError
+from tests.test_recipes_validate import GOOD
 
-GOOD = """\
-name: my-model
-kind: causal-lm
-description: A model of my own
-repo_id: me/my-model
-env:
-  name: my-model
-  python: '3.10'
-profiles:
-  book: [torch==2.0.1, transformers==4.38.1]
-params: 1.0e9
-"""
 # Six problems on six lines: a literal, a pattern, our own validator, a number, a bound,
 # an unknown field.
 BROKEN = (GOOD.replace("kind: causal-lm", "kind: chatbot")
