@@ -9,10 +9,10 @@ gettext and Babel read as well.
                                                    # .po <- .pot: new messages added empty,
                                                    # gone ones dropped; --fill takes
                                                    # translations from other .po files
-    python scripts/i18n.py check [--extra PART.po ...] [PATH...]
+    python scripts/i18n.py check [--extra PART.po]... [PATH...]
                                                    # every message translated, placeholders
                                                    # alike; exit 1 otherwise
-    python scripts/i18n.py compile [--extra PART.po ...]   # .po -> .mo
+    python scripts/i18n.py compile [--extra PART.po]...    # .po -> .mo
     python scripts/i18n.py part OUT.po PATH...     # a .po of the messages of some files
                                                    # (translations kept from OUT.po and
                                                    # the catalog), for work in parallel
@@ -373,10 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("update")
     up.add_argument("--fill", nargs="*", type=Path, default=[])
     chk = sub.add_parser("check")
-    chk.add_argument("--extra", nargs="*", type=Path, default=[])
+    chk.add_argument("--extra", action="append", type=Path, default=[], metavar="PART.po",
+                     help="a fragment whose translations fill gaps (repeatable)")
     chk.add_argument("paths", nargs="*", type=Path)
     comp = sub.add_parser("compile")
-    comp.add_argument("--extra", nargs="*", type=Path, default=[])
+    comp.add_argument("--extra", action="append", type=Path, default=[], metavar="PART.po",
+                      help="a fragment whose translations fill gaps (repeatable)")
     part = sub.add_parser("part")
     part.add_argument("out", type=Path)
     part.add_argument("paths", nargs="+", type=Path)

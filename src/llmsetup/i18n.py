@@ -21,7 +21,7 @@ shared). The runtime modules that run inside a model's environment read the lang
 host chose from ``LLMSETUP_LANG`` (:func:`child_env`), through ``runtime/_i18n.py``.
 
 Cost: in English nothing is loaded (``_`` returns its argument); in Chinese the catalog is
-read once, on the first message (about 1 ms).
+read once, on the first message (2.4 ms for 1098 messages here).
 """
 
 from __future__ import annotations
