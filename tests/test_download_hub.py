@@ -1,4 +1,4 @@
-"""The hub sources as the real hubs behave: listing through huggingface_hub, errors and hints,
+"""The hub sources as the real hubs behave: listing as huggingface_hub lists, errors and hints,
 tokens only where they belong, mirror quirks (aliendao, ModelScope).
 
 The loopback server of ``tests/download_server.py`` answers as the hubs do (read against
@@ -61,9 +61,9 @@ def tree_requests(server) -> list[dict]:
     return [r for r in server.requests if "/tree/" in r["path"]]
 
 
-# -- listing through huggingface_hub ------------------------------------------------------
+# -- listing as huggingface_hub lists ------------------------------------------------------
 
-def test_listing_goes_through_huggingface_hub(server, files):
+def test_listing_reads_the_hub_api(server, files):
     source = hf(server)
     listing = source.list_files()
     repo = server.repos["org/tiny"]
@@ -78,7 +78,27 @@ def test_listing_goes_through_huggingface_hub(server, files):
     assert [r["path"] for r in tree] == [f"/api/models/org/tiny/tree/{repo.commit}"]
     assert tree[0]["query"]["recursive"].lower() == "true"
     assert tree[0]["query"].get("expand", "false").lower() == "false"  # 1,000 a page, not 50
-    assert "hf_hub/" in tree[0]["user_agent"] and "llmsetup/" in tree[0]["user_agent"]
+    assert tree[0]["user_agent"].startswith("llmsetup/")
+
+
+def test_listing_asks_what_huggingface_hub_asks(server, files):
+    """The same two requests as huggingface_hub's own ``model_info`` and
+    ``list_repo_tree(recursive=True)``, against the same server: paths and query."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=server.url, token=False)
+    commit = api.model_info("org/tiny", revision="main").sha
+    list(api.list_repo_tree("org/tiny", revision=commit, recursive=True))
+    theirs = model_requests(server)  # 2.x also asks for /api/agent-harnesses first
+    server.requests.clear()
+    hf(server).list_files()
+    ours = model_requests(server)
+    assert ours == theirs and len(ours) == 2 and len(server.requests) == 2
+
+
+def model_requests(server) -> list[tuple[str, dict[str, str]]]:
+    return [(r["path"], {k: v.lower() for k, v in r["query"].items()})
+            for r in server.requests if r["path"].startswith("/api/models/")]
 
 
 def test_no_token_is_sent_unless_we_chose_one(server, files, tmp_path, monkeypatch):
@@ -399,9 +419,10 @@ def test_a_huge_chunked_listing_is_cut_at_the_cap(server, files, monkeypatch):
     assert server.total_sent("@tree") < 16 << 20
 
 
-def test_huggingface_hub_own_warnings_stay_off_the_terminal(server, files, tmp_path):
-    """Its http_backoff logs "HTTP Error 503 thrown while requesting URL" on stderr, past
-    our reporter and its redaction; a real process, so its real log handler is used."""
+def test_a_listing_retried_after_a_503_stays_quiet_and_redacted(server, files, tmp_path):
+    """A real process, so that any library's own log handler would show: nothing of the
+    retry reaches stderr unredacted (huggingface_hub's http_backoff, when it listed,
+    logged "HTTP Error 503 thrown while requesting URL" there)."""
     import os
     import subprocess
     import sys
@@ -414,3 +435,11 @@ def test_huggingface_hub_own_warnings_stay_off_the_terminal(server, files, tmp_p
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "thrown while requesting" not in done.stderr and "Pw0rd99" not in done.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "TRUE"])
+def test_hf_hub_offline_keeps_the_hf_sources_offline(server, files, monkeypatch, value):
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    with pytest.raises(SourceError, match="HF_HUB_OFFLINE is set") as err:
+        hf(server).list_files()
+    assert "--from DIR" in err.value.hint and not server.requests

@@ -365,15 +365,19 @@ def get_json(
     cancel: threading.Event | None = None,
     denied_hint: str | None = None,
     missing_hint: str | None = None,
+    check: Callable[[requests.Response], None] | None = None,
+    deadline_s: float | None = None,
+    not_json_hint: str | None = None,
 ) -> tuple[Any, requests.Response]:
     """GET a JSON document with the shared retry rules; returns (data, response).
 
-    Within an overall deadline (:func:`metadata_deadline_s`; waits the server asks for are
-    added to it) and a size cap (:data:`METADATA_MAX_BYTES`). A spent quota (429 with a
-    ``RateLimit`` reset) is waited out without counting as a try, up to
-    ``policy.max_retry_after_s`` in all.
+    Within an overall deadline (``deadline_s``, else :func:`metadata_deadline_s`; waits
+    the server asks for are added to it) and a size cap (:data:`METADATA_MAX_BYTES`). A
+    spent quota (429 with a ``RateLimit`` reset) is waited out without counting as a try,
+    up to ``policy.max_retry_after_s`` in all. ``check`` replaces :func:`check_status` for
+    a protocol with its own error table (it raises our errors or :class:`Transient`).
     """
-    limit = metadata_deadline_s()
+    limit = deadline_s or metadata_deadline_s()
     deadline = time.monotonic() + limit
     quota_waited = 0.0
     last: Transient | None = None
@@ -388,7 +392,10 @@ def get_json(
                 url, headers=dict(headers or {}), params=params, stream=True,
                 timeout=(min(timeout[0], left), min(timeout[1], left))))
             with contextlib.closing(resp):
-                check_status(resp, source, what, denied_hint, missing_hint)
+                if check is not None:
+                    check(resp)
+                else:
+                    check_status(resp, source, what, denied_hint, missing_hint)
                 body = _read_capped(resp, deadline, METADATA_MAX_BYTES)
             if body is None:
                 raise reply_too_large(source, what, redact(resp.url))
@@ -398,7 +405,7 @@ def get_json(
             except ValueError:
                 raise SourceError(source, Message(
                     N_("{what}: the reply is not JSON (HTTP {code}, {size} bytes)"), what=what,
-                    code=resp.status_code, size=len(body)), hint=Message(N_(
+                    code=resp.status_code, size=len(body)), hint=not_json_hint or Message(N_(
                         "The server may not speak this protocol; check the endpoint URL."))
                     ) from None
         except TooSlow:

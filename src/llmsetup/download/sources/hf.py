@@ -1,69 +1,59 @@
 """The Hugging Face Hub, at any endpoint: huggingface.co, hf-mirror.com, or yours.
 
-Listing goes through huggingface_hub's ``HfApi`` (imported only when a listing runs, so
-the CLI starts without it), with the endpoint and the token *we* chose (never its own
-token lookup):
+Listing speaks the Hub API as huggingface_hub does, through the same HTTP session and
+rules as every other listing (:func:`llmsetup.download.http.get_json`: an overall
+deadline, the metadata size cap, Retry-After, the Hub's ``RateLimit`` quota waited out
+with a countdown, backoff), with the endpoint and the token *we* chose:
 
-- ``GET /api/models/{repo}/revision/{rev}``, through its session, headers and
-  ``hf_raise_for_status`` (:meth:`HFSource._revision_info` says why not ``model_info``),
-  resolves the revision to a commit id, so that every file comes from one commit even if
+- ``GET /api/models/{repo}/revision/{rev}`` (what ``HfApi.model_info`` asks) resolves
+  the revision to a commit id (``sha``), so that every file comes from one commit even if
   the branch moves during a long download;
-- ``HfApi.list_repo_tree(repo, revision=commit, recursive=True)``
-  (``GET /api/models/{repo}/tree/{commit}?recursive=true&expand=false``, pages followed by
-  their ``Link: <...>; rel="next"`` header): paths, sizes, the git blob id of each file and,
-  for LFS files, ``lfs.oid`` (the sha256 of the content). ``expand=True`` is not asked
-  for: it adds only the last commit and the security scan, and the Hub then pages by 50
-  entries instead of 1,000 (twenty times the API calls against the rate limit).
+- ``GET /api/models/{repo}/tree/{commit}?recursive=true&expand=false`` (what
+  ``HfApi.list_repo_tree(recursive=True)`` asks): paths, sizes, the git blob id of each
+  file and, for LFS files, ``lfs.oid`` (the sha256 of the content). Pages are followed
+  by their ``Link: <...>; rel="next"`` header, as huggingface_hub's pager does, but each
+  next page is asked of the endpoint's own host even when a mirror's ``Link`` names
+  another one (hf-mirror names huggingface.co: the token never goes elsewhere and a
+  blocked host is not tried). ``expand=true`` is not asked for: it adds only the last
+  commit and the security scan, and the Hub then pages by 50 entries instead of 1,000.
+- Errors are read as ``hf_raise_for_status`` reads them: ``X-Error-Code``
+  (``RevisionNotFound``, ``GatedRepo``, ...) and ``X-Error-Message``, and an anonymous 401
+  means "not found, or private/gated" (the Hub answers so for a repository that does not
+  exist). ``HF_HUB_OFFLINE`` is honoured as huggingface_hub honours it.
+
+Importing huggingface_hub for this cost 0.2-0.3 s of every download's start (measured in
+docs/performance.md), more than the two requests themselves. It is still used for one
+thing: an OIDC token (``HF_OIDC_RESOURCE``).
 
 The bytes come from ``GET /{repo}/resolve/{commit}/{path}`` through our own engine
 (segmented, resumable, hashed while written; measured 7x faster than a single stream on
 capped mirrors).
-
-What we add around huggingface_hub, identical for every version from 0.20 (requests) to
-2.x (httpx): its exceptions mapped onto our :class:`SourceError` family with our hints
-(:func:`_hub_error`); the retry rules of every listing (Retry-After, the Hub's
-``RateLimit`` quota waited out with a countdown, backoff); and, in
-:mod:`._hub_calls`, an overall deadline, the metadata size cap, each next page fetched
-from the endpoint's own host even when a mirror's ``Link`` names another one (hf-mirror
-names huggingface.co: the token never goes elsewhere and a blocked host is not tried),
-and its own log lines kept off the terminal.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-import llmsetup.download.http as http
 from llmsetup.download.errors import AccessDenied, NotOnSource, SourceError
 from llmsetup.download.http import (
     RetryPolicy,
     Transient,
-    asks_to_wait,
-    describe_network_error,
-    gave_up,
+    get_json,
     http_error,
-    is_network_error,
-    metadata_deadline_s,
     rate_limit_reset,
     retry_after_seconds,
-    sleep_unless,
     unexpected_reply,
 )
 from llmsetup.download.messages import Message
-from llmsetup.download.sources._hub_calls import run_bounded
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
 from llmsetup.i18n import N_
 from llmsetup.secret import Secret, mask_url, redact, register_url
 
 HF_ENDPOINT = "https://huggingface.co"
 HF_MIRROR_ENDPOINT = "https://hf-mirror.com"
-
-T = TypeVar("T")
 
 
 def configured_endpoint(settings, explicit: str | None = None) -> str | None:
@@ -153,108 +143,72 @@ class HFSource(Source):
 
     # -- listing ----------------------------------------------------------------------
 
-    def _api(self):
-        from huggingface_hub import HfApi
-
-        from llmsetup import __version__
-
-        # token=False, not None: None would make huggingface_hub look up a saved token
-        # and send it to whatever endpoint this is.
-        return HfApi(endpoint=self.endpoint, token=self._token_arg(),
-                     library_name="llmsetup", library_version=__version__)
-
-    def _token_arg(self) -> str | bool:
-        return self.token.reveal() if self.token else False
+    def _get(self, url: str, what: str) -> tuple[Any, Any]:
+        """One API request under the rules of every listing, read with the Hub's error table."""
+        kwargs: dict[str, Any] = {}
+        if self._timeout:
+            kwargs["timeout"] = self._timeout
+        return get_json(
+            self.session, url, source=self.name, what=what, headers=self._auth(),
+            policy=self._policy, cancel=self.cancel, deadline_s=self._deadline_s,
+            check=lambda resp: _check_reply(resp, self, what),
+            not_json_hint=_NOT_A_HUB, **kwargs)
 
     def list_files(self) -> Listing:
-        api, repo, token = self._api(), self.repo_id, self._token_arg()
-        rev = self.requested_revision
-        path = f"/api/models/{repo}/revision/{quote(rev, safe='')}"
-        info = self._call(lambda: self._revision_info(path), f"{repo}@{rev}", path)
+        if _offline():
+            raise SourceError(self.name, Message(N_("HF_HUB_OFFLINE is set: the Hugging Face "
+                                                    "sources stay offline")),
+                              hint=Message(N_("Unset HF_HUB_OFFLINE, or use --from DIR.")))
+        repo, rev = self.repo_id, self.requested_revision
+        info, _ = self._get(f"{self.endpoint}/api/models/{repo}/revision/{quote(rev, safe='')}",
+                            f"{repo}@{rev}")
         commit = info.get("sha") if isinstance(info, dict) else None
-        self.revision = str(commit) if commit else rev
-        entries = self._call(
-            lambda: list(api.list_repo_tree(repo, revision=self.revision, recursive=True,
-                                            token=token)),
-            Message(N_("the file list of {repo}"), repo=repo),
-            f"/api/models/{repo}/tree/{quote(self.revision, safe='')}", paging=True)
-        files = [self._file(e) for e in entries if hasattr(e, "blob_id")]  # RepoFile, not folder
+        self.revision = str(commit) if isinstance(commit, str) and commit else rev
+        what = Message(N_("the file list of {repo}"), repo=repo)
+        url: str | None = (f"{self.endpoint}/api/models/{repo}/tree/"
+                           f"{quote(self.revision, safe='')}?recursive=true&expand=false")
+        files: list[RemoteFile] = []
+        pages = 0
+        while url:
+            pages += 1
+            if pages > MAX_PAGES:
+                raise SourceError(self.name, Message(
+                    N_("{what}: more than {pages} pages; the download would be incomplete"),
+                    what=what, pages=MAX_PAGES))
+            entries, resp = self._get(url, what)
+            if not isinstance(entries, list):
+                raise _not_the_hub(self, what, f"a JSON {type(entries).__name__}, not a list")
+            files += [self._file(e, what) for e in entries
+                      if not (isinstance(e, dict) and e.get("type") == "directory")]
+            url = self._next_page(resp)
         if not files:
             raise SourceError(self.name, Message(N_("{repo}@{revision} lists no files"),
                                                  repo=repo, revision=self.revision))
         return Listing(files, self.revision)
 
-    def _revision_info(self, path: str) -> Any:
-        """``GET /api/models/{repo}/revision/{rev}`` through huggingface_hub's session,
-        headers and error table, read as plain JSON: ``HfApi.model_info`` would build a
-        ``ModelInfo``, which in 0.2x requires fields (``downloads``, ``likes``, ``tags``)
-        that a mirror or a private endpoint need not send; only ``sha`` is needed here."""
-        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+    def _next_page(self, resp: Any) -> str | None:
+        """The ``Link: <...>; rel="next"`` page, asked of the endpoint's own host."""
+        link = (resp.links.get("next") or {}).get("url")
+        if not link:
+            return None
+        split, own = urlsplit(link), urlsplit(self.endpoint)
+        return urlunsplit((own.scheme, own.netloc, split.path, split.query, ""))
 
-        from llmsetup import __version__
-
-        headers = build_hf_headers(token=self._token_arg(), library_name="llmsetup",
-                                   library_version=__version__)
-        timeout = self._timeout[1] if self._timeout else None
-        response = get_session().get(f"{self.endpoint}{path}", headers=headers,
-                                     timeout=timeout)
-        hf_raise_for_status(response)
-        return response.json()
-
-    def _file(self, entry: Any) -> RemoteFile:
-        path = safe_relpath(str(getattr(entry, "path", "") or ""), self.name)
-        lfs = getattr(entry, "lfs", None)
-        sha256 = _field(lfs, "sha256") if lfs else None
-        size = _field(lfs, "size") if lfs else None
-        if size is None:
-            size = getattr(entry, "size", None)
+    def _file(self, entry: Any, what: str) -> RemoteFile:
+        if not isinstance(entry, dict):
+            raise _not_the_hub(self, what, f"an entry is a JSON {type(entry).__name__}")
+        path = safe_relpath(str(entry.get("path") or ""), self.name)
+        lfs = entry.get("lfs")
+        lfs = lfs if isinstance(lfs, dict) else None
+        size = (lfs or {}).get("size", entry.get("size"))
         if not isinstance(size, int) or isinstance(size, bool):
             raise SourceError(self.name, Message(N_("{path}: the listing gives no size"),
                                                  path=path))
-        oid = getattr(entry, "blob_id", None)
+        sha256 = (lfs or {}).get("oid") or (lfs or {}).get("sha256")
+        oid = entry.get("oid")
         return RemoteFile(path, size, sha256=str(sha256).lower() if sha256 else None,
                           lfs=lfs is not None,
                           git_oid=str(oid).lower() if oid and not lfs else None)
-
-    def _call(self, fn: Callable[[], T], what: str, path: str, paging: bool = False) -> T:
-        """``fn()`` (one huggingface_hub call) under the rules of :func:`http.get_json`: an
-        overall deadline (``LLMSETUP_METADATA_TIMEOUT``), the size cap, our retries, and a
-        spent quota (429 ``RateLimit: ...;r=0;t=N``) waited out with a countdown without
-        counting as a try."""
-        url = redact(f"{self.endpoint}{path}")
-        policy, limit = self._policy, self._deadline_s or metadata_deadline_s()
-        deadline = time.monotonic() + limit  # retries included, server-asked waits not
-        quota_waited, attempt = 0.0, 0
-        last: Transient | None = None
-        while attempt < policy.attempts:
-            attempt += 1
-            try:
-                return run_bounded(fn, deadline, limit, self.cancel,
-                                self._origin() if paging else None, self.name, what, url)
-            except SourceError:
-                raise
-            except Exception as exc:
-                last = _hub_error(exc, self, what)
-            wait = last.retry_after
-            if wait is not None and wait > policy.max_retry_after_s:
-                raise asks_to_wait(self.name, last, wait)
-            if last.quota and wait is not None and quota_waited + wait <= policy.max_retry_after_s:
-                attempt -= 1  # inside the server's window: not a failed try
-                quota_waited += wait
-            if attempt < policy.attempts:
-                delay = policy.delay(max(1, attempt), wait)
-                if wait is not None:
-                    deadline += delay  # the server's own wait is not ours to count
-                    if http._wait_for_server(self.cancel, delay, self.name):
-                        raise KeyboardInterrupt
-                elif sleep_unless(self.cancel, delay):
-                    raise KeyboardInterrupt
-        assert last is not None
-        raise gave_up(self.name, last, policy.attempts)
-
-    def _origin(self) -> tuple[str, str, int | None, str]:
-        split = urlsplit(self.endpoint)
-        return split.scheme, split.hostname or "", split.port, split.netloc.rpartition("@")[2]
 
     # -- transfer ---------------------------------------------------------------------
 
@@ -264,79 +218,63 @@ class HFSource(Source):
         return url, self._auth()
 
 
-def _field(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]``: BlobLfsInfo is a dict in some versions, a dataclass in others."""
-    value = getattr(obj, name, None)
-    if value is None and isinstance(obj, dict):
-        value = obj.get(name)
-    return value
+#: Pages of 1,000 entries: a million files is more than any model repository holds.
+MAX_PAGES = 1000
+
+_NOT_A_HUB = Message(N_("The server may not speak the Hub API; check the endpoint URL."))
 
 
-# -- huggingface_hub's exceptions as ours ------------------------------------------------
-
-def _hub_error(exc: Exception, source: HFSource, what: str) -> Transient:
-    """Raise ``exc`` as our error (fatal ones), or return it as a :class:`Transient`."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if "OfflineModeIsEnabled" in names:
-        raise SourceError(source.name, Message(N_("HF_HUB_OFFLINE is set: huggingface_hub "
-                                                  "refuses to go online")),
-                          hint=Message(N_("Unset HF_HUB_OFFLINE, or use --from DIR."))) from None
-    if isinstance(status, int) and ("HfHubHTTPError" in names or "HTTPError" in names
-                                    or "HTTPStatusError" in names):
-        return _status_error(status, response, names, source, what)
-    if is_network_error(exc) or _is_transport_error(names):
-        return Transient(Message(N_("{what}: {error}"), what=what,
-                                 error=describe_network_error(exc)))
-    if isinstance(exc, (KeyError, TypeError, ValueError)):  # a reply huggingface_hub cannot parse
-        raise SourceError(source.name, Message(
-            N_("{what}: the reply is not the Hub's format ({error})"), what=what,
-            error=f"{type(exc).__name__}: {redact(str(exc))[:120]}"), hint=Message(
-            N_("The server may not speak the Hub API; check the endpoint URL."))) from None
-    raise exc
+def _offline() -> bool:
+    """``HF_HUB_OFFLINE`` as huggingface_hub reads it (1, ON, YES or TRUE)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def _status_error(status: int, response: Any, names: set[str], source: HFSource,
-                  what: str) -> Transient:
-    headers = getattr(response, "headers", {}) or {}
+def _not_the_hub(source: HFSource, what: str, detail: str) -> SourceError:
+    return SourceError(source.name, Message(
+        N_("{what}: the reply is not the Hub's format ({error})"), what=what, error=detail),
+        hint=_NOT_A_HUB)
+
+
+# -- the Hub's error replies as ours -----------------------------------------------------
+
+def _check_reply(resp: Any, source: HFSource, what: str) -> None:
+    """Raise our error for a reply that is not a success, as ``hf_raise_for_status`` reads
+    it: fatal ones as :class:`SourceError`, the others as :class:`Transient`."""
+    status = resp.status_code
+    if status < 400:
+        return
+    headers = resp.headers
     message = headers.get("X-Error-Message") or ""
     detail = f" ({redact(message.strip())[:200]})" if message else ""
     code = headers.get("X-Error-Code") or ""
-    if code == "RevisionNotFound" or "RevisionNotFoundError" in names:
+    if code == "RevisionNotFound":
         raise NotOnSource(source.name, Message(
             N_("not found (HTTP {code}): revision {revision} of {repo}{detail}"), code=status,
             revision=source.requested_revision, repo=source.repo_id, detail=detail),
-            hint=source.missing_hint) from None
+            hint=source.missing_hint)
     if status == 401 and code != "GatedRepo" and not source.token:
         raise AccessDenied(source.name, Message(
             N_("not found, or private/gated (HTTP 401): {what}{detail}"), what=what,
-            detail=detail), hint=source.unknown_hint) from None
+            detail=detail), hint=source.unknown_hint)
     if status in (401, 403) and source.token:
         raise AccessDenied(source.name, Message(
             N_("the HF token was refused (HTTP {code}) for {what}{detail}"), code=status,
-            what=what, detail=detail), hint=source.denied_hint) from None
+            what=what, detail=detail), hint=source.denied_hint)
     if status in (401, 403) or code == "GatedRepo":
         raise AccessDenied(source.name, Message(
             N_("access denied (HTTP {code}) to {what}{detail}"), code=status, what=what,
-            detail=detail), hint=source.denied_hint) from None
+            detail=detail), hint=source.denied_hint)
     if status in (404, 410):
         raise NotOnSource(source.name, Message(
             N_("not found (HTTP {code}): {what}{detail}"), code=status, what=what,
-            detail=detail), hint=source.missing_hint) from None
+            detail=detail), hint=source.missing_hint)
     if status in (429, 503):
         quota = rate_limit_reset(headers.get("RateLimit"))
         wait = retry_after_seconds(headers.get("Retry-After"))
         if quota is not None:
             wait = max(wait or 0.0, quota)
-        return Transient(http_error(status, what, detail), retry_after=wait, status=status,
-                         quota=quota is not None)
+        raise Transient(http_error(status, what, detail), retry_after=wait, status=status,
+                        quota=quota is not None)
     if status >= 500 or status == 408:
-        return Transient(http_error(status, what, detail))
-    raise SourceError(source.name, unexpected_reply(status, what, detail)) from None
-
-
-def _is_transport_error(names: set[str]) -> bool:
-    """httpx's network errors (huggingface_hub 1.x and later), without importing httpx."""
-    return bool(names & {"TransportError", "TimeoutException", "NetworkError",
-                         "RemoteProtocolError", "ProxyError", "ConnectError"})
+        raise Transient(http_error(status, what, detail))
+    raise SourceError(source.name, unexpected_reply(status, what, detail))
