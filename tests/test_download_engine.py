@@ -191,7 +191,7 @@ def test_a_fast_first_connection_keeps_the_download_to_itself(tmp_path, server, 
     # one connection is kept alive from part to part (one TCP port for every request).
     manifest = fetch(tmp_path, engine=fast_engine(fast_link=1.0, probe_s=0.3))
     assert_complete(tmp_path, files)
-    assert manifest.run["connections_used"] == 1 and manifest.run["connections"] == 8
+    assert manifest.run["connections_used"] == 1 and manifest.run["connections"] == 16  # default
     assert len([r for r in server.requests if r["path"].endswith(WEIGHTS)]) >= 3
     assert len(_weight_ports(server)) == 1
 
@@ -200,7 +200,8 @@ def test_a_slow_first_connection_opens_the_others(tmp_path, server, files):
     server.rate = 1 << 20  # 1 MB/s per connection, well under the 8 MB/s asked for
     manifest = fetch(tmp_path, engine=fast_engine(fast_link=8e6, probe_s=0.05))
     assert_complete(tmp_path, files)
-    assert manifest.run["connections_used"] == 8
+    # the others open: 16 by default, fewer where the files have fewer parts (14 here)
+    assert manifest.run["connections"] == 16 and 8 < manifest.run["connections_used"] <= 16
     assert len(_weight_ports(server)) >= 2
 
 
@@ -337,7 +338,8 @@ def test_404_on_a_file_fails_at_once_without_retries(tmp_path, server, files):
     server.fault(WEIGHTS, "status", times=None, code=404)
     with pytest.raises(SourceError, match="not found"):
         fetch(tmp_path)
-    assert sum(r["path"].endswith(WEIGHTS) for r in server.requests) <= 8  # one per part
+    # at most one request per connection (16 by default): none is retried
+    assert sum(r["path"].endswith(WEIGHTS) for r in server.requests) <= 16
 
 
 def test_revision_is_pinned_to_a_commit(tmp_path, server, files):

@@ -28,8 +28,9 @@ ModelsDirOpt = Annotated[Path | None, typer.Option(
     show_default=_("LLMSETUP_MODELS_DIR or ./dataroot/models"))]
 ConnectionsOpt = Annotated[int | None, typer.Option(
     "--connections", metavar="N", min=1, max=64,
-    help=_("Parallel connections, at most (capped by the source: aliendao allows 2). The "
-    "first starts alone; the others open unless it alone beats 256 MB/s."), show_default="8")]
+    help=_("Parallel connections, at most (capped by the source: hf and hf-mirror allow 16, "
+    "modelscope 8, aliendao 2). The first starts alone; the others open unless it alone "
+    "beats 256 MB/s."), show_default="16")]
 IncludeOpt = Annotated[list[str] | None, typer.Option(
     "--include", metavar="GLOB", help=_("Only files whose path matches (repeatable)."))]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(

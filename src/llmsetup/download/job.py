@@ -38,7 +38,13 @@ from llmsetup.errors import LLMSetupError, UsageError
 from llmsetup.fileio import write_text_atomic
 from llmsetup.i18n import N_, _
 
-DEFAULT_CONNECTIONS = 8
+#: At most this many connections unless the user says otherwise, capped by the source (hf
+#: and hf-mirror 16, modelscope 8, aliendao 2). Above 8 because a mirror that caps each
+#: connection is only as fast as the connections it gets: on a two-shard repository an
+#: eight-connection client cannot be more than 5.9x faster than huggingface_hub (which
+#: fetches the shards at once); aria2c -x8 opens 12 there. hf-mirror's own hfd.sh opens up
+#: to 20 (aria2c -x4 -j5). A link where one connection is fast keeps one (ramp.py).
+DEFAULT_CONNECTIONS = 16
 _DISK_MARGIN = 16 << 20
 #: No file of any model comes near this (1 PiB): a listing that says so is broken or
 #: hostile, and must not reach ftruncate or the disk check.
