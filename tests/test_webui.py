@@ -548,11 +548,27 @@ def test_serve_a_model_folder_through_the_installed_checkout(cli, setup, tmp_pat
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
-    # Another model under the same name is never replaced.
+    # The link was for that server only: gone once it stopped; the checkout is as it was.
+    assert not linked.is_symlink() and not linked.exists() and folder.is_dir()
+    # A link left by a serve that was killed, whose folder is gone, is reused.
     other = tmp_path / "elsewhere" / "My-Model"
     shutil.copytree(setup["model"], other)
+    linked.symlink_to(tmp_path / "removed-since" / "My-Model", target_is_directory=True)
+    reused = cli("serve", str(other), "--dry-run")
+    assert reused.exit_code == 0 and f"ln -s {other} {linked}" in " ".join(reused.stdout.split())
+    # Another model under the same name (a link to a live folder, or a folder) is never
+    # replaced.
+    linked.unlink()
+    linked.symlink_to(folder, target_is_directory=True)
     clash = cli("serve", str(other), "--dry-run")
     assert clash.exit_code == 2 and "already holds another model" in clash.stderr
+    assert f"a link to {folder}" in " ".join(clash.stderr.split())
+    linked.unlink()
+    linked.mkdir()
+    (linked / "config.json").write_text("{}")
+    clash = cli("serve", str(other), "--dry-run")
+    assert clash.exit_code == 2 and "already holds another model" in clash.stderr
+    assert (linked / "config.json").read_text() == "{}"
 
 
 def test_serve_beyond_loopback_gets_a_page_login_from_a_file(cli, setup, llmsetup_home):

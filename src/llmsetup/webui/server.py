@@ -4,6 +4,7 @@ wait until it answers."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -55,9 +56,13 @@ def server_plan(target, settings: Settings, opts: ServeOptions) -> dict:
         spec = WebUISpecDefaults
         model_name = target.model_dir.name
         deploy = Deployment(target.model_dir, folder / "models" / model_name, "link")
-        if (deploy.target.exists() or deploy.target.is_symlink()) and not deploy.is_done():
+        # A link whose folder is gone (left by a serve that was killed) is free to reuse.
+        if deploy.target.exists() and not deploy.is_done():
             raise UsageError(_("{folder} already holds another model").format(
-                                 folder=deploy.target),
+                                 folder=deploy.target) + (
+                                 _(" (a link to {other})").format(
+                                     other=os.readlink(deploy.target))
+                                 if deploy.target.is_symlink() else ""),
                              hint=_("Rename your model folder, or move that one away."))
     else:
         spec = recipe.webui
@@ -222,8 +227,10 @@ def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
 def run_server(plan: dict, opts: ServeOptions, on_ready) -> int:
     """Start the server, call ``on_ready`` once it answers, pass Ctrl-C on; its status."""
 
+    linked = None
     if plan.get("deploy_from"):  # a model folder: linked into models/ as install deploys
-        Deployment(Path(plan["deploy_from"]), Path(plan["deploy_to"]), "link").run()
+        linked = Deployment(Path(plan["deploy_from"]), Path(plan["deploy_to"]), "link")
+        linked.run()
 
     def started(proc: subprocess.Popen) -> None:
         wait_until_ready(plan["url"], proc, opts.ready_timeout)
@@ -235,4 +242,9 @@ def run_server(plan: dict, opts: ServeOptions, on_ready) -> int:
                 "pid": proc.pid, "started": time.time()})
         on_ready()
 
-    return run_service(plan["argv"], cwd=Path(plan["dir"]), on_started=started)
+    try:
+        return run_service(plan["argv"], cwd=Path(plan["dir"]), on_started=started)
+    finally:
+        # The link was for this server only: the checkout's models/ is left as it was.
+        if linked is not None and linked.is_done():
+            linked.target.unlink()
