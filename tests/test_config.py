@@ -199,3 +199,27 @@ def test_token_to_mirrors_is_a_yes_or_no(cli, llmsetup_home):
     write_config(llmsetup_home, "download:\n  token_to_mirrors: 'sure'\n")
     result = cli("list")
     assert result.exit_code == 2 and "download.token_to_mirrors" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["env", "config"])
+def test_a_recipe_folder_that_does_not_exist_is_named_not_skipped(cli, llmsetup_home, tmp_path,
+                                                                   monkeypatch, where):
+    """A typo in the path would otherwise hide the user's recipes without a word."""
+    good = tmp_path / "recipes"
+    good.mkdir()
+    typo = tmp_path / "recipies"
+    if where == "env":
+        monkeypatch.setenv("LLMSETUP_RECIPES_PATH", f"{good}:{typo}")
+    else:
+        write_config(llmsetup_home, f"recipes_path:\n  - {good}\n  - {typo}\n")
+    result = cli("list")
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.stderr.split())
+    named = "LLMSETUP_RECIPES_PATH" if where == "env" else "recipes_path in "
+    assert named in flat and f"'{typo}': expected an existing folder (there is no such" in flat
+    assert "separated by ':'" in flat and "Traceback" not in result.stderr
+    typo.write_text("a file")
+    assert "(this is a file)" in " ".join(cli("list").stderr.split())
+    typo.unlink()
+    typo.mkdir()
+    assert cli("list").exit_code == 0

@@ -182,8 +182,11 @@ class Settings:
                     hint=_("Point it at a folder for the models (it is made if missing)."))
         dirs = list(recipes_dir or [])
         env_path = os.environ.get("LLMSETUP_RECIPES_PATH", "")
-        dirs += [Path(p) for p in env_path.split(os.pathsep) if p]
-        dirs += [Path(p) for p in config.get("recipes_path", []) or []]
+        from_env = [Path(p) for p in env_path.split(os.pathsep) if p]
+        from_config = [Path(p) for p in config.get("recipes_path", []) or []]
+        _check_recipe_folders(from_env, "LLMSETUP_RECIPES_PATH")
+        _check_recipe_folders(from_config, _("recipes_path in {path}").format(path=path))
+        dirs += from_env + from_config
         return cls(
             home=home(),
             models_dir=Path(models).expanduser().absolute() if models
@@ -223,3 +226,17 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+
+def _check_recipe_folders(folders: list[Path], where: str) -> None:
+    """Recipe folders named by the environment or the config file must exist: a typo would
+    otherwise hide the user's recipes without a word."""
+    for folder in folders:
+        path = folder.expanduser()
+        if not path.is_dir():
+            what = (_("an existing folder (this is a file)") if path.exists()
+                    else _("an existing folder (there is no such folder)"))
+            raise UsageError(_("{where}: {value}: expected {what}").format(
+                where=where, value=repr(str(folder)), what=what),
+                hint=_("Fix the folder or remove it from the list (folders are separated by "
+                       "{sep}).").format(sep=repr(os.pathsep)))
