@@ -173,11 +173,11 @@ class RequirementsStep(Step):
         self.pins = pins
         self.lock = lock
         if lock:
-            self.set_title(N_("Install requirements (profile {profile}: {count} pins, lock "
-                              "{lock})"), profile=profile, count=len(pins), lock=lock.name)
+            self.set_title(N_("Install requirements (profile {profile}, {count} pinned, "
+                              "lock {lock})"), profile=profile, count=len(pins), lock=lock.name)
         else:
-            self.set_title(N_("Install requirements (profile {profile}: {count} pins, no "
-                              "lock)"), profile=profile, count=len(pins))
+            self.set_title(N_("Install requirements (profile {profile}, {count} pinned, "
+                              "no lock)"), profile=profile, count=len(pins))
 
     @property
     def requirements_file(self) -> Path:
