@@ -46,11 +46,11 @@ def test_help_works_whatever_the_config_holds(cli, llmsetup_home):
     assert result.exit_code == 0 and "--connections" in result.stdout
 
 
-def test_a_string_where_a_list_is_expected_is_a_list_of_one(llmsetup_home):
-    write_config(llmsetup_home, "download:\n  sources: modelscope\nrecipes_path: /tmp/r\n")
+def test_a_string_where_a_list_is_expected_is_a_list_of_one(llmsetup_home, tmp_path):
+    write_config(llmsetup_home, f"download:\n  sources: modelscope\nrecipes_path: {tmp_path}\n")
     settings = Settings.load()
     assert settings.get("download.sources") == ["modelscope"]
-    assert settings.recipe_dirs[-1].as_posix() == "/tmp/r"
+    assert settings.recipe_dirs[-1] == tmp_path
 
 
 def test_the_configured_source_order_reads_a_single_source(llmsetup_home, tmp_path):
