@@ -304,6 +304,9 @@ def _dead_pid() -> int:
 def test_prune_removes_partials_stale_locks_orphan_envs_old_logs(cli, server, llmsetup_home):
     assert cli("download", "tiny-a").exit_code == 0
     complete = models() / "org" / "tiny-a"
+    # A finished download leaves its (free) lock file but no owner: not a stale lock.
+    assert (complete / ".llmsetup" / "lock").is_file()
+    assert not (complete / ".llmsetup" / "lock.owner").exists()
     state = models() / "org" / "tiny-b" / ".llmsetup"
     (state / "partial").mkdir(parents=True)
     (state / "partial" / "model.safetensors.abc").write_bytes(random_bytes(12345))

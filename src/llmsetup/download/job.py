@@ -110,6 +110,10 @@ def folder_lock(model_dir: Path, reporter: Reporter, timeout: float | None) -> I
             write_text_atomic(owner, str(os.getpid()))
         yield
     finally:
+        # The lock file stays (removing it would race with a waiting process); the owner
+        # goes, so that only a download that died leaves a pid behind (`prune` finds those).
+        with contextlib.suppress(OSError):
+            owner.unlink()
         lock.release()
 
 

@@ -74,8 +74,10 @@ def _downloads(removal: Removal, models_dir: Path) -> None:
             removal.items.append(Item("partial", partial, tree_size(partial),
                                       _("unfinished download of {name}").format(
                                           name=state.parent.name)))
+        # Every download leaves its lock file (free once no process holds it); one that
+        # died also leaves lock.owner naming its pid: that pair is the stale lock.
         pid = _owner(state)
-        if lock.is_file() and (pid is None or not _alive(pid)):
+        if lock.is_file() and pid is not None and not _alive(pid):
             files = [p for p in (lock, state / "lock.owner") if p.is_file()]
             removal.items.append(Item("lock", state, sum(tree_size(p) for p in files),
                                       _("download lock left by pid {pid}, not running").format(
