@@ -114,6 +114,28 @@ def test_list_sizes_to_the_byte_with_a_shared_env_counted_once(cli, server, whee
     assert "total on disk" in human.stdout
 
 
+def test_list_measures_an_env_once_until_packages_come_or_go(cli, server, wheels,
+                                                              llmsetup_home):
+    install(cli, wheels, "tiny-c")
+    env = llmsetup_home / "envs" / "tiny-c"
+    size = apparent(env)
+    assert rows(cli)["tiny-c"]["disk"]["envs"][0]["bytes"] == size
+    assert (llmsetup_home / "cache" / "env-sizes.json").is_file()
+    # Remembered: bytes written inside an installed package's folder are not walked again
+    # (site-packages itself did not change) ...
+    site = next(env.glob("lib/python*/site-packages"))
+    package = next(p for p in site.iterdir() if p.is_dir() and not p.name.endswith("-info"))
+    (package / "blob.bin").write_bytes(b"x" * 4096)
+    assert rows(cli)["tiny-c"]["disk"]["envs"][0]["bytes"] == size
+    # ... and measured again as soon as a package comes or goes.
+    (site / "newpkg").mkdir()
+    (site / "newpkg" / "__init__.py").write_bytes(b"y" * 100)
+    assert rows(cli)["tiny-c"]["disk"]["envs"][0]["bytes"] == apparent(env) == size + 4196
+    # A cache file that is not ours is measured over, not believed.
+    (llmsetup_home / "cache" / "env-sizes.json").write_text("[1, 2")
+    assert rows(cli)["tiny-c"]["disk"]["envs"][0]["bytes"] == size + 4196
+
+
 # -- rm -----------------------------------------------------------------------------------
 
 
