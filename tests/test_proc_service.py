@@ -1,11 +1,15 @@
-"""proc.run_service leaves nothing of a server's process group behind once it returns."""
+"""proc.run_service leaves nothing of a server's process group behind once it returns; a
+Ctrl-C is never lost while a child starts."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from llmsetup.proc import run_service
 
@@ -52,3 +56,41 @@ def test_the_server_log_gets_its_output(tmp_path):
     text = log.read_text()
     assert "hello from the server" in text and "$ " in text
     assert os.access(log, os.R_OK)
+
+
+# A Ctrl-C that lands while a child is being started: with a preexec_fn, CPython runs the
+# at-fork hooks registered in Python (filelock 4.x registers some), and the handler's
+# KeyboardInterrupt raised inside one is printed and dropped. Here a hook of the script's
+# own sends the signal at exactly that moment; it runs in a process of its own, because an
+# at-fork hook cannot be unregistered.
+_SWALLOWED = """
+import os, signal, sys, time
+from llmsetup.cli import _signals
+from llmsetup import proc
+_signals.install()
+fired = []
+def hook():
+    if not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between these bytecodes, inside the hook
+            pass
+os.register_at_fork(after_in_parent=hook)
+started = time.monotonic()
+try:
+    if sys.argv[1] == "run":
+        proc.run(["sleep", "30"], what="sleep")
+    else:
+        proc.run_service(["sleep", "30"], on_started=lambda p: p.wait())
+    print("went on to the end")
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["run", "run_service"])
+def test_a_ctrl_c_swallowed_by_an_at_fork_hook_still_stops_the_command(how):
+    done = subprocess.run([sys.executable, "-c", _SWALLOWED, how], capture_output=True,
+                          text=True, timeout=60)
+    assert "Exception ignored" in done.stderr  # the interrupt was indeed swallowed there
+    assert done.stdout.strip() == "interrupted", done.stdout + done.stderr

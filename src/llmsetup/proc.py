@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from llmsetup import interrupts
 from llmsetup.errors import ProcessError
 from llmsetup.i18n import _
 from llmsetup.secret import contains_secret, redact
@@ -133,6 +134,17 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+def _popen(args: list[str], **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen``, and a Ctrl-C that an at-fork hook swallowed meanwhile raised
+    again once the child is stopped (see :mod:`llmsetup.interrupts`)."""
+    seen = interrupts.count()
+    proc = subprocess.Popen(args, **kwargs)
+    if interrupts.count() != seen:
+        _stop(proc)
+        interrupts.raise_if_lost(seen)
+    return proc
+
+
 def _stop(proc: subprocess.Popen, grace: float = INTERRUPT_GRACE_S) -> None:
     """Pass Ctrl-C on, then escalate if the child does not stop."""
     for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
@@ -198,7 +210,7 @@ def run(
     logf = _Log(log, args, cwd)
     lines: list[str] = []
     try:
-        proc = subprocess.Popen(
+        proc = _popen(
             args,
             cwd=cwd,
             env=clean_env(env),
@@ -427,7 +439,7 @@ def run_service(
         sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} $ {quote(args)}\n")
         sink.flush()
     try:
-        proc = subprocess.Popen(args, cwd=cwd, env=clean_env(env), start_new_session=True,
+        proc = _popen(args, cwd=cwd, env=clean_env(env), start_new_session=True,
                                 preexec_fn=_die_with_parent(), stdout=sink,
                                 stderr=subprocess.STDOUT if sink else None)
     finally:
@@ -489,7 +501,7 @@ class JsonLinesProcess:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._started = time.monotonic()
         try:
-            self.proc = subprocess.Popen(
+            self.proc = _popen(
                 self.argv, cwd=cwd, env=clean_env(env), stdin=stdin,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 encoding="utf-8", errors="replace", start_new_session=True,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import signal
 
+from llmsetup import interrupts
+
 
 class Terminated(KeyboardInterrupt):
     """The process was asked to stop by a signal; ``exit_code`` is 128 + its number."""
@@ -21,12 +23,19 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise(signum: int, frame) -> None:
-    raise Terminated(signum)
+    raise interrupts.raised(Terminated(signum))
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise interrupts.raised(KeyboardInterrupt())
 
 
 def install() -> None:
-    """Handle SIGTERM and SIGHUP, unless they are ignored (``nohup`` stays in force)."""
+    """Handle SIGTERM and SIGHUP, unless they are ignored (``nohup`` stays in force), and
+    Ctrl-C as Python does; each interrupt raised is recorded (see llmsetup/interrupts.py)."""
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
             signal.signal(sig, _raise)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
