@@ -26,7 +26,8 @@ FLOORS = {
     "recipes": 3, "settings": 3,
     "proc": 2, "config_schema": 2,
     "errors": 1, "fileio": 1, "yamlfile": 1, "values": 1,
-    "secret": 0, "i18n": 0, "": 0,  # "": the package itself (its version)
+    "secret": 0, "i18n": 0, "interrupts": 0,
+    "": 0,  # the package itself (its version)
 }
 # What the runtime modules may import: they run inside a model's environment.
 RUNTIME_FORBIDDEN = {"llmsetup", "typer", "rich", "pydantic", "click", "yaml", "requests"}

@@ -289,8 +289,10 @@ def test_shorter_file_at_final_path_is_resumed(tmp_path, server, files):
 def test_cancel_then_rerun_fetches_each_byte_once(tmp_path, server, files):
     server.rate = 1 << 20  # 1 MB/s per connection: slow enough to stop half-way
     stopper = CancelAt(WEIGHTS, 1 << 20)
+    # What is in flight at the cancel (a socket buffer or so per connection) is lost; the
+    # 5% bound below is for 8 connections, not the default 16.
     with pytest.raises(KeyboardInterrupt):
-        fetch(tmp_path, stopper, cancel=stopper.event)
+        fetch(tmp_path, stopper, cancel=stopper.event, connections=8)
     assert not (model_dir(tmp_path) / WEIGHTS).exists()
     assert list((model_dir(tmp_path) / ".llmsetup" / "partial").glob("*.part"))
     assert not is_complete(model_dir(tmp_path))  # the small files are in; not the weights
