@@ -231,11 +231,11 @@ class Settings:
 def _check_recipe_folders(folders: list[Path], where: str) -> None:
     """Recipe folders named by the environment or the config file must exist: a typo would
     otherwise hide the user's recipes without a word."""
+    from llmsetup.values import existing_folder_problem
+
     for folder in folders:
-        path = folder.expanduser()
-        if not path.is_dir():
-            what = (_("an existing folder (this is a file)") if path.exists()
-                    else _("an existing folder (there is no such folder)"))
+        what = existing_folder_problem(folder)
+        if what:
             raise UsageError(_("{where}: {value}: expected {what}").format(
                 where=where, value=repr(str(folder)), what=what),
                 hint=_("Fix the folder or remove it from the list (folders are separated by "

@@ -97,6 +97,17 @@ def override_problem(item: str) -> str | None:
     return None
 
 
+def existing_folder_problem(path) -> str | None:
+    """A folder that is there (``--recipes-dir``, ``LLMSETUP_RECIPES_PATH``): what is wrong."""
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return None
+    return (_("an existing folder (this is a file)") if path.exists()
+            else _("an existing folder (there is no such folder)"))
+
+
 def folder_problem(path) -> str | None:
     """A folder that is there or can be made: no file where it, or a parent of it, would be."""
     from pathlib import Path

@@ -76,9 +76,9 @@ def check_interpreter(param: typer.CallbackParam, value: str | None) -> str | No
 def check_folders(param: typer.CallbackParam, value: list[Path] | None) -> list[Path] | None:
     """Folders that exist (``--recipes-dir``)."""
     for path in value or []:
-        if not path.expanduser().is_dir():
-            _bad(param, path, _("an existing folder (this is a file)") if path.exists()
-                 else _("an existing folder (there is no such folder)"))
+        problem = values.existing_folder_problem(path)
+        if problem:
+            _bad(param, path, problem)
     return value
 
 
