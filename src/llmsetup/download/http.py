@@ -173,7 +173,7 @@ def check_status(resp: requests.Response, source: str, what: str,
     code = resp.status_code
     if code < 400:
         return
-    detail = _server_detail(resp)
+    detail = server_detail(resp)
     if code in (401, 403):
         raise AccessDenied(source, Message(N_("access denied (HTTP {code}) to {what}{detail}"),
                                            code=code, what=what, detail=detail),
@@ -204,7 +204,7 @@ def unexpected_reply(code: int, what: str, detail: str = "") -> Message:
                    detail=detail)
 
 
-def _server_detail(resp: requests.Response) -> str:
+def server_detail(resp: requests.Response) -> str:
     """The server's own one-line reason, where it gives one.
 
     HF puts it in ``X-Error-Message``; ModelScope and aliendao in a small JSON body

@@ -38,19 +38,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from llmsetup.download.errors import AccessDenied, NotOnSource, SourceError
-from llmsetup.download.http import (
-    RetryPolicy,
-    Transient,
-    get_json,
-    http_error,
-    rate_limit_reset,
-    retry_after_seconds,
-    unexpected_reply,
-)
+from llmsetup.download.http import RetryPolicy, check_status, get_json, server_detail
 from llmsetup.download.messages import Message
 from llmsetup.download.sources.base import Listing, RemoteFile, Source, safe_relpath
 from llmsetup.i18n import N_
-from llmsetup.secret import Secret, mask_url, redact, register_url
+from llmsetup.secret import Secret, mask_url, register_url
 
 HF_ENDPOINT = "https://huggingface.co"
 HF_MIRROR_ENDPOINT = "https://hf-mirror.com"
@@ -239,14 +231,13 @@ def _not_the_hub(source: HFSource, what: str, detail: str) -> SourceError:
 
 def _check_reply(resp: Any, source: HFSource, what: str) -> None:
     """Raise our error for a reply that is not a success, as ``hf_raise_for_status`` reads
-    it: fatal ones as :class:`SourceError`, the others as :class:`Transient`."""
+    it: what the Hub says through ``X-Error-Code`` and about tokens here, the rest (busy,
+    quota, 5xx, not found, denied) by the rules of every source (:func:`check_status`)."""
     status = resp.status_code
     if status < 400:
         return
-    headers = resp.headers
-    message = headers.get("X-Error-Message") or ""
-    detail = f" ({redact(message.strip())[:200]})" if message else ""
-    code = headers.get("X-Error-Code") or ""
+    code = resp.headers.get("X-Error-Code") or ""
+    detail = server_detail(resp)
     if code == "RevisionNotFound":
         raise NotOnSource(source.name, Message(
             N_("not found (HTTP {code}): revision {revision} of {repo}{detail}"), code=status,
@@ -260,21 +251,8 @@ def _check_reply(resp: Any, source: HFSource, what: str) -> None:
         raise AccessDenied(source.name, Message(
             N_("the HF token was refused (HTTP {code}) for {what}{detail}"), code=status,
             what=what, detail=detail), hint=source.denied_hint)
-    if status in (401, 403) or code == "GatedRepo":
+    if code == "GatedRepo" and status not in (401, 403):
         raise AccessDenied(source.name, Message(
             N_("access denied (HTTP {code}) to {what}{detail}"), code=status, what=what,
             detail=detail), hint=source.denied_hint)
-    if status in (404, 410):
-        raise NotOnSource(source.name, Message(
-            N_("not found (HTTP {code}): {what}{detail}"), code=status, what=what,
-            detail=detail), hint=source.missing_hint)
-    if status in (429, 503):
-        quota = rate_limit_reset(headers.get("RateLimit"))
-        wait = retry_after_seconds(headers.get("Retry-After"))
-        if quota is not None:
-            wait = max(wait or 0.0, quota)
-        raise Transient(http_error(status, what, detail), retry_after=wait, status=status,
-                        quota=quota is not None)
-    if status >= 500 or status == 408:
-        raise Transient(http_error(status, what, detail))
-    raise SourceError(source.name, unexpected_reply(status, what, detail))
+    check_status(resp, source.name, what, source.denied_hint, source.missing_hint)
