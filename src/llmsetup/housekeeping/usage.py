@@ -110,7 +110,7 @@ def disk_usage(settings: Settings, model_dirs: dict[str, Path]) -> dict:
             envs.append({"kind": use.kind, "backend": use.backend, "name": use.name,
                          "path": use.location, "bytes": sizes.size(use),
                          "shared_with": sorted(by_key[use.key] - {name})})
-        unique = {u.key: sizes.by_key[u.key] or 0 for u in own}
+        unique = {u.key: sizes.size(u) or 0 for u in own}
         out[name] = {"model_dir": str(model_dir), "model_bytes": model, "deploy_bytes": deploy,
                      "envs": envs, "total_bytes": model + deploy + sum(unique.values())}
         total += model + deploy + sum(v for k, v in unique.items() if k not in counted)
