@@ -68,6 +68,11 @@ import os, signal, sys, time
 from llmsetup.cli import _signals
 from llmsetup import proc
 _signals.install()
+quiet = sys.unraisablehook
+def noted(unraisable):  # proof that the interrupt was dropped inside the hook
+    print("dropped", type(unraisable.exc_value).__name__, flush=True)
+    quiet(unraisable)
+sys.unraisablehook = noted
 fired = []
 def hook():
     if not fired:
@@ -92,5 +97,7 @@ except KeyboardInterrupt:
 def test_a_ctrl_c_swallowed_by_an_at_fork_hook_still_stops_the_command(how):
     done = subprocess.run([sys.executable, "-c", _SWALLOWED, how], capture_output=True,
                           text=True, timeout=60)
-    assert "Exception ignored" in done.stderr  # the interrupt was indeed swallowed there
-    assert done.stdout.strip() == "interrupted", done.stdout + done.stderr
+    # The interrupt was indeed dropped there, and CPython's print of it kept quiet.
+    assert done.stdout.split("\n")[0] == "dropped KeyboardInterrupt", done.stdout
+    assert done.stdout.strip().endswith("interrupted"), done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr

@@ -34,3 +34,8 @@ def raise_if_lost(seen: int) -> None:
     (it would have left the caller's call, had it come through)."""
     if _count != seen and _last is not None:
         raise _last
+
+
+def is_recorded(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the last interrupt the handlers raised."""
+    return exc is not None and exc is _last

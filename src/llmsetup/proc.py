@@ -381,6 +381,7 @@ def capture(
     callers report "not found" or "unknown" rather than fail.
     """
     args = _check_argv(argv)
+    seen = interrupts.count()
     try:
         proc = subprocess.run(args, cwd=cwd, env=clean_env(env), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, encoding="utf-8",
@@ -388,6 +389,7 @@ def capture(
                               preexec_fn=_die_with_parent())
     except (OSError, subprocess.TimeoutExpired):
         return None
+    interrupts.raise_if_lost(seen)  # a Ctrl-C an at-fork hook dropped (see _popen)
     return Captured(proc.returncode, proc.stdout, proc.stderr)
 
 

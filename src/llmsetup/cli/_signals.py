@@ -9,6 +9,7 @@ partial state, a child process is stopped. The exit status is 128 + the signal's
 from __future__ import annotations
 
 import signal
+import sys
 
 from llmsetup import interrupts
 
@@ -39,3 +40,15 @@ def install() -> None:
             signal.signal(sig, _raise)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt)
+    sys.unraisablehook = _quiet_about_interrupts
+
+
+_default_unraisablehook = sys.unraisablehook
+
+
+def _quiet_about_interrupts(unraisable) -> None:
+    """An interrupt that CPython dropped inside an at-fork hook is raised again by
+    llmsetup.proc, so its "Exception ignored ... Traceback" print would only mislead."""
+    if interrupts.is_recorded(unraisable.exc_value):
+        return
+    _default_unraisablehook(unraisable)
